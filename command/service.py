@@ -1,0 +1,77 @@
+"""Shell: the composition root. Every long-lived loop lives in one TaskGroup here.
+
+``Service`` wires the store, the bus, the signal intake, the outbox relay and
+the console gateway, and runs them until cancelled. It needs reachable servers;
+:mod:`command.cli` decides whether those are embedded or external.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from nats.aio.client import Client as NATS
+
+from command import bus
+from command.intake import SignalIntake
+from command.outbox import OutboxRelay
+from command.store import Store
+from command.subjects import Namespace
+from consoles.gateway import Gateway
+
+log = structlog.get_logger("ecc.service")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    nats_url: str
+    database_url: str
+    namespace: str = "ecc"
+    console_host: str = "127.0.0.1"
+    console_port: int = 0
+    console_origins: tuple[str, ...] = ()
+    fault_point: str | None = None
+
+
+class Service:
+    """The running system. ``await service.run()``; cancel it to stop."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.ns = Namespace(config.namespace)
+        self.ready = asyncio.Event()
+        self.gateway: Gateway | None = None
+        self.relay: OutboxRelay | None = None
+
+    @property
+    def console_url(self) -> str:
+        assert self.gateway is not None, "service is not running"
+        return self.gateway.url
+
+    async def run(self) -> None:
+        cfg = self.config
+        store = await Store.connect(cfg.database_url, self.ns)
+        nc: NATS | None = None
+        try:
+            await store.migrate()
+            nc = await bus.connect(cfg.nats_url, name="ecc-serve")
+            js = nc.jetstream()
+            await bus.ensure_streams(js, self.ns)
+            intake = SignalIntake(store, self.ns, fault_point=cfg.fault_point)
+            self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point)
+            self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
+                                   port=cfg.console_port, origins=cfg.console_origins)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(bus.consume(js, self.ns, intake.spec(), intake.handle,
+                                           intake.source_of), name="intake")
+                tg.create_task(self.relay.run(), name="outbox")
+                tg.create_task(self.gateway.run(), name="gateway")
+                await self.gateway.ready.wait()
+                self.ready.set()
+                log.info("service.ready", console_url=self.gateway.url, namespace=self.ns.prefix)
+        finally:
+            if nc is not None:
+                await nc.close()
+            await store.close()
+            log.info("service.stopped")

@@ -1,0 +1,51 @@
+"""Shell: settings, read once from the environment at the composition root."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    """Where ECC finds its servers and keeps its data.
+
+    With neither ``NATS_URL`` nor ``DATABASE_URL`` set, ``ecc up`` starts its
+    own nats-server and PostgreSQL in ``data_dir``. Set both to use external
+    servers; setting only one is an error (half-embedded systems are a trap).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    nats_url: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Path(".ecc")
+    namespace: str = "ecc"
+    console_host: str = "127.0.0.1"
+    # A fixed default so a console URL can be bookmarked; if it is taken,
+    # `ecc up` falls back to a free port and prints it.
+    console_port: int = Field(default=8780, ge=0, le=65535)
+    console_origins: tuple[str, ...] = ()
+    # Test-only: name of a point where the process kills itself (kill -9).
+    fault_point: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        origins = tuple(o for o in env.get("ECC_CONSOLE_ORIGINS", "").split(",") if o)
+        return cls(
+            nats_url=env.get("NATS_URL") or None,
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=Path(env.get("ECC_DATA_DIR", ".ecc")),
+            namespace=env.get("ECC_NAMESPACE", "ecc"),
+            console_host=env.get("ECC_CONSOLE_HOST", "127.0.0.1"),
+            console_port=int(env.get("ECC_CONSOLE_PORT", "8780")),
+            console_origins=origins,
+            fault_point=env.get("ECC_FAULT_POINT") or None,
+        )
+
+    @property
+    def external(self) -> bool:
+        return self.nats_url is not None and self.database_url is not None

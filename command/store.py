@@ -1,0 +1,434 @@
+"""Shell: the PostgreSQL event store, the source of truth.
+
+One transaction carries a command's whole effect: the inbox record, the
+events (with expected versions), the projection rows and the outbox rows.
+After commit, the outbox relay publishes the outbox to JetStream.
+
+Errors (one tree; driver errors never escape this module)::
+
+    StoreError
+    ├── ConcurrencyError   a stream moved since it was read; reload and retry
+    └── StoreUnavailable   the database cannot be reached or aborted us; retry later
+
+Ordering: ``events.seq`` is assigned under a transaction-level advisory lock
+held until commit, so seq order is commit order. A reader that saw seq N has
+seen every event below N: that is what lets a console resume "after N" and
+the relay publish in order. The lock serialises only the short tail of each
+append (insert events and outbox, commit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import structlog
+
+from command.model import RecordedEvent
+from command.subjects import Namespace
+
+log = structlog.get_logger("ecc.store")
+
+# Any constant works; it names "the global order of events" for this database.
+_ORDER_LOCK = 0x0ECC_0001
+_MIGRATION_LOCK = 0x0ECC_0002
+OUTBOX_CHANNEL = "ecc_outbox"
+
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300", "08000", "08003",
+                        "08006", "08001", "08004"}
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+    retryable = False
+
+
+class ConcurrencyError(StoreError):
+    """``stream_id`` was not at ``expected`` when we appended; reload and retry."""
+
+    retryable = True
+
+    def __init__(self, stream_id: str, expected: int, actual: int | None) -> None:
+        super().__init__(f"stream {stream_id} is at version {actual}, expected {expected}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class StoreUnavailable(StoreError):
+    """The database is unreachable or aborted the transaction; retry later."""
+
+    retryable = True
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append. ``data`` is the event's JSON object."""
+
+    type: str
+    data: dict[str, Any]
+    actor: str
+    event_id: uuid.UUID
+    causation_id: str | None = None
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Append:
+    """Events for one stream, valid only if the stream is at ``expected`` (0 = new)."""
+
+    stream_id: str
+    expected: int
+    events: Sequence[NewEvent]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a token belongs to."""
+
+    name: str
+    role: str
+    agency: str | None
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def event_subject(ns: Namespace, stream_id: str) -> str:
+    """``incident:<id>`` publishes on ``<ns>.event.incident.<id>``."""
+    kind, _, entity = stream_id.partition(":")
+    return ns.event(kind, entity)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, asyncpg.InterfaceError, TimeoutError)):
+        return True
+    if isinstance(exc, asyncpg.PostgresConnectionError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(exc, asyncpg.PostgresError) and sqlstate in _TRANSIENT_SQLSTATES
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("jsonb", "json"):
+        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+@dataclass
+class Tx:
+    """One open transaction. Obtain it from :meth:`Store.transaction`."""
+
+    conn: asyncpg.Connection
+    ns: Namespace
+    recorded: list[RecordedEvent] = field(default_factory=list)
+    _appended: bool = False
+
+    async def claim(self, consumer: str, message_id: str) -> bool:
+        """Record ``message_id`` as handled by ``consumer``; False if it already was."""
+        row = await self.conn.fetchval(
+            "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING RETURNING 1",
+            consumer,
+            message_id,
+        )
+        return row is not None
+
+    async def append(self, appends: Sequence[Append]) -> list[RecordedEvent]:
+        """Append to one or more streams at once; each must be at its expected version.
+
+        Raises :class:`ConcurrencyError` if any stream moved. Call once per
+        transaction: stream rows are locked in a fixed order before the order
+        lock, which is what keeps multi-stream appends free of deadlocks.
+        """
+        if self._appended:
+            raise RuntimeError("append() once per transaction: pass every stream together")
+        self._appended = True
+        for item in sorted(appends, key=lambda a: a.stream_id):
+            new_version = item.expected + len(item.events)
+            if item.expected == 0:
+                ok = await self.conn.fetchval(
+                    "INSERT INTO streams (stream_id, version) VALUES ($1, $2) "
+                    "ON CONFLICT DO NOTHING RETURNING 1",
+                    item.stream_id,
+                    new_version,
+                )
+            else:
+                ok = await self.conn.fetchval(
+                    "UPDATE streams SET version = $3, updated_at = now() "
+                    "WHERE stream_id = $1 AND version = $2 RETURNING 1",
+                    item.stream_id,
+                    item.expected,
+                    new_version,
+                )
+            if ok is None:
+                actual = await self.conn.fetchval(
+                    "SELECT version FROM streams WHERE stream_id = $1", item.stream_id
+                )
+                raise ConcurrencyError(item.stream_id, item.expected, actual)
+
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _ORDER_LOCK)
+        flat = [(a, i, e) for a in appends for i, e in enumerate(a.events, start=1)]
+        rows = await self.conn.fetch(
+            """
+            INSERT INTO events (event_id, stream_id, version, type, data,
+                                causation_id, correlation_id, actor)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[],
+                                 $6::text[], $7::text[], $8::text[])
+            RETURNING seq, event_id, recorded_at
+            """,
+            [e.event_id for _, _, e in flat],
+            [a.stream_id for a, _, _ in flat],
+            [a.expected + i for a, i, _ in flat],
+            [e.type for _, _, e in flat],
+            [e.data for _, _, e in flat],
+            [e.causation_id for _, _, e in flat],
+            [e.correlation_id for _, _, e in flat],
+            [e.actor for _, _, e in flat],
+        )
+        by_id = {row["event_id"]: row for row in rows}
+        recorded = []
+        for a, i, e in flat:
+            row = by_id[e.event_id]
+            recorded.append(
+                RecordedEvent(
+                    seq=row["seq"],
+                    event_id=str(e.event_id),
+                    stream_id=a.stream_id,
+                    version=a.expected + i,
+                    type=e.type,
+                    data=e.data,
+                    causation_id=e.causation_id,
+                    correlation_id=e.correlation_id,
+                    actor=e.actor,
+                    recorded_at=row["recorded_at"],
+                )
+            )
+        recorded.sort(key=lambda r: r.seq)
+        await self.conn.execute(
+            "INSERT INTO outbox (subject, msg_id, payload) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])",
+            [event_subject(self.ns, r.stream_id) for r in recorded],
+            [r.event_id for r in recorded],
+            [r.model_dump_json().encode() for r in recorded],
+        )
+        await self.conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+        self.recorded.extend(recorded)
+        return recorded
+
+    async def put_incident(
+        self, incident_id: str, *, is_open: bool, version: int, last_seq: int, view: dict[str, Any]
+    ) -> None:
+        await self.conn.execute(
+            """
+            INSERT INTO incidents (incident_id, is_open, version, last_seq, view)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (incident_id) DO UPDATE
+            SET is_open = $2, version = $3, last_seq = $4, view = $5, updated_at = now()
+            """,
+            incident_id,
+            is_open,
+            version,
+            last_seq,
+            view,
+        )
+
+
+class Store:
+    """The event store on a connection pool. Open with :meth:`connect`."""
+
+    def __init__(self, pool: asyncpg.Pool, ns: Namespace, url: str) -> None:
+        self.pool = pool
+        self.ns = ns
+        self.url = url
+
+    @classmethod
+    async def connect(
+        cls, url: str, ns: Namespace | None = None, *, min_size: int = 2, max_size: int = 10
+    ) -> Store:
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, init=_init_connection
+            )
+        except Exception as exc:
+            if _is_transient(exc):
+                raise StoreUnavailable(f"cannot reach PostgreSQL at {_redact(url)}: {exc}") from exc
+            raise
+        assert pool is not None
+        return cls(pool, ns or Namespace(), url)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A transaction that commits when the block ends without error.
+
+        Translates driver errors: transient ones to :class:`StoreUnavailable`,
+        constraint races on streams to :class:`ConcurrencyError`.
+        """
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield Tx(conn, self.ns)
+        except StoreError:
+            raise
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name in ("events_stream_version_key", "streams_pkey"):
+                raise ConcurrencyError(str(exc.detail or ""), -1, None) from exc
+            raise
+        except Exception as exc:
+            if _is_transient(exc):
+                raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+            raise
+
+    # --- reads --------------------------------------------------------------
+
+    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM events WHERE stream_id = $1 ORDER BY version", stream_id
+        )
+        return [_recorded(r) for r in rows]
+
+    async def read_all(self, after: int, limit: int = 1000) -> list[RecordedEvent]:
+        """Events with seq > ``after``, in seq order, at most ``limit``."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit
+        )
+        return [_recorded(r) for r in rows]
+
+    async def head(self) -> int:
+        """The highest committed seq (0 when empty)."""
+        return int(await self.pool.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
+
+    async def snapshot(self) -> tuple[int, list[dict[str, Any]]]:
+        """Open incidents and the seq they are consistent with, read atomically."""
+        async with self.pool.acquire() as conn, conn.transaction(
+            isolation="repeatable_read", readonly=True
+        ):
+            seq = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events")
+            rows = await conn.fetch(
+                "SELECT view FROM incidents WHERE is_open ORDER BY last_seq"
+            )
+        return int(seq), [r["view"] for r in rows]
+
+    async def incident_view(self, incident_id: str) -> tuple[int, dict[str, Any]] | None:
+        row = await self.pool.fetchrow(
+            "SELECT version, view FROM incidents WHERE incident_id = $1", incident_id
+        )
+        return None if row is None else (row["version"], row["view"])
+
+    # --- tokens -------------------------------------------------------------
+
+    async def create_token(self, token: str, *, name: str, role: str, agency: str | None) -> None:
+        await self.pool.execute(
+            "INSERT INTO tokens (token_hash, name, role, agency) VALUES ($1, $2, $3, $4)",
+            hash_token(token),
+            name,
+            role,
+            agency,
+        )
+
+    async def principal(self, token: str) -> Principal | None:
+        """The principal behind ``token``, or None if unknown or revoked."""
+        row = await self.pool.fetchrow(
+            "SELECT name, role, agency FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            hash_token(token),
+        )
+        return None if row is None else Principal(row["name"], row["role"], row["agency"])
+
+    # --- schema -------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in order; returns the names applied."""
+        return await migrate(self.pool)
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        seq=row["seq"],
+        event_id=str(row["event_id"]),
+        stream_id=row["stream_id"],
+        version=row["version"],
+        type=row["type"],
+        data=row["data"],
+        causation_id=row["causation_id"],
+        correlation_id=row["correlation_id"],
+        actor=row["actor"],
+        recorded_at=row["recorded_at"],
+    )
+
+
+def _redact(url: str) -> str:
+    """A URL fit for a log line: no password."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}@{host}"
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(version, name, sql)`` for every file in command/migrations, in order."""
+    found = []
+    for entry in resources.files("command.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            found.append((int(name.split("_", 1)[0]), name, entry.read_text()))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a number: {versions}")
+    return found
+
+
+async def migrate(pool: asyncpg.Pool | asyncpg.Connection) -> list[str]:
+    """Apply pending migrations, each in its own transaction, under a lock.
+
+    Safe to run from several processes at once: the advisory lock makes the
+    second wait, then find nothing to do.
+    """
+    applied: list[str] = []
+    async with _connection(pool) as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in migrations():
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        version,
+                        name,
+                    )
+                applied.append(name)
+                log.info("store.migration_applied", migration=name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+@asynccontextmanager
+async def _connection(
+    pool: asyncpg.Pool | asyncpg.Connection,
+) -> AsyncIterator[asyncpg.Connection]:
+    if isinstance(pool, asyncpg.Pool):
+        async with pool.acquire() as conn:
+            yield conn
+    else:
+        yield pool

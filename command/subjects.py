@@ -1,0 +1,72 @@
+"""Core: every NATS subject and stream name, in one place.
+
+A :class:`Namespace` prefixes them all, so several systems (or several tests)
+can share one nats-server without seeing each other. The default namespace
+``ecc`` gives the wire names in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+
+
+@dataclass(frozen=True)
+class Namespace:
+    prefix: str = "ecc"
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.match(self.prefix):
+            raise ValueError(f"namespace must match {_PREFIX.pattern}, got {self.prefix!r}")
+
+    # --- subjects -----------------------------------------------------------
+    def signal(self, source: str, category: str) -> str:
+        return f"{self.prefix}.signal.{_token(source)}.{_token(category)}"
+
+    @property
+    def signals(self) -> str:
+        return f"{self.prefix}.signal.>"
+
+    def event(self, kind: str, entity_id: str) -> str:
+        return f"{self.prefix}.event.{_token(kind)}.{entity_id}"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}.event.>"
+
+    def dispatch(self, agency: str, unit: str) -> str:
+        return f"{self.prefix}.dispatch.{_token(agency)}.{unit}"
+
+    @property
+    def dispatches(self) -> str:
+        return f"{self.prefix}.dispatch.>"
+
+    def deadletter(self, source: str) -> str:
+        return f"{self.prefix}.deadletter.{source if _TOKEN.match(source) else 'unknown'}"
+
+    @property
+    def deadletters(self) -> str:
+        return f"{self.prefix}.deadletter.>"
+
+    def parse_signal_subject(self, subject: str) -> tuple[str | None, str | None]:
+        """``(source, category)`` of a signal subject; ``None`` where a token is unusable."""
+        parts = subject.split(".")
+        if len(parts) != 4 or parts[0] != self.prefix or parts[1] != "signal":
+            return None, None
+        source, category = parts[2], parts[3]
+        return (source if _TOKEN.match(source) else None,
+                category if _TOKEN.match(category) else None)
+
+    # --- streams ------------------------------------------------------------
+    def stream(self, name: str) -> str:
+        """Stream names: ``ECC_SIGNALS``, ``ECC_EVENTS``, ``ECC_DISPATCH``, ``ECC_DEADLETTER``."""
+        return f"{self.prefix.upper()}_{name}"
+
+
+def _token(value: str) -> str:
+    if not _TOKEN.match(value):
+        raise ValueError(f"subject token must match {_TOKEN.pattern}, got {value!r}")
+    return value

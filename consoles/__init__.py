@@ -1,0 +1,1 @@
+"""Consoles: the websocket gateway, the web console and the console clients."""

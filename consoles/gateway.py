@@ -1,0 +1,286 @@
+"""Shell: the websocket gateway between the event stream and the consoles.
+
+One ordered JetStream consumer on EVENTS feeds every connected console. A
+console connects to ``/ws``, sends ``hello`` with its token (and the last seq
+it saw, if any), and gets a snapshot of open incidents (or exactly the deltas
+it missed) and then live deltas in seq order.
+
+Gap-free by construction: a session registers for live deltas *before* it
+reads the snapshot, and every delta at or below the snapshot's seq is
+dropped. Seq order is commit order (see command/store.py) and events reach
+JetStream only after commit, so nothing falls between the two.
+
+Backpressure: each console has a bounded queue. A console that falls that far
+behind is sent ``resync`` and closed (its client reconnects with ``since``);
+it never slows the others or grows the gateway's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+from importlib import resources
+from typing import Literal
+from urllib.parse import urlsplit
+
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import api
+from pydantic import ValidationError
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from command.model import RecordedEvent
+from command.store import Principal, Store
+from command.subjects import Namespace
+from consoles.protocol import (
+    CLOSE_BAD_HELLO,
+    CLOSE_RESYNC,
+    CLOSE_UNAUTHORIZED,
+    MAX_CLIENT_MESSAGE_BYTES,
+    RESUME_LIMIT,
+    Delta,
+    Error,
+    Hello,
+    Ordering,
+    Resync,
+    Snapshot,
+    Welcome,
+    client_message,
+    console_visible,
+    delta_frame,
+)
+
+log = structlog.get_logger("ecc.gateway")
+
+HELLO_TIMEOUT = 10.0
+
+
+class ConsoleSession:
+    """One connected console: its bounded queue of (seq, frame) deltas."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=queue_size)
+        self.overflowed = asyncio.Event()
+
+    def offer(self, seq: int, frame: str) -> None:
+        """Queue a delta without waiting; on overflow, mark the session for resync."""
+        if self.overflowed.is_set():
+            return
+        try:
+            self.queue.put_nowait((seq, frame))
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+class Gateway:
+    def __init__(
+        self,
+        store: Store,
+        nc: NATS,
+        ns: Namespace,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        origins: tuple[str, ...] = (),
+        queue_size: int = 1024,
+    ) -> None:
+        self.store = store
+        self.nc = nc
+        self.ns = ns
+        self.host = host
+        self.port = port
+        self.origins = origins
+        self.queue_size = queue_size
+        self.sessions: set[ConsoleSession] = set()
+        self.ready = asyncio.Event()
+        self._page = resources.files("consoles").joinpath("static/index.html").read_bytes()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        js = self.nc.jetstream()
+        sub = await js.subscribe(
+            self.ns.events,
+            stream=self.ns.stream("EVENTS"),
+            ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.NEW,
+            cb=self._on_event,
+        )
+        try:
+            async with serve(
+                self._session,
+                self.host,
+                self.port,
+                process_request=self._http,
+                max_size=MAX_CLIENT_MESSAGE_BYTES,
+                ping_interval=20,
+                ping_timeout=20,
+            ) as server:
+                self.port = _bound_port(server)
+                self.ready.set()
+                log.info("gateway.listening", url=self.url)
+                await server.serve_forever()
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    # --- the live feed ------------------------------------------------------
+
+    async def _on_event(self, msg: Msg) -> None:
+        try:
+            event = RecordedEvent.model_validate_json(msg.data)
+        except ValidationError:
+            log.error("gateway.bad_event", subject=msg.subject)
+            return
+        if not console_visible(event):
+            return
+        frame = delta_frame(event)
+        for session in self.sessions:
+            session.offer(event.seq, frame)
+
+    # --- HTTP: the page, health, and the websocket door ---------------------
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/ws":
+            if not self._origin_ok(request.headers):
+                log.warning("gateway.origin_refused", origin=request.headers.get("Origin"))
+                return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+            return None
+        if path == "/":
+            return _response(http.HTTPStatus.OK, self._page, "text/html; charset=utf-8")
+        if path == "/healthz":
+            return _response(http.HTTPStatus.OK, b"ok\n", "text/plain")
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _origin_ok(self, headers: Headers) -> bool:
+        origin = headers.get("Origin")
+        if origin is None:
+            return True  # not a browser; the token still has to be right
+        if origin in self.origins:
+            return True
+        # Same origin: the page this gateway served.
+        return urlsplit(origin).netloc == headers.get("Host")
+
+    # --- one console --------------------------------------------------------
+
+    async def _session(self, ws: ServerConnection) -> None:
+        peer = ws.remote_address[0] if ws.remote_address else None
+        bound = log.bind(peer=peer)
+        try:
+            raw = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT)
+            hello = client_message.validate_json(raw)
+        except (TimeoutError, ValidationError, ConnectionClosed):
+            await _refuse(ws, CLOSE_BAD_HELLO, "bad_hello",
+                          'send {"type": "hello", "token": "..."} first')
+            return
+        principal = await self.store.principal(hello.token)
+        if principal is None:
+            bound.warning("gateway.unauthorized")
+            await _refuse(ws, CLOSE_UNAUTHORIZED, "unauthorized",
+                          "unknown or revoked token; ask an administrator for a new one")
+            return
+        bound = bound.bind(console=principal.name, role=principal.role)
+        session = ConsoleSession(self.queue_size)
+        self.sessions.add(session)  # before the snapshot: see the module docstring
+        try:
+            ordering = await self._start(ws, session, hello, principal)
+            bound.info("gateway.console_joined", seq=ordering.baseline)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._send_live(ws, session, ordering))
+                tg.create_task(self._receive(ws))
+        except* ConnectionClosed:
+            pass
+        except* _Overflow:
+            bound.warning("gateway.console_resync", queue=self.queue_size)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(Resync(reason="too far behind; reconnect with since").model_dump_json())
+                await ws.close(CLOSE_RESYNC, "resync")
+        finally:
+            self.sessions.discard(session)
+            bound.info("gateway.console_left")
+
+    async def _start(
+        self, ws: ServerConnection, session: ConsoleSession, hello: Hello, principal: Principal
+    ) -> Ordering:
+        head = await self.store.head()
+        since = hello.since
+        if since is not None and since <= head and head - since <= RESUME_LIMIT:
+            missed = await self.store.read_all(after=since, limit=RESUME_LIMIT)
+            await ws.send(_welcome(principal, "resume"))
+            ordering = Ordering(since)
+            for event in missed:
+                if ordering.admit(event.seq) and console_visible(event):
+                    await ws.send(Delta(seq=event.seq, event=event).model_dump_json())
+            return ordering
+        seq, incidents = await self.store.snapshot()
+        await ws.send(_welcome(principal, "snapshot"))
+        await ws.send(Snapshot(seq=seq, incidents=incidents).model_dump_json())
+        return Ordering(seq)
+
+    async def _send_live(
+        self, ws: ServerConnection, session: ConsoleSession, ordering: Ordering
+    ) -> None:
+        overflow = asyncio.ensure_future(session.overflowed.wait())
+        try:
+            while True:
+                get = asyncio.ensure_future(session.queue.get())
+                done, _ = await asyncio.wait({get, overflow}, return_when=asyncio.FIRST_COMPLETED)
+                if overflow in done:
+                    get.cancel()
+                    raise _Overflow
+                seq, frame = get.result()
+                if ordering.admit(seq):
+                    await ws.send(frame)
+        finally:
+            overflow.cancel()
+
+    async def _receive(self, ws: ServerConnection) -> None:
+        async for _ in ws:
+            # Commands over the socket arrive with issue 6; say so rather than ignore.
+            await ws.send(Error(code="unsupported",
+                                message="this gateway does not take commands yet").model_dump_json())
+
+
+class _Overflow(Exception):
+    pass
+
+
+def _welcome(principal: Principal, mode: Literal["snapshot", "resume"]) -> str:
+    return Welcome(name=principal.name, role=principal.role, agency=principal.agency,
+                   mode=mode).model_dump_json()
+
+
+async def _refuse(ws: ServerConnection, code: int, error: str, message: str) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        await ws.send(Error(code=error, message=message).model_dump_json())
+        await ws.close(code, error)
+
+
+def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy",
+             "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; "
+             "script-src 'self' 'unsafe-inline'"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _bound_port(server: Server) -> int:
+    for sock in server.sockets:
+        return int(sock.getsockname()[1])
+    raise RuntimeError("gateway is not listening")

@@ -1,0 +1,112 @@
+"""Core: the console protocol's messages and the ordering rule.
+
+No sockets here. The gateway (shell) pumps these values over a websocket; a
+console client parses them with the same models. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from command.model import RecordedEvent
+
+MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
+# A console that asks to resume further back than this gets a fresh snapshot.
+RESUME_LIMIT = 5000
+
+# Close codes (4000-4999 are the application's).
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_RESYNC = 4409
+CLOSE_BAD_HELLO = 4400
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Hello(_Msg):
+    """The first message a console sends: who it is and where it left off."""
+
+    type: Literal["hello"]
+    token: str = Field(min_length=1, max_length=200)
+    since: int | None = Field(default=None, ge=0)
+
+
+ClientMessage = Annotated[Hello, Field(discriminator="type")]
+client_message: TypeAdapter[Hello] = TypeAdapter(ClientMessage)
+
+
+class Welcome(_Msg):
+    type: Literal["welcome"] = "welcome"
+    name: str
+    role: str
+    agency: str | None
+    mode: Literal["snapshot", "resume"]
+
+
+class Snapshot(_Msg):
+    type: Literal["snapshot"] = "snapshot"
+    seq: int
+    incidents: list[dict[str, Any]]
+
+
+class Delta(_Msg):
+    type: Literal["delta"] = "delta"
+    seq: int
+    event: RecordedEvent
+
+
+class Resync(_Msg):
+    type: Literal["resync"] = "resync"
+    reason: str
+
+
+class Error(_Msg):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+ServerMessage = Annotated[
+    Welcome | Snapshot | Delta | Resync | Error, Field(discriminator="type")
+]
+server_message: TypeAdapter[Welcome | Snapshot | Delta | Resync | Error] = TypeAdapter(
+    ServerMessage
+)
+
+
+def console_visible(event: RecordedEvent) -> bool:
+    """Whether an event goes to consoles at all.
+
+    Signal evidence carries callers' personal data; it stays out of the live
+    feed until role-based masking lands (issue 6).
+    """
+    return event.stream_id.startswith("incident:")
+
+
+def delta_frame(event: RecordedEvent) -> str:
+    """The text frame for one event, encoded once and sent to every console."""
+    return json.dumps(
+        {"type": "delta", "seq": event.seq, "event": event.model_dump(mode="json")},
+        separators=(",", ":"),
+    )
+
+
+class Ordering:
+    """Deltas go out in strictly increasing seq, each at most once.
+
+    ``baseline`` is the seq the console already has (its snapshot's, or the
+    last delta's). :meth:`admit` says whether a delta is new to this console.
+    """
+
+    def __init__(self, baseline: int) -> None:
+        self.baseline = baseline
+
+    def admit(self, seq: int) -> bool:
+        if seq <= self.baseline:
+            return False
+        self.baseline = seq
+        return True

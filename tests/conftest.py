@@ -1,0 +1,156 @@
+"""Fixtures: real nats-server and PostgreSQL, embedded on free ports unless
+NATS_URL and DATABASE_URL are set, shared by the session and isolated per
+test (each test gets its own database, cloned from a migrated template, and
+its own subject namespace and streams)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import settings as hsettings
+
+from command import bus
+from command.runtime import EmbeddedNats, EmbeddedPostgres
+from command.service import Service, ServiceConfig
+from command.store import Store, migrate
+from command.subjects import Namespace
+
+hsettings.register_profile("ci", deadline=None, print_blob=True)
+hsettings.load_profile("ci")
+
+
+def with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@dataclass
+class Servers:
+    nats_url: str
+    admin_url: str  # a database we may CREATE DATABASE from
+    nats: EmbeddedNats | None = None
+    postgres: EmbeddedPostgres | None = None
+    data_dir: Path | None = None
+
+
+@pytest.fixture(scope="session")
+async def servers() -> AsyncIterator[Servers]:
+    """A nats-server and a PostgreSQL for the whole session."""
+    if os.environ.get("NATS_URL") and os.environ.get("DATABASE_URL"):
+        yield Servers(os.environ["NATS_URL"], os.environ["DATABASE_URL"])
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="ecc-test-"))
+    data_dir.chmod(0o755)
+    nats_srv, pg_srv = EmbeddedNats(data_dir), EmbeddedPostgres(data_dir)
+    await asyncio.gather(nats_srv.start(), pg_srv.start())
+    try:
+        yield Servers(nats_srv.url, pg_srv.url_for("postgres"), nats_srv, pg_srv, data_dir)
+    finally:
+        await asyncio.gather(nats_srv.stop(), pg_srv.stop())
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def template_db(servers: Servers) -> AsyncIterator[str]:
+    """A database with every migration applied, to clone per test."""
+    name = f"ecc_template_{os.getpid()}"
+    admin = await asyncpg.connect(servers.admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(with_database(servers.admin_url, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield name
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(servers: Servers, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"ecc_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(servers.admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        yield with_database(servers.admin_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def ns() -> Namespace:
+    """A subject namespace of this test's own."""
+    return Namespace(f"t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+async def nc(servers: Servers) -> AsyncIterator[Any]:
+    conn = await bus.connect(servers.nats_url, name="ecc-test")
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def js(nc: Any, ns: Namespace) -> AsyncIterator[Any]:
+    """JetStream with this test's streams created (and deleted afterwards)."""
+    jsc = nc.jetstream()
+    await bus.ensure_streams(jsc, ns)
+    yield jsc
+    await bus.delete_streams(jsc, ns)
+
+
+@pytest.fixture
+async def store(database_url: str, ns: Namespace) -> AsyncIterator[Store]:
+    st = await Store.connect(database_url, ns)
+    yield st
+    await st.close()
+
+
+@pytest.fixture
+async def token(store: Store) -> str:
+    value = f"test-token-{uuid.uuid4().hex}"
+    await store.create_token(value, name="test console", role="dispatcher", agency=None)
+    return value
+
+
+@pytest.fixture
+async def service(
+    servers: Servers, database_url: str, ns: Namespace, js: Any
+) -> AsyncIterator[Service]:
+    """The whole service, in this process, on this test's database and namespace."""
+    svc = Service(ServiceConfig(nats_url=servers.nats_url, database_url=database_url,
+                                namespace=ns.prefix, console_port=0))
+    task = asyncio.create_task(svc.run())
+    try:
+        await asyncio.wait_for(_ready_or_failed(svc, task), 30)
+        yield svc
+    finally:
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - teardown
+            pass
+
+
+async def _ready_or_failed(svc: Service, task: asyncio.Task[None]) -> None:
+    ready = asyncio.ensure_future(svc.ready.wait())
+    done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        ready.cancel()
+        task.result()  # raise what killed it
+        raise RuntimeError("service stopped before it was ready")

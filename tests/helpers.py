@@ -1,0 +1,50 @@
+"""Test helpers: polling with a deadline (never a bare sleep) and signal factories."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from command.model import Signal
+from command.subjects import Namespace
+from workflows.geo import Location
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.02
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+def make_signal(**overrides: Any) -> Signal:
+    """A valid hotline signal; a point in Zhengzhou unless told otherwise."""
+    fields: dict[str, Any] = {
+        "signal_id": f"sig-{uuid.uuid4().hex[:16]}",
+        "source": "hotline",
+        "category": "fire",
+        "location": Location(lat=34.7466, lon=113.6254, address="Erqi Square"),
+        "observed_at": datetime(2026, 7, 20, 8, 30, tzinfo=UTC),
+        "summary": "smoke from a shop",
+        "confidence": 0.7,
+    }
+    fields.update(overrides)
+    return Signal(**fields)
+
+
+async def publish_signal(js: Any, ns: Namespace, signal: Signal, msg_id: str | None = None) -> Any:
+    """Publish as an adapter would: JSON on the signal subject, with a message id."""
+    headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+    return await js.publish(ns.signal(signal.source, signal.category),
+                            signal.model_dump_json().encode(), headers=headers)
