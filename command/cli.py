@@ -141,6 +141,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
             console_host=settings.console_host, console_port=port,
             console_origins=settings.console_origins, fault_point=settings.fault_point,
+            ack_wait=settings.ack_wait,
         ))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run())
@@ -190,6 +191,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
         console_host=settings.console_host, console_port=args.console_port,
         console_origins=settings.console_origins, fault_point=settings.fault_point,
+        ack_wait=settings.ack_wait,
     ))
     await service.run()
 

@@ -8,7 +8,7 @@ the console gateway, and runs them until cancelled. It needs reachable servers;
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 from nats.aio.client import Client as NATS
@@ -32,6 +32,8 @@ class ServiceConfig:
     console_port: int = 0
     console_origins: tuple[str, ...] = ()
     fault_point: str | None = None
+    # Seconds before an unacknowledged signal is delivered again.
+    ack_wait: float = 30.0
 
 
 class Service:
@@ -63,7 +65,8 @@ class Service:
             self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
                                    port=cfg.console_port, origins=cfg.console_origins)
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(bus.consume(js, self.ns, intake.spec(), intake.handle,
+                spec = replace(intake.spec(), ack_wait=cfg.ack_wait)
+                tg.create_task(bus.consume(js, self.ns, spec, intake.handle,
                                            intake.source_of), name="intake")
                 tg.create_task(self.relay.run(), name="outbox")
                 tg.create_task(self.gateway.run(), name="gateway")

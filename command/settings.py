@@ -30,6 +30,7 @@ class Settings(BaseModel):
     console_origins: tuple[str, ...] = ()
     # Test-only: name of a point where the process kills itself (kill -9).
     fault_point: str | None = None
+    ack_wait: float = Field(default=30.0, gt=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +45,7 @@ class Settings(BaseModel):
             console_port=int(env.get("ECC_CONSOLE_PORT", "8780")),
             console_origins=origins,
             fault_point=env.get("ECC_FAULT_POINT") or None,
+            ack_wait=float(env.get("ECC_ACK_WAIT", "30")),
         )
 
     @property

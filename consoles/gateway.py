@@ -58,6 +58,8 @@ from consoles.protocol import (
 log = structlog.get_logger("ecc.gateway")
 
 HELLO_TIMEOUT = 10.0
+# A console whose socket takes longer than this to accept one frame is stalled.
+SEND_STALL = 5.0
 
 
 class ConsoleSession:
@@ -88,6 +90,7 @@ class Gateway:
         port: int = 0,
         origins: tuple[str, ...] = (),
         queue_size: int = 1024,
+        send_stall: float = SEND_STALL,
     ) -> None:
         self.store = store
         self.nc = nc
@@ -96,6 +99,7 @@ class Gateway:
         self.port = port
         self.origins = origins
         self.queue_size = queue_size
+        self.send_stall = send_stall
         self.sessions: set[ConsoleSession] = set()
         self.ready = asyncio.Event()
         self._page = resources.files("consoles").joinpath("static/index.html").read_bytes()
@@ -197,13 +201,11 @@ class Gateway:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._send_live(ws, session, ordering))
                 tg.create_task(self._receive(ws))
-        except* ConnectionClosed:
+        except* (ConnectionClosed, _Gone):
             pass
         except* _Overflow:
             bound.warning("gateway.console_resync", queue=self.queue_size)
-            with contextlib.suppress(ConnectionClosed):
-                await ws.send(Resync(reason="too far behind; reconnect with since").model_dump_json())
-                await ws.close(CLOSE_RESYNC, "resync")
+            await _resync(ws)
         finally:
             self.sessions.discard(session)
             bound.info("gateway.console_left")
@@ -239,7 +241,11 @@ class Gateway:
                     raise _Overflow
                 seq, frame = get.result()
                 if ordering.admit(seq):
-                    await ws.send(frame)
+                    try:
+                        async with asyncio.timeout(self.send_stall):
+                            await ws.send(frame)
+                    except TimeoutError:
+                        raise _Overflow from None
         finally:
             overflow.cancel()
 
@@ -248,15 +254,30 @@ class Gateway:
             # Commands over the socket arrive with issue 6; say so rather than ignore.
             await ws.send(Error(code="unsupported",
                                 message="this gateway does not take commands yet").model_dump_json())
+        raise _Gone  # the console closed: stop sending to it
 
 
 class _Overflow(Exception):
-    pass
+    """The console fell behind: resync it."""
+
+
+class _Gone(Exception):
+    """The console closed the connection."""
 
 
 def _welcome(principal: Principal, mode: Literal["snapshot", "resume"]) -> str:
     return Welcome(name=principal.name, role=principal.role, agency=principal.agency,
                    mode=mode).model_dump_json()
+
+
+async def _resync(ws: ServerConnection) -> None:
+    """Tell a console it fell behind and drop it; abort if it cannot even take that."""
+    try:
+        async with asyncio.timeout(1.0):
+            await ws.send(Resync(reason="too far behind; reconnect with since").model_dump_json())
+            await ws.close(CLOSE_RESYNC, "resync")
+    except (TimeoutError, ConnectionClosed):
+        ws.transport.abort()
 
 
 async def _refuse(ws: ServerConnection, code: int, error: str, message: str) -> None:
