@@ -15,17 +15,20 @@ All are file-backed on a server with ``sync_interval: always``. The dedupe
 window is 10 minutes; effects are exactly-once through the inbox table, not
 through the window.
 
-:func:`consume` is the one place that acks. A handler returns normally
-(ack, after its commit), raises :class:`Undeliverable` (dead-letter, then ack)
-or raises anything else (nak with backoff; dead-lettered once deliveries run
-out, so a poison message never blocks the stream and is never silently lost).
+:func:`consume` is the one place that acks. A handler's ``decode`` raises
+:class:`Undeliverable` for what can never be handled (dead-letter, then ack);
+its ``handle`` commits a batch and returns (ack each, after the commit) or
+raises (each message is retried alone: nak with backoff, dead-lettered once
+deliveries run out, so a poison message never blocks the stream and is never
+silently lost).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import sys
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import nats
 import structlog
@@ -38,12 +41,14 @@ from command.subjects import Namespace
 
 log = structlog.get_logger("ecc.bus")
 
+T = TypeVar("T")
+
 DAY = 24 * 3600.0
 DUPLICATE_WINDOW = 600.0
 MAX_MSG_BYTES = 1024 * 1024
 
 
-class Undeliverable(Exception):  # noqa: N818 - a verdict, not a crash
+class Undeliverable(Exception):
     """A message that can never be handled: dead-letter it with ``reason``."""
 
     def __init__(self, code: str, reason: str) -> None:
@@ -115,7 +120,7 @@ async def connect(url: str, name: str) -> NATS:
         url,
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type] # typed int, takes seconds
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
@@ -162,8 +167,21 @@ class ConsumerSpec:
     ack_wait: float = 30.0
 
 
-Handler = Callable[[Msg], Awaitable[None]]
-SourceOf = Callable[[Msg], str]
+class BatchHandler(Protocol[T]):
+    """What a consumer loop drives. ``decode`` is pure and per message; ``handle``
+    commits a whole batch in one transaction (one fsync for many messages)."""
+
+    def decode(self, msg: Msg) -> T:
+        """The message's value, or raise :class:`Undeliverable`."""
+        ...
+
+    async def handle(self, items: list[T]) -> None:
+        """Commit the effects of ``items`` together; raise to have them retried."""
+        ...
+
+    def source_of(self, msg: Msg) -> str:
+        """The source token to dead-letter ``msg`` under."""
+        ...
 
 
 def _backoff(delivered: int) -> float:
@@ -174,8 +192,7 @@ async def consume(
     js: JetStreamContext,
     ns: Namespace,
     spec: ConsumerSpec,
-    handler: Handler,
-    source_of: SourceOf,
+    handler: BatchHandler[Any],
     *,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -200,12 +217,11 @@ async def consume(
                 continue
             except nats.errors.ConnectionClosedError:
                 return
-            for msg in msgs:
-                await _settle(js, ns, spec, msg, handler, source_of)
+            await _settle(js, ns, spec, msgs, handler)
     finally:
         try:
             await sub.unsubscribe()
-        except Exception:  # noqa: BLE001 - closing a dead connection is not news
+        except Exception:
             pass
 
 
@@ -213,34 +229,65 @@ async def _settle(
     js: JetStreamContext,
     ns: Namespace,
     spec: ConsumerSpec,
-    msg: Msg,
-    handler: Handler,
-    source_of: SourceOf,
+    msgs: list[Msg],
+    handler: BatchHandler[Any],
 ) -> None:
-    """The one place that decides ack, nak or dead-letter."""
-    delivered = msg.metadata.num_delivered
+    """The one place that decides ack, nak or dead-letter.
+
+    Undecodable messages are dead-lettered and acked at once. The rest are
+    handled as one batch and acked after its commit; if the batch fails, each
+    message is retried alone, so one poison message cannot hold back the others.
+    """
+    decoded: list[tuple[Msg, Any]] = []
+    for msg in msgs:
+        try:
+            decoded.append((msg, handler.decode(msg)))
+        except Undeliverable as exc:
+            await dead_letter(js, ns, msg, handler.source_of(msg), exc.code, exc.reason)
+            await msg.ack()
+            log.warning("bus.dead_lettered", subject=msg.subject, code=exc.code,
+                        reason=exc.reason)
+    if not decoded:
+        return
     try:
-        await handler(msg)
-    except Undeliverable as exc:
-        await dead_letter(js, ns, msg, source_of(msg), exc.code, exc.reason)
-        await msg.ack()
-        log.warning("bus.dead_lettered", subject=msg.subject, code=exc.code, reason=exc.reason)
+        await handler.handle([item for _, item in decoded])
     except asyncio.CancelledError:
         raise
-    except Exception as exc:
-        retryable = getattr(exc, "retryable", False)
-        if delivered >= spec.max_deliver:
-            reason = f"gave up after {delivered} deliveries: {type(exc).__name__}: {exc}"
-            await dead_letter(js, ns, msg, source_of(msg), "gave_up", reason)
-            await msg.ack()
-            log.error("bus.gave_up", subject=msg.subject, delivered=delivered, error=str(exc))
+    except Exception:
+        if len(decoded) == 1:
+            await _failed(js, ns, spec, decoded[0][0], handler)
             return
-        delay = _backoff(delivered)
-        if retryable:
-            log.warning("bus.retry", subject=msg.subject, delivered=delivered, delay=delay,
-                        error=str(exc))
-        else:
-            log.exception("bus.handler_failed", subject=msg.subject, delivered=delivered)
-        await msg.nak(delay=delay)
+        for msg, item in decoded:  # isolate the one that fails
+            try:
+                await handler.handle([item])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await _failed(js, ns, spec, msg, handler)
+            else:
+                await msg.ack()
     else:
+        for msg, _ in decoded:
+            await msg.ack()
+
+
+async def _failed(
+    js: JetStreamContext, ns: Namespace, spec: ConsumerSpec, msg: Msg, handler: BatchHandler[Any]
+) -> None:
+    """Nak with backoff, or dead-letter once deliveries run out. Call inside ``except``."""
+    exc = sys.exc_info()[1]
+    assert exc is not None
+    delivered = msg.metadata.num_delivered
+    if delivered >= spec.max_deliver:
+        reason = f"gave up after {delivered} deliveries: {type(exc).__name__}: {exc}"
+        await dead_letter(js, ns, msg, handler.source_of(msg), "gave_up", reason)
         await msg.ack()
+        log.error("bus.gave_up", subject=msg.subject, delivered=delivered, error=str(exc))
+        return
+    delay = _backoff(delivered)
+    if getattr(exc, "retryable", False):
+        log.warning("bus.retry", subject=msg.subject, delivered=delivered, delay=delay,
+                    error=str(exc))
+    else:
+        log.exception("bus.handler_failed", subject=msg.subject, delivered=delivered)
+    await msg.nak(delay=delay)

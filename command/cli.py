@@ -31,12 +31,12 @@ import structlog
 
 from command import bus, logs
 from command.model import Signal, SignalAck
-from workflows.geo import Location
 from command.runtime import EmbeddedNats, EmbeddedPostgres, port_is_free
 from command.service import Service, ServiceConfig
 from command.settings import Settings
 from command.store import Store, migrate
 from command.subjects import Namespace
+from workflows.geo import Location
 
 log = structlog.get_logger("ecc.cli")
 

@@ -56,7 +56,7 @@ class Signal(Frozen):
         return value
 
 
-class SignalRejected(Exception):  # noqa: N818 - a verdict on input, not a crash
+class SignalRejected(Exception):
     """Signal bytes that can never become a signal; ``code`` is machine-readable."""
 
     def __init__(self, code: str, reason: str) -> None:

@@ -54,7 +54,7 @@ class OutboxRelay:
                 await self._run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the relay must outlive any outage
+            except Exception as exc:
                 log.warning("outbox.relay_failed", error=str(exc) or type(exc).__name__,
                             retry_in=delay)
                 await asyncio.sleep(delay)

@@ -268,7 +268,7 @@ class EmbeddedPostgres:
         await asyncio.to_thread(self._prepare)
         _stop_stale(self.dir / "postmaster.pid", str(self.dir), signal.SIGINT)
         self.port = free_port()
-        logf = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
+        logf = open(self.log_file, "ab")
         try:
             self._proc = subprocess.Popen(
                 [
@@ -294,7 +294,7 @@ class EmbeddedPostgres:
             try:
                 conn = await asyncpg.connect(self.url_for("postgres"), timeout=2)
                 break
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 if time.monotonic() > deadline:
                     await self.stop()
                     raise RuntimeStartError(f"postgres not ready; see {self.log_file}") from exc

@@ -66,8 +66,7 @@ class Service:
                                    port=cfg.console_port, origins=cfg.console_origins)
             async with asyncio.TaskGroup() as tg:
                 spec = replace(intake.spec(), ack_wait=cfg.ack_wait)
-                tg.create_task(bus.consume(js, self.ns, spec, intake.handle,
-                                           intake.source_of), name="intake")
+                tg.create_task(bus.consume(js, self.ns, spec, intake), name="intake")
                 tg.create_task(self.relay.run(), name="outbox")
                 tg.create_task(self.gateway.run(), name="gateway")
                 await self.gateway.ready.wait()

@@ -30,6 +30,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from command.model import RecordedEvent
 from command.subjects import Namespace
@@ -40,6 +41,8 @@ log = structlog.get_logger("ecc.store")
 _ORDER_LOCK = 0x0ECC_0001
 _MIGRATION_LOCK = 0x0ECC_0002
 OUTBOX_CHANNEL = "ecc_outbox"
+
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300", "08000", "08003",
                         "08006", "08001", "08004"}
@@ -127,7 +130,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class Tx:
     """One open transaction. Obtain it from :meth:`Store.transaction`."""
 
-    conn: asyncpg.Connection
+    conn: Conn
     ns: Namespace
     recorded: list[RecordedEvent] = field(default_factory=list)
     _appended: bool = False
@@ -390,7 +393,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-async def migrate(pool: asyncpg.Pool | asyncpg.Connection) -> list[str]:
+async def migrate(pool: asyncpg.Pool | Conn) -> list[str]:
     """Apply pending migrations, each in its own transaction, under a lock.
 
     Safe to run from several processes at once: the advisory lock makes the
@@ -424,9 +427,7 @@ async def migrate(pool: asyncpg.Pool | asyncpg.Connection) -> list[str]:
 
 
 @asynccontextmanager
-async def _connection(
-    pool: asyncpg.Pool | asyncpg.Connection,
-) -> AsyncIterator[asyncpg.Connection]:
+async def _connection(pool: asyncpg.Pool | Conn) -> AsyncIterator[Conn]:
     if isinstance(pool, asyncpg.Pool):
         async with pool.acquire() as conn:
             yield conn

@@ -252,8 +252,8 @@ class Gateway:
     async def _receive(self, ws: ServerConnection) -> None:
         async for _ in ws:
             # Commands over the socket arrive with issue 6; say so rather than ignore.
-            await ws.send(Error(code="unsupported",
-                                message="this gateway does not take commands yet").model_dump_json())
+            refusal = Error(code="unsupported", message="this gateway does not take commands yet")
+            await ws.send(refusal.model_dump_json())
         raise _Gone  # the console closed: stop sending to it
 
 

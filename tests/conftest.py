@@ -143,7 +143,7 @@ async def service(
         task.cancel()
         try:
             await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - teardown
+        except (asyncio.CancelledError, Exception):
             pass
 
 

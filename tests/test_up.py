@@ -40,7 +40,7 @@ def embedded_env(data_dir: Path) -> dict[str, str]:
 async def start_up(env: dict[str, str], data_dir: Path) -> tuple[subprocess.Popen[bytes], Any]:
     endpoints = data_dir / "endpoints.json"
     proc = subprocess.Popen([sys.executable, "-m", "command.cli", "up"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def written() -> Any:
         assert proc.poll() is None, "ecc up exited early"

@@ -39,7 +39,7 @@ DEFAULT_PRIORITY: dict[str, int] = {
 FALLBACK_PRIORITY = 3
 
 
-class Rejected(Exception):  # noqa: N818 - a decision, not a failure
+class Rejected(Exception):
     """The decider refused a command; ``reason`` is meant for a person."""
 
     def __init__(self, code: str, reason: str) -> None:

@@ -75,7 +75,7 @@ async def test_snapshot_then_ordered_deltas(
 async def test_reconnect_with_since_gets_exactly_what_was_missed(
     service: Service, store: Store, js: Any, ns: Namespace, token: str
 ) -> None:
-    """A console that drops and comes back with its last seq misses nothing and sees nothing twice."""
+    """A console back with its last seq gets what it missed, nothing twice, then live deltas."""
     async with open_console(service.console_url, token) as console:
         await recv(console)
         last = (await recv(console)).seq
