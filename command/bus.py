@@ -65,8 +65,9 @@ def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
             subjects=[subject],
             storage=api.StorageType.FILE,
             retention=api.RetentionPolicy.LIMITS,
-            # A full stream refuses new messages (the publisher gets an error and
-            # keeps its copy) rather than silently dropping old, unhandled ones.
+            # If byte or count limits are ever set, a full stream must refuse new
+            # messages (the publisher gets an error and keeps its copy) rather than
+            # silently drop old, unhandled ones. Today only max_age limits them.
             discard=api.DiscardPolicy.NEW,
             max_age=max_age,
             max_msg_size=MAX_MSG_BYTES,
@@ -244,7 +245,7 @@ async def _settle(
             decoded.append((msg, handler.decode(msg)))
         except Undeliverable as exc:
             await dead_letter(js, ns, msg, handler.source_of(msg), exc.code, exc.reason)
-            await msg.ack()
+            await msg.term()
             log.warning("bus.dead_lettered", subject=msg.subject, code=exc.code,
                         reason=exc.reason)
     if not decoded:
@@ -253,9 +254,12 @@ async def _settle(
         await handler.handle([item for _, item in decoded])
     except asyncio.CancelledError:
         raise
-    except Exception:
-        if len(decoded) == 1:
-            await _failed(js, ns, spec, decoded[0][0], handler)
+    except Exception as exc:
+        if len(decoded) == 1 or getattr(exc, "retryable", False):
+            # A transient failure (the database is away) is not any one message's
+            # fault: retry them all later rather than hammering it one by one.
+            for msg, _ in decoded:
+                await _failed(js, ns, spec, msg, handler)
             return
         for msg, item in decoded:  # isolate the one that fails
             try:
@@ -281,7 +285,7 @@ async def _failed(
     if delivered >= spec.max_deliver:
         reason = f"gave up after {delivered} deliveries: {type(exc).__name__}: {exc}"
         await dead_letter(js, ns, msg, handler.source_of(msg), "gave_up", reason)
-        await msg.ack()
+        await msg.term()
         log.error("bus.gave_up", subject=msg.subject, delivered=delivered, error=str(exc))
         return
     delay = _backoff(delivered)

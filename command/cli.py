@@ -6,6 +6,8 @@
     ecc signal send        publish one signal (for trying things out)
     ecc token create       make an access token for a console or a unit
     ecc console watch      print what a console receives
+    ecc rebuild            rebuild the projections from the events alone
+    ecc catalogue check    validate a catalogue file (types, plans, SLA rules)
 
 Where a command needs the servers, it takes ``NATS_URL`` / ``DATABASE_URL``
 from the environment, or else the ``endpoints.json`` that ``ecc up`` wrote in
@@ -33,9 +35,10 @@ from command import bus, logs
 from command.model import Signal, SignalAck
 from command.runtime import EmbeddedNats, EmbeddedPostgres, port_is_free
 from command.service import Service, ServiceConfig
-from command.settings import Settings
+from command.settings import Settings, load_catalogue
 from command.store import Store, migrate
 from command.subjects import Namespace
+from workflows.catalogue import Catalogue, CatalogueError
 from workflows.geo import Location
 
 log = structlog.get_logger("ecc.cli")
@@ -109,8 +112,16 @@ async def _dev_token(store: Store, previous: dict[str, Any] | None) -> str:
     return token
 
 
+def _catalogue(settings: Settings) -> Catalogue:
+    try:
+        return load_catalogue(settings.catalogue_path)
+    except CatalogueError as exc:
+        raise CliError(f"catalogue: {exc}") from exc
+
+
 async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     _check_half_external(settings)
+    catalogue = _catalogue(settings)  # before anything starts: a bad plan stops us here
     nats_srv: EmbeddedNats | None = None
     pg_srv: EmbeddedPostgres | None = None
     mqtt_url: str | None = None
@@ -141,7 +152,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
             console_host=settings.console_host, console_port=port,
             console_origins=settings.console_origins, fault_point=settings.fault_point,
-            ack_wait=settings.ack_wait,
+            ack_wait=settings.ack_wait, catalogue=catalogue,
         ))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run())
@@ -191,7 +202,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
         console_host=settings.console_host, console_port=args.console_port,
         console_origins=settings.console_origins, fault_point=settings.fault_point,
-        ack_wait=settings.ack_wait,
+        ack_wait=settings.ack_wait, catalogue=_catalogue(settings),
     ))
     await service.run()
 
@@ -206,6 +217,28 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     finally:
         await conn.close()
     print(json.dumps({"applied": applied}))
+
+
+# --- ecc rebuild / catalogue check ----------------------------------------------
+
+
+async def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
+    from command.projections import rebuild
+
+    _, database_url = server_urls(settings)
+    store = await Store.connect(database_url, min_size=1, max_size=1)
+    try:
+        counts = await rebuild(store)
+    finally:
+        await store.close()
+    print(json.dumps(counts))
+
+
+async def cmd_catalogue_check(settings: Settings, args: argparse.Namespace) -> None:
+    path = Path(args.path) if args.path else settings.catalogue_path
+    cat = _catalogue(settings.model_copy(update={"catalogue_path": path}))
+    print(json.dumps({"types": len(cat.types), "plans": sum(len(p) for p in cat.plans.values()),
+                      "agencies": list(cat.agencies)}))
 
 
 # --- ecc signal send --------------------------------------------------------------
@@ -322,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--since", type=int, default=None)
     watch.add_argument("--count", type=int, default=None)
     watch.add_argument("--timeout", type=float, default=3600.0)
+    sub.add_parser("rebuild", help="rebuild the projections from the events")
+    cat = sub.add_parser("catalogue", help="the incident catalogue").add_subparsers(
+        dest="catalogue_command", required=True)
+    check = cat.add_parser("check", help="validate a catalogue file")
+    check.add_argument("path", nargs="?", default=None)
     return p
 
 
@@ -332,13 +370,15 @@ _COMMANDS = {
     ("signal", "send"): cmd_signal_send,
     ("token", "create"): cmd_token_create,
     ("console", "watch"): cmd_console_watch,
+    ("rebuild", None): cmd_rebuild,
+    ("catalogue", "check"): cmd_catalogue_check,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sub = (getattr(args, "signal_command", None) or getattr(args, "token_command", None)
-           or getattr(args, "console_command", None))
+           or getattr(args, "console_command", None) or getattr(args, "catalogue_command", None))
     logs.configure()
     settings = Settings.from_env()
     handler = _COMMANDS[(args.command, sub)]

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 from nats.aio.msg import Msg
 
 from command.bus import ConsumerSpec, Undeliverable
+from command.engine import Meta, UnitOfWork
 from command.faults import reach
 from command.model import Signal, SignalRejected, parse_signal
-from command.store import Append, NewEvent, Store
+from command.store import NewEvent, Store
 from command.subjects import Namespace
-from workflows import Incident, Rejected, ReportIncident, decide, fold, is_open
+from workflows.catalogue import Catalogue
+from workflows.incident import ReportIncident
+from workflows.messages import Rejected
 
 log = structlog.get_logger("ecc.intake")
 
@@ -41,6 +43,7 @@ class SignalIntake:
         self,
         store: Store,
         ns: Namespace,
+        catalogue: Catalogue,
         *,
         clock: Callable[[], datetime] = utc_now,
         ids: Callable[[], uuid.UUID] = uuid.uuid4,
@@ -48,6 +51,7 @@ class SignalIntake:
     ) -> None:
         self.store = store
         self.ns = ns
+        self.catalogue = catalogue
         self.clock = clock
         self.ids = ids
         self.fault_point = fault_point
@@ -62,6 +66,10 @@ class SignalIntake:
 
     def decode(self, msg: Msg) -> Signal:
         source, category = self.ns.parse_signal_subject(msg.subject)
+        if source is None or category is None:
+            raise Undeliverable("bad_subject", f"{msg.subject!r} is not "
+                                f"{self.ns.prefix}.signal.<source>.<category> with lower-case "
+                                "tokens")
         try:
             return parse_signal(source, category, msg.data)
         except SignalRejected as exc:
@@ -76,42 +84,34 @@ class SignalIntake:
         Returns each signal's new incident id, or None where the signal was
         seen before (the inbox) or the core refused it.
         """
-        planned = [self._plan(signal) for signal in signals]
         results: list[str | None] = [None] * len(signals)
         async with self.store.transaction() as tx:
-            appends: list[Append] = []
-            todo = []
-            for i, (signal, plan) in enumerate(zip(signals, planned, strict=True)):
-                if plan is None:
-                    continue
+            uow = UnitOfWork(tx, self.catalogue, self.ids)
+            for i, signal in enumerate(signals):
                 if not await tx.claim(CONSUMER, f"{signal.source}:{signal.signal_id}"):
                     log.info("intake.duplicate", signal_id=signal.signal_id, source=signal.source)
                     continue
-                appends.extend(plan.appends)
-                todo.append((i, plan))
-            if not todo:
-                return results
-            recorded = await tx.append(appends)
-            last_seq = {r.stream_id: r.seq for r in recorded}
-            for i, plan in todo:
-                await tx.put_incident(
-                    plan.state.incident_id,
-                    is_open=is_open(plan.state),
-                    version=plan.version,
-                    last_seq=last_seq[plan.stream_id],
-                    view=plan.state.model_dump(mode="json"),
-                )
-                results[i] = plan.state.incident_id
+                results[i] = await self._report(uow, signal)
+            recorded = await uow.flush()
         reach("intake.after_commit", self.fault_point)
-        for i, plan in todo:
-            log.info("incident.reported", incident_id=plan.state.incident_id,
-                     signal_id=signals[i].signal_id, source=signals[i].source,
-                     category=plan.state.category, seq=last_seq[plan.stream_id])
+        seqs = {r.stream_id: r.seq for r in recorded}
+        for signal, incident_id in zip(signals, results, strict=True):
+            if incident_id is not None:
+                log.info("incident.reported", incident_id=incident_id,
+                         signal_id=signal.signal_id, source=signal.source,
+                         category=signal.category, seq=seqs.get(f"incident:{incident_id}"))
         return results
 
-    def _plan(self, signal: Signal) -> _Plan | None:
-        """Decide on one signal: the events to append and the state they make."""
+    async def _report(self, uow: UnitOfWork, signal: Signal) -> str | None:
+        """Stage the evidence and the incident one signal raises (fusion comes later)."""
         incident_id = str(self.ids())
+        evidence = NewEvent(
+            type="signal.received",
+            data=signal.model_dump(mode="json"),
+            actor=f"signal:{signal.source}",
+            event_id=self.ids(),
+            correlation_id=signal.signal_id,
+        )
         command = ReportIncident(
             incident_id=incident_id,
             signal_id=signal.signal_id,
@@ -119,50 +119,17 @@ class SignalIntake:
             category=signal.category,
             location=signal.location,
             summary=signal.summary,
+            confidence=signal.confidence,
             at=self.clock(),
+            by=f"signal:{signal.source}",
         )
         try:
-            events = decide(None, command)
+            await uow.run(incident_id, command, Meta(actor=f"signal:{signal.source}",
+                                                     causation_id=str(evidence.event_id),
+                                                     correlation_id=signal.signal_id))
         except Rejected as exc:
             log.warning("intake.rejected", signal_id=signal.signal_id, code=exc.code,
                         reason=exc.reason)
             return None
-        state = fold(events)
-        assert state is not None
-        actor = f"signal:{signal.source}"
-        evidence = NewEvent(
-            type="signal.received",
-            data=signal.model_dump(mode="json"),
-            actor=actor,
-            event_id=self.ids(),
-            correlation_id=signal.signal_id,
-        )
-        reported = [
-            NewEvent(
-                type=event.type,
-                data=event.model_dump(mode="json"),
-                actor=actor,
-                event_id=self.ids(),
-                causation_id=str(evidence.event_id),
-                correlation_id=signal.signal_id,
-            )
-            for event in events
-        ]
-        stream_id = f"incident:{incident_id}"
-        return _Plan(
-            state=state,
-            stream_id=stream_id,
-            version=len(reported),
-            appends=(
-                Append(f"signal:{signal.source}-{signal.signal_id}", 0, [evidence]),
-                Append(stream_id, 0, reported),
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class _Plan:
-    state: Incident
-    stream_id: str
-    version: int
-    appends: tuple[Append, ...]
+        uow.stage_evidence(f"signal:{signal.source}-{signal.signal_id}", evidence)
+        return incident_id

@@ -102,6 +102,10 @@ async def _terminate(proc: subprocess.Popen[bytes], sig: int, grace: float) -> N
         await asyncio.to_thread(proc.wait)
 
 
+async def _quiet(exc: Exception) -> None:
+    """Connection errors while a server starts are expected; the deadline reports failure."""
+
+
 def nats_server_binary() -> str:
     beside = Path(sys.executable).parent / "nats-server"
     if beside.exists():
@@ -175,7 +179,8 @@ class EmbeddedNats:
             if self._proc.poll() is not None:
                 raise RuntimeStartError(f"nats-server exited; see {self.log_file}")
             try:
-                nc = await nats.connect(self.url, connect_timeout=1, allow_reconnect=False)
+                nc = await nats.connect(self.url, connect_timeout=1, allow_reconnect=False,
+                                        error_cb=_quiet, max_reconnect_attempts=0)
                 try:
                     await nc.jetstream().account_info()
                 finally:

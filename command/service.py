@@ -14,11 +14,15 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from command import bus
+from command.engine import Engine
 from command.intake import SignalIntake
 from command.outbox import OutboxRelay
+from command.settings import load_catalogue
 from command.store import Store
 from command.subjects import Namespace
+from command.timers import TimerScheduler
 from consoles.gateway import Gateway
+from workflows.catalogue import Catalogue
 
 log = structlog.get_logger("ecc.service")
 
@@ -34,6 +38,7 @@ class ServiceConfig:
     fault_point: str | None = None
     # Seconds before an unacknowledged signal is delivered again.
     ack_wait: float = 30.0
+    catalogue: Catalogue | None = None
 
 
 class Service:
@@ -41,10 +46,13 @@ class Service:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
+        self.catalogue = config.catalogue or load_catalogue()
         self.ns = Namespace(config.namespace)
         self.ready = asyncio.Event()
         self.gateway: Gateway | None = None
         self.relay: OutboxRelay | None = None
+        self.engine: Engine | None = None
+        self.timers: TimerScheduler | None = None
 
     @property
     def console_url(self) -> str:
@@ -60,7 +68,9 @@ class Service:
             nc = await bus.connect(cfg.nats_url, name="ecc-serve")
             js = nc.jetstream()
             await bus.ensure_streams(js, self.ns)
-            intake = SignalIntake(store, self.ns, fault_point=cfg.fault_point)
+            intake = SignalIntake(store, self.ns, self.catalogue, fault_point=cfg.fault_point)
+            self.engine = Engine(store, self.catalogue)
+            self.timers = TimerScheduler(self.engine)
             self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point)
             self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
                                    port=cfg.console_port, origins=cfg.console_origins)
@@ -68,6 +78,7 @@ class Service:
                 spec = replace(intake.spec(), ack_wait=cfg.ack_wait)
                 tg.create_task(bus.consume(js, self.ns, spec, intake), name="intake")
                 tg.create_task(self.relay.run(), name="outbox")
+                tg.create_task(self.timers.run(), name="timers")
                 tg.create_task(self.gateway.run(), name="gateway")
                 await self.gateway.ready.wait()
                 self.ready.set()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.catalogue import Catalogue, parse_catalogue
 
 
 class Settings(BaseModel):
@@ -31,6 +34,8 @@ class Settings(BaseModel):
     # Test-only: name of a point where the process kills itself (kill -9).
     fault_point: str | None = None
     ack_wait: float = Field(default=30.0, gt=0)
+    # Incident types, response plans and SLA rules; None = the built-in catalogue.
+    catalogue_path: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,8 +51,20 @@ class Settings(BaseModel):
             console_origins=origins,
             fault_point=env.get("ECC_FAULT_POINT") or None,
             ack_wait=float(env.get("ECC_ACK_WAIT", "30")),
+            catalogue_path=Path(env["ECC_CATALOGUE"]) if env.get("ECC_CATALOGUE") else None,
         )
 
     @property
     def external(self) -> bool:
         return self.nats_url is not None and self.database_url is not None
+
+
+def load_catalogue(path: Path | None = None) -> Catalogue:
+    """Read and validate a catalogue; the built-in one when ``path`` is None.
+
+    Raises :class:`workflows.catalogue.CatalogueError` naming the line at fault.
+    """
+    if path is None:
+        text = resources.files("workflows").joinpath("data/catalogue.toml").read_text()
+        return parse_catalogue(text, "workflows/data/catalogue.toml")
+    return parse_catalogue(path.read_text(), str(path))

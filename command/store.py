@@ -245,6 +245,22 @@ class Tx:
         )
 
 
+    async def put_unit(
+        self, unit_id: str, *, agency: str, status: str, version: int, last_seq: int,
+        view: dict[str, Any],
+    ) -> None:
+        await self.conn.execute(
+            """
+            INSERT INTO units (unit_id, agency, status, version, last_seq, view)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (unit_id) DO UPDATE
+            SET agency = $2, status = $3, version = $4, last_seq = $5, view = $6,
+                updated_at = now()
+            """,
+            unit_id, agency, status, version, last_seq, view,
+        )
+
+
 class Store:
     """The event store on a connection pool. Open with :meth:`connect`."""
 
@@ -311,8 +327,8 @@ class Store:
         """The highest committed seq (0 when empty)."""
         return int(await self.pool.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
 
-    async def snapshot(self) -> tuple[int, list[dict[str, Any]]]:
-        """Open incidents and the seq they are consistent with, read atomically."""
+    async def snapshot(self) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+        """Open incidents, all units, and the seq they are consistent with, read atomically."""
         async with self.pool.acquire() as conn, conn.transaction(
             isolation="repeatable_read", readonly=True
         ):
@@ -320,7 +336,8 @@ class Store:
             rows = await conn.fetch(
                 "SELECT view FROM incidents WHERE is_open ORDER BY last_seq"
             )
-        return int(seq), [r["view"] for r in rows]
+            unit_rows = await conn.fetch("SELECT view FROM units ORDER BY unit_id")
+        return int(seq), [r["view"] for r in rows], [r["view"] for r in unit_rows]
 
     async def incident_view(self, incident_id: str) -> tuple[int, dict[str, Any]] | None:
         row = await self.pool.fetchrow(

@@ -45,6 +45,7 @@ from consoles.protocol import (
     RESUME_LIMIT,
     Delta,
     Error,
+    FeedOrder,
     Hello,
     Ordering,
     Resync,
@@ -102,6 +103,7 @@ class Gateway:
         self.send_stall = send_stall
         self.sessions: set[ConsoleSession] = set()
         self.ready = asyncio.Event()
+        self.feed = FeedOrder()
         self._page = resources.files("consoles").joinpath("static/index.html").read_bytes()
 
     @property
@@ -144,7 +146,15 @@ class Gateway:
         except ValidationError:
             log.error("gateway.bad_event", subject=msg.subject)
             return
-        if not console_visible(event):
+        verdict = self.feed.observe(event.seq)
+        if verdict == "duplicate" or not console_visible(event):
+            return
+        if verdict == "late":
+            # Published out of seq order (a relay retry): consoles past it would drop
+            # it, so every console resyncs and reads it from the store.
+            log.warning("gateway.late_event", seq=event.seq, head=self.feed.head)
+            for session in self.sessions:
+                session.overflowed.set()
             return
         frame = delta_frame(event)
         for session in self.sessions:
@@ -223,21 +233,21 @@ class Gateway:
                 if ordering.admit(event.seq) and console_visible(event):
                     await ws.send(Delta(seq=event.seq, event=event).model_dump_json())
             return ordering
-        seq, incidents = await self.store.snapshot()
+        seq, incidents, units = await self.store.snapshot()
         await ws.send(_welcome(principal, "snapshot"))
-        await ws.send(Snapshot(seq=seq, incidents=incidents).model_dump_json())
+        await ws.send(Snapshot(seq=seq, incidents=incidents, units=units).model_dump_json())
         return Ordering(seq)
 
     async def _send_live(
         self, ws: ServerConnection, session: ConsoleSession, ordering: Ordering
     ) -> None:
         overflow = asyncio.ensure_future(session.overflowed.wait())
+        get: asyncio.Future[tuple[int, str]] | None = None
         try:
             while True:
                 get = asyncio.ensure_future(session.queue.get())
                 done, _ = await asyncio.wait({get, overflow}, return_when=asyncio.FIRST_COMPLETED)
                 if overflow in done:
-                    get.cancel()
                     raise _Overflow
                 seq, frame = get.result()
                 if ordering.admit(seq):
@@ -248,6 +258,8 @@ class Gateway:
                         raise _Overflow from None
         finally:
             overflow.cancel()
+            if get is not None:
+                get.cancel()
 
     async def _receive(self, ws: ServerConnection) -> None:
         async for _ in ws:

@@ -7,6 +7,7 @@ console client parses them with the same models. See docs/protocol.md.
 from __future__ import annotations
 
 import json
+from collections import deque
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -51,6 +52,7 @@ class Snapshot(_Msg):
     type: Literal["snapshot"] = "snapshot"
     seq: int
     incidents: list[dict[str, Any]]
+    units: list[dict[str, Any]] = []
 
 
 class Delta(_Msg):
@@ -82,9 +84,11 @@ def console_visible(event: RecordedEvent) -> bool:
     """Whether an event goes to consoles at all.
 
     Signal evidence carries callers' personal data; it stays out of the live
-    feed until role-based masking lands (issue 6).
+    feed until role-based masking lands (issue 6). Timer bookkeeping is the
+    scheduler's business; what a timer causes (an escalation) is visible.
     """
-    return event.stream_id.startswith("incident:")
+    return event.stream_id.startswith(("incident:", "unit:")) and not event.type.startswith(
+        "timer.")
 
 
 def delta_frame(event: RecordedEvent) -> str:
@@ -110,3 +114,29 @@ class Ordering:
             return False
         self.baseline = seq
         return True
+
+
+class FeedOrder:
+    """Classifies the seqs of the live feed: new, a duplicate, or late (out of order).
+
+    The relay publishes in seq order, so "late" means a retry landed behind
+    newer events; consoles that already moved past it must resync.
+    """
+
+    def __init__(self, memory: int = 10_000) -> None:
+        self.head = 0
+        self._seen: set[int] = set()
+        self._order: deque[int] = deque()
+        self._memory = memory
+
+    def observe(self, seq: int) -> Literal["new", "duplicate", "late"]:
+        if seq in self._seen:
+            return "duplicate"
+        self._seen.add(seq)
+        self._order.append(seq)
+        if len(self._order) > self._memory:
+            self._seen.discard(self._order.popleft())
+        if seq > self.head:
+            self.head = seq
+            return "new"
+        return "late"

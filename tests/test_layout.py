@@ -45,6 +45,7 @@ def test_core_modules_of_command_do_no_io() -> None:
 def test_workflows_public_names_are_pinned() -> None:
     """The core's public names change only on purpose."""
     assert sorted(workflows.__all__) == [
-        "Incident", "IncidentCommand", "IncidentEvent", "IncidentReported", "Location",
-        "Rejected", "ReportIncident", "decide", "evolve", "fold", "is_open",
+        "Catalogue", "CatalogueError", "Incident", "IncidentCommand", "IncidentEvent",
+        "IncidentReported", "Location", "Rejected", "ReportIncident", "Task", "Unit",
+        "UnitCommand", "UnitEvent", "decide", "evolve", "fold", "is_open", "parse_catalogue",
     ]

@@ -1,155 +1,999 @@
-"""Core: the incident decider.
+"""Core: the incident decider, with the tasks of its response plan.
 
-``decide(state, command)`` returns the events a command causes, or raises
-:class:`Rejected` with a reason a person can read; ``evolve(state, event)``
-folds one event into the state. ``None`` is the state of an incident that does
-not exist yet. Nothing here reads the clock: ``at`` arrives in each command.
+``decide(state, command, catalogue)`` returns the events a command causes or
+raises :class:`Rejected` with a reason a person can read; ``evolve(state,
+event)`` folds one event in. ``None`` is the state of an incident not yet
+reported. Nothing here reads the clock: ``at`` arrives in each command.
 
-The foundation knows one command (report) and one event (reported); the full
-lifecycle (verify, dispatch, resolve, close, merge...) grows here as data.
+Lifecycle::
+
+    reported -> verified -> dispatching -> responding -> on_scene -> controlled
+             -> resolved -> closed            (side exits: cancelled, merged)
+
+``dispatching``, ``responding`` and ``on_scene`` follow from the tasks (a
+plan applied; a unit en route; a unit on scene) and are recorded as
+``incident.status_changed`` events, never moved backwards automatically.
+
+Tasks live inside the incident (one task = one unit of one capability from
+one agency), so "a closed incident has no active task" is one aggregate's
+invariant. Units are their own streams (:mod:`workflows.unit`); the shell
+appends the unit events that task events imply in the same transaction
+(:mod:`workflows.dispatching`).
+
+Timers are events too: ``timer.scheduled`` / ``timer.cancelled`` /
+``timer.fired``. The shell keeps the due rows; a fired timer comes back as
+:class:`FireTimer`, and a timer no longer active does nothing.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from workflows.catalogue import Catalogue
 from workflows.geo import Location
+from workflows.messages import (
+    Actor,
+    Command,
+    EntityId,
+    Event,
+    Frozen,
+    Priority,
+    Reason,
+    Rejected,
+    Token,
+)
 
-Status = Literal["reported"]
-# Statuses after which an incident no longer shows on the live picture.
-CLOSED_STATUSES: frozenset[str] = frozenset({"closed", "cancelled", "merged"})
+Status = Literal["reported", "verified", "dispatching", "responding", "on_scene", "controlled",
+                 "resolved", "closed", "cancelled", "merged"]
+TaskStatus = Literal["pending", "offered", "accepted", "en_route", "on_scene", "completed",
+                     "cancelled"]
+TimerKind = Literal["verify", "task_pending", "ack", "on_scene"]
 
-Category = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-Priority = Annotated[int, Field(ge=1, le=4)]
-
-# Priority an incident starts with when nothing better is known: 1 is life at
-# risk now, 4 is routine. A call taker or the response plan refines it.
-DEFAULT_PRIORITY: dict[str, int] = {
-    "fire": 2,
-    "medical": 2,
-    "hazmat": 2,
-    "gas_leak": 2,
-    "traffic": 3,
-    "flood": 3,
-    "crime": 3,
-}
-FALLBACK_PRIORITY = 3
-
-
-class Rejected(Exception):
-    """The decider refused a command; ``reason`` is meant for a person."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+OPEN: frozenset[str] = frozenset({"reported", "verified", "dispatching", "responding",
+                                  "on_scene", "controlled"})
+ACTIVE: frozenset[str] = frozenset({"verified", "dispatching", "responding", "on_scene",
+                                    "controlled"})
+LIVE_TASK: frozenset[str] = frozenset({"pending", "offered", "accepted", "en_route", "on_scene"})
+# Tasks with a unit on them.
+MANNED_TASK: frozenset[str] = frozenset({"offered", "accepted", "en_route", "on_scene"})
+# The automatic progress, in order; a status is only ever moved forward along it.
+PROGRESS: tuple[str, ...] = ("verified", "dispatching", "responding", "on_scene")
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+# --- state ----------------------------------------------------------------------------
 
 
-# --- commands ---------------------------------------------------------------
-
-
-class ReportIncident(_Message):
-    """A new incident, raised from its first signal."""
-
-    type: Literal["incident.report"] = "incident.report"
-    incident_id: str = Field(min_length=1, max_length=64)
-    signal_id: str = Field(min_length=1, max_length=128)
-    source: str = Field(min_length=1, max_length=40)
-    category: Category
-    location: Location
-    summary: str = Field(default="", max_length=2000)
-    at: AwareDatetime
-
-
-IncidentCommand = ReportIncident
-
-
-# --- events -----------------------------------------------------------------
-
-
-class IncidentReported(_Message):
-    type: Literal["incident.reported"] = "incident.reported"
-    incident_id: str
+class SignalRef(Frozen):
     signal_id: str
     source: str
-    category: Category
-    priority: Priority
-    location: Location
-    summary: str
-    at: AwareDatetime
+    confidence: float
 
 
-IncidentEvent = Annotated[IncidentReported, Field(discriminator="type")]
+class Task(Frozen):
+    task_id: str
+    agency: str
+    capability: str
+    status: TaskStatus
+    unit_id: str | None = None
+    # units that declined or timed out on this task: not offered again
+    passed_over: tuple[str, ...] = ()
+    created_at: datetime
+    updated_at: datetime
 
 
-# --- state ------------------------------------------------------------------
+class Escalation(Frozen):
+    rule: str
+    reason: str
+    at: datetime
+    by: str
 
 
-class Incident(_Message):
+class Incident(Frozen):
     """The state of one incident, folded from its events."""
 
     incident_id: str
     status: Status
-    category: Category
+    category: str
+    priority: int
+    location: Location
+    summary: str
+    signals: tuple[SignalRef, ...]
+    tasks: tuple[Task, ...] = ()
+    timers: tuple[str, ...] = ()
+    escalations: tuple[Escalation, ...] = ()
+    links: tuple[str, ...] = ()
+    merged_into: str | None = None
+    merged_from: tuple[str, ...] = ()
+    status_before_merge: str | None = None
+    notes: int = 0
+    close_reason: str | None = None
+    reported_at: datetime
+    updated_at: datetime
+    version: int = 0
+
+    def task(self, task_id: str) -> Task:
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return task
+        raise Rejected("unknown_task", f"incident {self.incident_id} has no task {task_id}")
+
+    @property
+    def signal_ids(self) -> tuple[str, ...]:
+        return tuple(s.signal_id for s in self.signals)
+
+
+def is_open(state: Incident) -> bool:
+    """Whether the incident belongs on the live picture."""
+    return state.status in OPEN
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+class ReportIncident(Command):
+    type: Literal["incident.report"] = "incident.report"
+    incident_id: EntityId
+    signal_id: str = Field(min_length=1, max_length=128)
+    source: Token
+    category: Token
+    location: Location
+    summary: str = Field(default="", max_length=2000)
+    confidence: float = Field(default=0.5, ge=0, le=1)
+    priority: Priority | None = None
+    split_from: str | None = None
+
+
+class AttachSignal(Command):
+    type: Literal["incident.attach_signal"] = "incident.attach_signal"
+    signal_id: str = Field(min_length=1, max_length=128)
+    source: Token
+    confidence: float = Field(default=0.5, ge=0, le=1)
+
+
+class VerifyIncident(Command):
+    type: Literal["incident.verify"] = "incident.verify"
+
+
+class Reclassify(Command):
+    type: Literal["incident.reclassify"] = "incident.reclassify"
+    category: Token
+    reason: Reason = ""
+
+
+class SetPriority(Command):
+    type: Literal["incident.set_priority"] = "incident.set_priority"
+    priority: Priority
+    reason: Reason = Field(min_length=1)
+
+
+class Escalate(Command):
+    type: Literal["incident.escalate"] = "incident.escalate"
+    reason: Reason = Field(min_length=1)
+
+
+class AddNote(Command):
+    type: Literal["incident.add_note"] = "incident.add_note"
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class LinkIncident(Command):
+    type: Literal["incident.link"] = "incident.link"
+    other_id: EntityId
+
+
+class MergeInto(Command):
+    """On the incident that disappears into ``target_id``."""
+
+    type: Literal["incident.merge_into"] = "incident.merge_into"
+    target_id: EntityId
+
+
+class AbsorbMerge(Command):
+    """On the target: take the merged incident's signals."""
+
+    type: Literal["incident.absorb_merge"] = "incident.absorb_merge"
+    source_id: EntityId
+    signals: tuple[SignalRef, ...]
+
+
+class UndoMerge(Command):
+    type: Literal["incident.undo_merge"] = "incident.undo_merge"
+
+
+class ReleaseMerge(Command):
+    """On the target of an undone merge: give the signals back."""
+
+    type: Literal["incident.release_merge"] = "incident.release_merge"
+    source_id: EntityId
+
+
+class SplitOff(Command):
+    """Detach signals that belong to another, new incident."""
+
+    type: Literal["incident.split"] = "incident.split"
+    new_incident_id: EntityId
+    signal_ids: tuple[str, ...] = Field(min_length=1)
+
+
+class CancelIncident(Command):
+    type: Literal["incident.cancel"] = "incident.cancel"
+    reason: Reason = Field(min_length=1)
+
+
+class ControlIncident(Command):
+    type: Literal["incident.control"] = "incident.control"
+
+
+class ResolveIncident(Command):
+    type: Literal["incident.resolve"] = "incident.resolve"
+
+
+class CloseIncident(Command):
+    type: Literal["incident.close"] = "incident.close"
+
+
+class ReopenIncident(Command):
+    type: Literal["incident.reopen"] = "incident.reopen"
+    reason: Reason = Field(min_length=1)
+
+
+class OfferTask(Command):
+    type: Literal["task.offer"] = "task.offer"
+    task_id: str
+    unit_id: EntityId
+
+
+class AcceptTask(Command):
+    type: Literal["task.accept"] = "task.accept"
+    task_id: str
+    unit_id: EntityId
+
+
+class DeclineTask(Command):
+    type: Literal["task.decline"] = "task.decline"
+    task_id: str
+    unit_id: EntityId
+    reason: Reason = ""
+
+
+class TaskEnRoute(Command):
+    type: Literal["task.en_route"] = "task.en_route"
+    task_id: str
+
+
+class TaskOnScene(Command):
+    type: Literal["task.on_scene"] = "task.on_scene"
+    task_id: str
+
+
+class CompleteTask(Command):
+    type: Literal["task.complete"] = "task.complete"
+    task_id: str
+
+
+class CancelTask(Command):
+    type: Literal["task.cancel"] = "task.cancel"
+    task_id: str
+    reason: Reason = Field(min_length=1)
+
+
+class FireTimer(Command):
+    type: Literal["timer.fire"] = "timer.fire"
+    timer_id: str
+
+
+IncidentCommand = Annotated[
+    ReportIncident | AttachSignal | VerifyIncident | Reclassify | SetPriority | Escalate
+    | AddNote | LinkIncident | MergeInto | AbsorbMerge | UndoMerge | ReleaseMerge | SplitOff
+    | CancelIncident | ControlIncident | ResolveIncident | CloseIncident | ReopenIncident
+    | OfferTask | AcceptTask | DeclineTask | TaskEnRoute | TaskOnScene | CompleteTask
+    | CancelTask | FireTimer,
+    Field(discriminator="type"),
+]
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+class IncidentReported(Event):
+    type: Literal["incident.reported"] = "incident.reported"
+    incident_id: str
+    signal_id: str
+    source: str
+    category: str
     priority: Priority
     location: Location
     summary: str
+    confidence: float = 0.5
+    split_from: str | None = None
+
+
+class SignalAttached(Event):
+    type: Literal["incident.signal_attached"] = "incident.signal_attached"
+    signal_id: str
+    source: str
+    confidence: float
+
+
+class IncidentVerified(Event):
+    type: Literal["incident.verified"] = "incident.verified"
+    by: Actor
+    reason: str
+
+
+class IncidentReclassified(Event):
+    type: Literal["incident.reclassified"] = "incident.reclassified"
+    category: str
+    previous: str
+    by: Actor
+    reason: str
+
+
+class PriorityChanged(Event):
+    type: Literal["incident.priority_changed"] = "incident.priority_changed"
+    priority: Priority
+    previous: Priority
+    by: Actor
+    reason: str
+
+
+class IncidentEscalated(Event):
+    type: Literal["incident.escalated"] = "incident.escalated"
+    rule: str
+    reason: str
+    by: Actor
+
+
+class NoteAdded(Event):
+    type: Literal["incident.note_added"] = "incident.note_added"
+    text: str
+    by: Actor
+
+
+class IncidentLinked(Event):
+    type: Literal["incident.linked"] = "incident.linked"
+    other_id: str
+    by: Actor
+
+
+class IncidentMerged(Event):
+    type: Literal["incident.merged"] = "incident.merged"
+    into: str
+    by: Actor
+
+
+class MergeAbsorbed(Event):
+    type: Literal["incident.merge_absorbed"] = "incident.merge_absorbed"
+    source_id: str
+    signals: tuple[SignalRef, ...]
+
+
+class MergeUndone(Event):
+    type: Literal["incident.merge_undone"] = "incident.merge_undone"
+    target_id: str
+    status: Status
+    by: Actor
+
+
+class MergeReleased(Event):
+    type: Literal["incident.merge_released"] = "incident.merge_released"
+    source_id: str
     signal_ids: tuple[str, ...]
-    reported_at: datetime
-    updated_at: datetime
 
 
-def decide(state: Incident | None, command: IncidentCommand) -> list[IncidentReported]:
-    """Return the events ``command`` causes on ``state``.
-
-    Raises :class:`Rejected` when the command does not apply (for example,
-    reporting an incident that already exists).
-    """
-    if state is not None:
-        raise Rejected("already_exists", f"incident {command.incident_id} already exists")
-    return [
-        IncidentReported(
-            incident_id=command.incident_id,
-            signal_id=command.signal_id,
-            source=command.source,
-            category=command.category,
-            priority=DEFAULT_PRIORITY.get(command.category, FALLBACK_PRIORITY),
-            location=command.location,
-            summary=command.summary,
-            at=command.at,
-        )
-    ]
+class SignalsSplitOff(Event):
+    type: Literal["incident.split_off"] = "incident.split_off"
+    new_incident_id: str
+    signal_ids: tuple[str, ...]
+    by: Actor
 
 
-def evolve(state: Incident | None, event: IncidentReported) -> Incident:
-    """Fold one event into the incident's state."""
-    return Incident(
-        incident_id=event.incident_id,
-        status="reported",
-        category=event.category,
-        priority=event.priority,
-        location=event.location,
-        summary=event.summary,
-        signal_ids=(event.signal_id,),
-        reported_at=event.at,
-        updated_at=event.at,
+class StatusChanged(Event):
+    type: Literal["incident.status_changed"] = "incident.status_changed"
+    status: Status
+    previous: Status
+    by: Actor
+
+
+class TaskCreated(Event):
+    type: Literal["task.created"] = "task.created"
+    task_id: str
+    agency: str
+    capability: str
+
+
+class TaskOffered(Event):
+    type: Literal["task.offered"] = "task.offered"
+    task_id: str
+    unit_id: str
+    by: Actor
+
+
+class TaskAccepted(Event):
+    type: Literal["task.accepted"] = "task.accepted"
+    task_id: str
+    unit_id: str
+
+
+class TaskReturned(Event):
+    """The unit declined or did not answer in time: back to pending."""
+
+    type: Literal["task.returned"] = "task.returned"
+    task_id: str
+    unit_id: str
+    why: Literal["declined", "ack_timeout"]
+    reason: str = ""
+
+
+class TaskMoved(Event):
+    type: Literal["task.moved"] = "task.moved"
+    task_id: str
+    status: Literal["en_route", "on_scene", "completed"]
+
+
+class TaskCancelled(Event):
+    type: Literal["task.cancelled"] = "task.cancelled"
+    task_id: str
+    unit_id: str | None
+    reason: str
+
+
+class TimerScheduled(Event):
+    type: Literal["timer.scheduled"] = "timer.scheduled"
+    timer_id: str
+    kind: TimerKind
+    due_at: datetime
+    task_id: str | None = None
+
+
+class TimerCancelled(Event):
+    type: Literal["timer.cancelled"] = "timer.cancelled"
+    timer_id: str
+
+
+class TimerFired(Event):
+    type: Literal["timer.fired"] = "timer.fired"
+    timer_id: str
+
+
+IncidentEvent = Annotated[
+    IncidentReported | SignalAttached | IncidentVerified | IncidentReclassified
+    | PriorityChanged | IncidentEscalated | NoteAdded | IncidentLinked | IncidentMerged
+    | MergeAbsorbed | MergeUndone | MergeReleased | SignalsSplitOff | StatusChanged
+    | TaskCreated | TaskOffered | TaskAccepted | TaskReturned | TaskMoved | TaskCancelled
+    | TimerScheduled | TimerCancelled | TimerFired,
+    Field(discriminator="type"),
+]
+AnyIncidentEvent = (
+    IncidentReported | SignalAttached | IncidentVerified | IncidentReclassified
+    | PriorityChanged | IncidentEscalated | NoteAdded | IncidentLinked | IncidentMerged
+    | MergeAbsorbed | MergeUndone | MergeReleased | SignalsSplitOff | StatusChanged
+    | TaskCreated | TaskOffered | TaskAccepted | TaskReturned | TaskMoved | TaskCancelled
+    | TimerScheduled | TimerCancelled | TimerFired
+)
+AnyIncidentCommand = (
+    ReportIncident | AttachSignal | VerifyIncident | Reclassify | SetPriority | Escalate
+    | AddNote | LinkIncident | MergeInto | AbsorbMerge | UndoMerge | ReleaseMerge | SplitOff
+    | CancelIncident | ControlIncident | ResolveIncident | CloseIncident | ReopenIncident
+    | OfferTask | AcceptTask | DeclineTask | TaskEnRoute | TaskOnScene | CompleteTask
+    | CancelTask | FireTimer
+)
+
+
+# --- the transition table -------------------------------------------------------------
+
+ANY: frozenset[str] = frozenset(Status.__args__)  # type: ignore[attr-defined]
+
+# Which statuses each command may be given in. Checked before any other rule.
+ALLOWED: dict[str, frozenset[str]] = {
+    "incident.attach_signal": OPEN,
+    "incident.verify": frozenset({"reported"}),
+    "incident.reclassify": OPEN,
+    "incident.set_priority": OPEN,
+    "incident.escalate": OPEN,
+    "incident.add_note": ANY,
+    "incident.link": OPEN,
+    "incident.merge_into": OPEN,
+    "incident.absorb_merge": OPEN,
+    "incident.undo_merge": frozenset({"merged"}),
+    "incident.release_merge": ANY - {"merged"},
+    "incident.split": OPEN,
+    "incident.cancel": OPEN - {"controlled"},
+    "incident.control": frozenset({"responding", "on_scene"}),
+    "incident.resolve": ACTIVE,
+    "incident.close": frozenset({"resolved"}),
+    "incident.reopen": frozenset({"resolved", "closed", "cancelled"}),
+    "task.offer": ACTIVE,
+    "task.accept": ACTIVE,
+    "task.decline": ACTIVE,
+    "task.en_route": ACTIVE,
+    "task.on_scene": ACTIVE,
+    "task.complete": ACTIVE,
+    "task.cancel": ACTIVE,
+    "timer.fire": ANY,
+}
+
+# Which task statuses each task command may be given in.
+TASK_ALLOWED: dict[str, frozenset[str]] = {
+    "task.offer": frozenset({"pending"}),
+    "task.accept": frozenset({"offered"}),
+    "task.decline": frozenset({"offered"}),
+    "task.en_route": frozenset({"accepted"}),
+    "task.on_scene": frozenset({"accepted", "en_route"}),
+    "task.complete": frozenset({"on_scene"}),
+    "task.cancel": LIVE_TASK,
+}
+
+
+# --- decide ---------------------------------------------------------------------------
+
+
+def decide(
+    state: Incident | None, command: AnyIncidentCommand, catalogue: Catalogue
+) -> list[AnyIncidentEvent]:
+    """The events ``command`` causes on ``state``. Raises :class:`Rejected`."""
+    if isinstance(command, ReportIncident):
+        if state is not None:
+            raise Rejected("already_exists", f"incident {command.incident_id} already exists")
+        return _report(command, catalogue)
+    if state is None:
+        raise Rejected("unknown_incident", "no such incident; report it first")
+    allowed = ALLOWED[command.type]
+    if state.status not in allowed:
+        raise Rejected("wrong_status", f"cannot {command.type.split('.')[-1].replace('_', ' ')}"
+                                       f" an incident that is {state.status}")
+    if command.type in TASK_ALLOWED:
+        task = state.task(getattr(command, "task_id"))  # noqa: B009 - every task command has it
+        if task.status not in TASK_ALLOWED[command.type]:
+            raise Rejected("wrong_task_status",
+                           f"task {task.task_id} is {task.status}; cannot "
+                           f"{command.type.split('.')[-1].replace('_', ' ')} it")
+    events = _HANDLERS[type(command)](state, command, catalogue)
+    return events + _progress(state, events, command)
+
+
+def _report(cmd: ReportIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
+    priority = cmd.priority or cat.default_priority(cmd.category)
+    reported = IncidentReported(
+        at=cmd.at, incident_id=cmd.incident_id, signal_id=cmd.signal_id, source=cmd.source,
+        category=cmd.category, priority=priority, location=cmd.location, summary=cmd.summary,
+        confidence=cmd.confidence, split_from=cmd.split_from,
     )
+    state = evolve(None, reported)
+    events: list[AnyIncidentEvent] = [reported]
+    if cmd.confidence >= cat.verification.auto_confidence:
+        events += _verify(state, cmd.at, "system",
+                          f"one signal at confidence {cmd.confidence:.2f}", cat)
+    else:
+        events.append(_schedule(state, "verify", cmd.at + _s(cat.sla.verify_s)))
+    return events + _progress(state, events[1:], cmd)
 
 
-def fold(events: list[IncidentReported], state: Incident | None = None) -> Incident | None:
-    """Replay ``events`` from ``state``: the live state is the fold of the log."""
+def _attach(state: Incident, cmd: AttachSignal, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if cmd.signal_id in state.signal_ids:
+        return []  # evidence already held: nothing new
+    events: list[AnyIncidentEvent] = [SignalAttached(at=cmd.at, signal_id=cmd.signal_id,
+                                                     source=cmd.source,
+                                                     confidence=cmd.confidence)]
+    sources = {s.source for s in state.signals} | {cmd.source}
+    if state.status == "reported":
+        if len(sources) >= cat.verification.auto_sources:
+            events += _verify(state, cmd.at, "system", f"{len(sources)} independent sources", cat)
+        elif cmd.confidence >= cat.verification.auto_confidence:
+            events += _verify(state, cmd.at, "system",
+                              f"a signal at confidence {cmd.confidence:.2f}", cat)
+    return events
+
+
+def _verify(state: Incident, at: datetime, by: str, reason: str,
+            cat: Catalogue) -> list[AnyIncidentEvent]:
+    events: list[AnyIncidentEvent] = [IncidentVerified(at=at, by=by, reason=reason)]
+    events += _cancel_timers(state, kinds={"verify"}, at=at)
+    return events + _plan(_fold_from(state, events), at, cat)
+
+
+def _plan(state: Incident, at: datetime, cat: Catalogue) -> list[AnyIncidentEvent]:
+    """Tasks the response plan needs that the incident does not have yet."""
+    plan = cat.plan_for(state.category, state.priority)
+    have: dict[tuple[str, str], int] = {}
+    for task in state.tasks:
+        if task.status in LIVE_TASK or task.status == "completed":
+            key = (task.agency, task.capability)
+            have[key] = have.get(key, 0) + 1
+    events: list[AnyIncidentEvent] = []
+    n = len(state.tasks)
+    for spec in plan.tasks:
+        for _ in range(spec.count - have.get((spec.agency, spec.capability), 0)):
+            n += 1
+            task_id = f"t{n}"
+            events.append(TaskCreated(at=at, task_id=task_id, agency=spec.agency,
+                                      capability=spec.capability))
+            events.append(_schedule(state, "task_pending", at + _s(cat.sla.task_pending_s),
+                                    task_id, salt=n))
+    return events
+
+
+def _verify_cmd(state: Incident, cmd: VerifyIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
+    return _verify(state, cmd.at, cmd.by, "verified by a person", cat)
+
+
+def _reclassify(state: Incident, cmd: Reclassify, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if cmd.category == state.category:
+        raise Rejected("no_change", f"incident is already {cmd.category}")
+    events: list[AnyIncidentEvent] = [IncidentReclassified(
+        at=cmd.at, category=cmd.category, previous=state.category, by=cmd.by, reason=cmd.reason)]
+    if state.status in ACTIVE:
+        events += _plan(_fold_from(state, events), cmd.at, cat)
+    return events
+
+
+def _set_priority(state: Incident, cmd: SetPriority, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if cmd.priority == state.priority:
+        raise Rejected("no_change", f"incident is already priority {cmd.priority}")
+    events: list[AnyIncidentEvent] = [PriorityChanged(
+        at=cmd.at, priority=cmd.priority, previous=state.priority, by=cmd.by, reason=cmd.reason)]
+    if state.status in ACTIVE:
+        events += _plan(_fold_from(state, events), cmd.at, cat)
+    return events
+
+
+def _escalate(state: Incident, cmd: Escalate, cat: Catalogue) -> list[AnyIncidentEvent]:
+    return [IncidentEscalated(at=cmd.at, rule="manual", reason=cmd.reason, by=cmd.by)]
+
+
+def _note(state: Incident, cmd: AddNote, cat: Catalogue) -> list[AnyIncidentEvent]:
+    return [NoteAdded(at=cmd.at, text=cmd.text, by=cmd.by)]
+
+
+def _link(state: Incident, cmd: LinkIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if cmd.other_id == state.incident_id:
+        raise Rejected("self_link", "an incident cannot be linked to itself")
+    if cmd.other_id in state.links:
+        return []
+    return [IncidentLinked(at=cmd.at, other_id=cmd.other_id, by=cmd.by)]
+
+
+def _merge_into(state: Incident, cmd: MergeInto, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if cmd.target_id == state.incident_id:
+        raise Rejected("self_merge", "an incident cannot be merged into itself")
+    events: list[AnyIncidentEvent] = _cancel_tasks(state, cmd.at, f"merged into {cmd.target_id}")
+    events += _cancel_timers(state, kinds=None, at=cmd.at)
+    events.append(IncidentMerged(at=cmd.at, into=cmd.target_id, by=cmd.by))
+    return events
+
+
+def _absorb(state: Incident, cmd: AbsorbMerge, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if cmd.source_id == state.incident_id:
+        raise Rejected("self_merge", "an incident cannot absorb itself")
+    new = tuple(s for s in cmd.signals if s.signal_id not in state.signal_ids)
+    events: list[AnyIncidentEvent] = [MergeAbsorbed(at=cmd.at, source_id=cmd.source_id,
+                                                    signals=new)]
+    sources = {s.source for s in state.signals} | {s.source for s in new}
+    if state.status == "reported" and len(sources) >= cat.verification.auto_sources:
+        events += _verify(_fold_from(state, events), cmd.at, "system",
+                          f"{len(sources)} independent sources after a merge", cat)
+    return events
+
+
+def _undo_merge(state: Incident, cmd: UndoMerge, cat: Catalogue) -> list[AnyIncidentEvent]:
+    assert state.merged_into is not None
+    back = "reported" if state.status_before_merge in (None, "reported") else "verified"
+    events: list[AnyIncidentEvent] = [MergeUndone(at=cmd.at, target_id=state.merged_into,
+                                                  status=back, by=cmd.by)]
+    after = _fold_from(state, events)
+    if back == "verified":
+        events += _plan(after, cmd.at, cat)
+    else:
+        events.append(_schedule(after, "verify", cmd.at + _s(cat.sla.verify_s)))
+    return events
+
+
+def _release(state: Incident, cmd: ReleaseMerge, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if cmd.source_id not in state.merged_from:
+        raise Rejected("not_merged", f"{cmd.source_id} was not merged into this incident")
+    return [MergeReleased(at=cmd.at, source_id=cmd.source_id, signal_ids=())]
+
+
+def _split(state: Incident, cmd: SplitOff, cat: Catalogue) -> list[AnyIncidentEvent]:
+    unknown = set(cmd.signal_ids) - set(state.signal_ids)
+    if unknown:
+        raise Rejected("unknown_signal", f"not signals of this incident: {sorted(unknown)}")
+    if set(cmd.signal_ids) >= set(state.signal_ids):
+        raise Rejected("nothing_left", "a split must leave at least one signal behind")
+    return [SignalsSplitOff(at=cmd.at, new_incident_id=cmd.new_incident_id,
+                            signal_ids=cmd.signal_ids, by=cmd.by)]
+
+
+def _cancel(state: Incident, cmd: CancelIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
+    events: list[AnyIncidentEvent] = _cancel_tasks(state, cmd.at, "incident cancelled")
+    events += _cancel_timers(state, kinds=None, at=cmd.at)
+    events.append(StatusChanged(at=cmd.at, status="cancelled", previous=state.status, by=cmd.by))
+    return events
+
+
+def _control(state: Incident, cmd: ControlIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
+    events: list[AnyIncidentEvent] = _cancel_timers(state, kinds={"on_scene"}, at=cmd.at)
+    events.append(StatusChanged(at=cmd.at, status="controlled", previous=state.status,
+                                by=cmd.by))
+    return events
+
+
+def _resolve(state: Incident, cmd: ResolveIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
+    events: list[AnyIncidentEvent] = _cancel_tasks(state, cmd.at, "incident resolved")
+    events += _cancel_timers(state, kinds=None, at=cmd.at)
+    events.append(StatusChanged(at=cmd.at, status="resolved", previous=state.status, by=cmd.by))
+    return events
+
+
+def _close(state: Incident, cmd: CloseIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
+    return [StatusChanged(at=cmd.at, status="closed", previous=state.status, by=cmd.by)]
+
+
+def _reopen(state: Incident, cmd: ReopenIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
+    events: list[AnyIncidentEvent] = [
+        NoteAdded(at=cmd.at, text=f"reopened: {cmd.reason}", by=cmd.by),
+        StatusChanged(at=cmd.at, status="verified", previous=state.status, by=cmd.by),
+    ]
+    return events + _plan(_fold_from(state, events), cmd.at, cat)
+
+
+def _offer(state: Incident, cmd: OfferTask, cat: Catalogue) -> list[AnyIncidentEvent]:
+    task = state.task(cmd.task_id)
+    if cmd.unit_id in task.passed_over:
+        raise Rejected("passed_over", f"unit {cmd.unit_id} already declined or missed task "
+                                      f"{task.task_id}; offer another unit")
+    if any(t.unit_id == cmd.unit_id and t.status in MANNED_TASK for t in state.tasks):
+        raise Rejected("unit_busy", f"unit {cmd.unit_id} is already on this incident")
+    events: list[AnyIncidentEvent] = [TaskOffered(at=cmd.at, task_id=task.task_id,
+                                                  unit_id=cmd.unit_id, by=cmd.by)]
+    events += _cancel_timers(state, kinds={"task_pending"}, at=cmd.at, task_id=task.task_id)
+    events.append(_schedule(state, "ack", cmd.at + _s(cat.sla.ack_s), task.task_id))
+    if not any(t.status in MANNED_TASK or t.status == "completed" for t in state.tasks):
+        # the first unit offered starts the clock for the first unit on scene
+        events.append(_schedule(state, "on_scene",
+                                cmd.at + _s(cat.sla.on_scene_for(state.category))))
+    return events
+
+
+def _accept(state: Incident, cmd: AcceptTask, cat: Catalogue) -> list[AnyIncidentEvent]:
+    task = state.task(cmd.task_id)
+    if task.unit_id != cmd.unit_id:
+        raise Rejected("not_offered", f"task {task.task_id} was offered to {task.unit_id}, "
+                                      f"not {cmd.unit_id}")
+    events: list[AnyIncidentEvent] = [TaskAccepted(at=cmd.at, task_id=task.task_id,
+                                                   unit_id=cmd.unit_id)]
+    return events + _cancel_timers(state, kinds={"ack"}, at=cmd.at, task_id=task.task_id)
+
+
+def _decline(state: Incident, cmd: DeclineTask, cat: Catalogue) -> list[AnyIncidentEvent]:
+    task = state.task(cmd.task_id)
+    if task.unit_id != cmd.unit_id:
+        raise Rejected("not_offered", f"task {task.task_id} was offered to {task.unit_id}, "
+                                      f"not {cmd.unit_id}")
+    return _return_task(state, task, cmd.at, "declined", cmd.reason, cat)
+
+
+def _return_task(state: Incident, task: Task, at: datetime, why: Literal["declined", "ack_timeout"],
+                 reason: str, cat: Catalogue) -> list[AnyIncidentEvent]:
+    assert task.unit_id is not None
+    events: list[AnyIncidentEvent] = [TaskReturned(at=at, task_id=task.task_id,
+                                                   unit_id=task.unit_id, why=why, reason=reason)]
+    events += _cancel_timers(state, kinds={"ack"}, at=at, task_id=task.task_id)
+    events.append(_schedule(state, "task_pending", at + _s(cat.sla.task_pending_s),
+                            task.task_id))
+    return events
+
+
+def _move(state: Incident, cmd: TaskEnRoute | TaskOnScene | CompleteTask,
+          cat: Catalogue) -> list[AnyIncidentEvent]:
+    status: Literal["en_route", "on_scene", "completed"] = {
+        "task.en_route": "en_route", "task.on_scene": "on_scene", "task.complete": "completed",
+    }[cmd.type]  # type: ignore[assignment]
+    events: list[AnyIncidentEvent] = [TaskMoved(at=cmd.at, task_id=cmd.task_id, status=status)]
+    if status == "on_scene":
+        events += _cancel_timers(state, kinds={"on_scene"}, at=cmd.at)
+    return events
+
+
+def _cancel_task(state: Incident, cmd: CancelTask, cat: Catalogue) -> list[AnyIncidentEvent]:
+    task = state.task(cmd.task_id)
+    events: list[AnyIncidentEvent] = [TaskCancelled(at=cmd.at, task_id=task.task_id,
+                                                    unit_id=task.unit_id, reason=cmd.reason)]
+    return events + _cancel_timers(state, kinds={"task_pending", "ack"}, at=cmd.at,
+                                   task_id=task.task_id)
+
+
+def _fire(state: Incident, cmd: FireTimer, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if cmd.timer_id not in state.timers:
+        return []  # cancelled or already fired: a stale timer does nothing
+    kind, task_id = _timer_parts(cmd.timer_id)
+    events: list[AnyIncidentEvent] = [TimerFired(at=cmd.at, timer_id=cmd.timer_id)]
+    if kind == "verify" and state.status == "reported":
+        events.append(IncidentEscalated(
+            at=cmd.at, rule="verify_sla", by="system",
+            reason=f"not verified within {cat.sla.verify_s:.0f} s"))
+    elif kind == "task_pending" and task_id and state.task(task_id).status == "pending":
+        task = state.task(task_id)
+        events.append(IncidentEscalated(
+            at=cmd.at, rule="task_pending_sla", by="system",
+            reason=f"task {task_id} ({task.agency} {task.capability}) has no unit after "
+                   f"{cat.sla.task_pending_s:.0f} s"))
+    elif kind == "ack" and task_id and state.task(task_id).status == "offered":
+        task = state.task(task_id)
+        after = _fold_from(state, events)
+        events += _return_task(after, task, cmd.at, "ack_timeout",
+                               f"no acknowledgement in {cat.sla.ack_s:.0f} s", cat)
+        events.append(IncidentEscalated(
+            at=cmd.at, rule="ack_sla", by="system",
+            reason=f"unit {task.unit_id} did not acknowledge task {task_id} in "
+                   f"{cat.sla.ack_s:.0f} s; reassign"))
+    elif kind == "on_scene" and not any(t.status == "on_scene" for t in state.tasks):
+        events.append(IncidentEscalated(
+            at=cmd.at, rule="on_scene_sla", by="system",
+            reason=f"no unit on scene within {cat.sla.on_scene_for(state.category):.0f} s "
+                   f"of dispatch"))
+    return events
+
+
+_HANDLERS: dict[type, Callable[..., list[AnyIncidentEvent]]] = {
+    AttachSignal: _attach, VerifyIncident: _verify_cmd, Reclassify: _reclassify,
+    SetPriority: _set_priority, Escalate: _escalate, AddNote: _note, LinkIncident: _link,
+    MergeInto: _merge_into, AbsorbMerge: _absorb, UndoMerge: _undo_merge,
+    ReleaseMerge: _release, SplitOff: _split, CancelIncident: _cancel,
+    ControlIncident: _control, ResolveIncident: _resolve, CloseIncident: _close,
+    ReopenIncident: _reopen, OfferTask: _offer, AcceptTask: _accept, DeclineTask: _decline,
+    TaskEnRoute: _move, TaskOnScene: _move, CompleteTask: _move, CancelTask: _cancel_task,
+    FireTimer: _fire,
+}
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _s(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
+
+
+def _timer_id(state: Incident, kind: str, task_id: str | None, salt: int = 0) -> str:
+    # unique per scheduling: the incident's version and position make it so
+    return f"{state.incident_id}/{kind}/{task_id or '-'}/{state.version}.{salt}"
+
+
+def _timer_parts(timer_id: str) -> tuple[str, str | None]:
+    _, kind, task, _ = timer_id.rsplit("/", 3)
+    return kind, (None if task == "-" else task)
+
+
+def _schedule(state: Incident, kind: TimerKind, due: datetime, task_id: str | None = None,
+              salt: int = 0) -> TimerScheduled:
+    return TimerScheduled(at=due, timer_id=_timer_id(state, kind, task_id, salt), kind=kind,
+                          due_at=due, task_id=task_id)
+
+
+def _cancel_timers(state: Incident, kinds: set[str] | None, at: datetime,
+                   task_id: str | None = None) -> list[AnyIncidentEvent]:
+    out: list[AnyIncidentEvent] = []
+    for timer_id in state.timers:
+        kind, task = _timer_parts(timer_id)
+        if (kinds is None or kind in kinds) and (task_id is None or task == task_id):
+            out.append(TimerCancelled(at=at, timer_id=timer_id))
+    return out
+
+
+def _cancel_tasks(state: Incident, at: datetime, reason: str) -> list[AnyIncidentEvent]:
+    return [TaskCancelled(at=at, task_id=t.task_id, unit_id=t.unit_id, reason=reason)
+            for t in state.tasks if t.status in LIVE_TASK]
+
+
+def _progress(state: Incident, events: list[AnyIncidentEvent],
+              cmd: Command) -> list[AnyIncidentEvent]:
+    """The automatic status step the new events imply (forward only)."""
+    after = _fold_from(state, events)
+    if after.status not in PROGRESS:
+        return []
+    target = after.status
+    if any(t.status in ("on_scene",) for t in after.tasks):
+        target = "on_scene"
+    elif any(t.status == "en_route" for t in after.tasks):
+        target = "responding"
+    elif after.tasks:
+        target = "dispatching"
+    if PROGRESS.index(target) <= PROGRESS.index(after.status):
+        return []
+    return [StatusChanged(at=cmd.at, status=target, previous=after.status,
+                          by="system")]
+
+
+def _fold_from(state: Incident, events: list[AnyIncidentEvent]) -> Incident:
     for event in events:
         state = evolve(state, event)
     return state
 
 
-def is_open(state: Incident) -> bool:
-    """Whether the incident belongs on the live picture."""
-    return state.status not in CLOSED_STATUSES
+# --- evolve -------------------------------------------------------------------------------
+
+
+def evolve(state: Incident | None, event: AnyIncidentEvent) -> Incident:
+    """Fold one event into the incident's state."""
+    if isinstance(event, IncidentReported):
+        return Incident(
+            incident_id=event.incident_id, status="reported", category=event.category,
+            priority=event.priority, location=event.location, summary=event.summary,
+            signals=(SignalRef(signal_id=event.signal_id, source=event.source,
+                               confidence=event.confidence),),
+            reported_at=event.at, updated_at=event.at, version=1,
+        )
+    assert state is not None, f"{event.type} before incident.reported"
+    update = _evolve_fields(state, event)
+    update["version"] = state.version + 1
+    if event.type != "timer.scheduled":  # a timer's `at` is its due time, not now
+        update["updated_at"] = max(state.updated_at, event.at)
+    return state.model_copy(update=update)
+
+
+def _evolve_fields(s: Incident, e: AnyIncidentEvent) -> dict[str, object]:
+    if isinstance(e, SignalAttached):
+        return {"signals": (*s.signals, SignalRef(signal_id=e.signal_id, source=e.source,
+                                                  confidence=e.confidence))}
+    if isinstance(e, IncidentVerified):
+        return {"status": "verified"}
+    if isinstance(e, IncidentReclassified):
+        return {"category": e.category}
+    if isinstance(e, PriorityChanged):
+        return {"priority": e.priority}
+    if isinstance(e, IncidentEscalated):
+        return {"escalations": (*s.escalations, Escalation(rule=e.rule, reason=e.reason,
+                                                           at=e.at, by=e.by))}
+    if isinstance(e, NoteAdded):
+        return {"notes": s.notes + 1}
+    if isinstance(e, IncidentLinked):
+        return {"links": (*s.links, e.other_id)}
+    if isinstance(e, IncidentMerged):
+        return {"status": "merged", "merged_into": e.into, "status_before_merge": s.status}
+    if isinstance(e, MergeAbsorbed):
+        return {"signals": (*s.signals, *e.signals), "merged_from": (*s.merged_from, e.source_id)}
+    if isinstance(e, MergeUndone):
+        return {"status": e.status, "merged_into": None, "status_before_merge": None}
+    if isinstance(e, MergeReleased):
+        return {"merged_from": tuple(i for i in s.merged_from if i != e.source_id)}
+    if isinstance(e, SignalsSplitOff):
+        return {"signals": tuple(x for x in s.signals if x.signal_id not in e.signal_ids)}
+    if isinstance(e, StatusChanged):
+        return {"status": e.status}
+    if isinstance(e, TaskCreated):
+        return {"tasks": (*s.tasks, Task(task_id=e.task_id, agency=e.agency,
+                                         capability=e.capability, status="pending",
+                                         created_at=e.at, updated_at=e.at))}
+    if isinstance(e, TaskOffered):
+        return _task(s, e.task_id, status="offered", unit_id=e.unit_id, updated_at=e.at)
+    if isinstance(e, TaskAccepted):
+        return _task(s, e.task_id, status="accepted", updated_at=e.at)
+    if isinstance(e, TaskReturned):
+        task = s.task(e.task_id)
+        return _task(s, e.task_id, status="pending", unit_id=None, updated_at=e.at,
+                     passed_over=(*task.passed_over, e.unit_id))
+    if isinstance(e, TaskMoved):
+        return _task(s, e.task_id, status=e.status, updated_at=e.at)
+    if isinstance(e, TaskCancelled):
+        return _task(s, e.task_id, status="cancelled", updated_at=e.at)
+    if isinstance(e, TimerScheduled):
+        return {"timers": (*s.timers, e.timer_id)}
+    if isinstance(e, TimerCancelled | TimerFired):
+        return {"timers": tuple(t for t in s.timers if t != e.timer_id)}
+    raise AssertionError(f"no evolve for {e.type}")
+
+
+def _task(s: Incident, task_id: str, **changes: object) -> dict[str, object]:
+    return {"tasks": tuple(t.model_copy(update=changes) if t.task_id == task_id else t
+                           for t in s.tasks)}
+
+
+def fold(events: list[AnyIncidentEvent], state: Incident | None = None) -> Incident | None:
+    """Replay ``events`` from ``state``: the live state is the fold of the log."""
+    for event in events:
+        state = evolve(state, event)
+    return state

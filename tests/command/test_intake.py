@@ -39,14 +39,16 @@ async def test_a_signal_becomes_an_incident_and_an_event_on_EVENTS(
     assert row["view"]["summary"] == "man collapsed at bus stop"
     assert row["view"]["category"] == "medical"
     events = await store.read_stream(f"incident:{row['incident_id']}")
-    assert [e.type for e in events] == ["incident.reported"]
+    # below the auto-verify bar: reported, with the verify SLA timer running
+    assert [e.type for e in events] == ["incident.reported", "timer.scheduled"]
+    assert await store.pool.fetchval("SELECT count(*) FROM timers") == 1
     evidence = await store.read_stream(f"signal:hotline-{sig.signal_id}")
     assert evidence[0].data["signal_id"] == sig.signal_id
-    # relayed: both events on EVENTS, the outbox empty
-    await eventually(lambda: _equals(stream_messages(js, ns.stream("EVENTS")), 2))
+    # relayed: all three events on EVENTS, the outbox empty
+    await eventually(lambda: _equals(stream_messages(js, ns.stream("EVENTS")), 3))
     msg = await js.get_last_msg(ns.stream("EVENTS"), ns.event("incident", row["incident_id"]))
-    assert msg.headers["Nats-Msg-Id"] == events[0].event_id
-    assert json.loads(msg.data)["seq"] == events[0].seq
+    assert msg.headers["Nats-Msg-Id"] == events[-1].event_id
+    assert json.loads(msg.data)["seq"] == events[-1].seq
     # the relay deletes after the broker's acks: poll, it may be a moment behind
     await eventually(lambda: _equals(store.pool.fetchval("SELECT count(*) FROM outbox"), 0))
 
@@ -145,15 +147,31 @@ async def test_garbage_goes_to_dead_letter_and_the_consumer_keeps_going(
         assert msg.headers["Ecc-Original-Subject"] == ns.signal("hotline", "fire")
 
 
+async def test_a_signal_on_a_malformed_subject_is_dead_lettered(
+    service: Service, store: Store, js: Any, ns: Namespace
+) -> None:
+    """Extra tokens or capitals in the subject cannot sneak past the subject check."""
+    sig = make_signal(category="flood")
+    for subject in (f"{ns.prefix}.signal.hotline.fire.extra", f"{ns.prefix}.signal.Hotline.fire"):
+        await js.publish(subject, sig.model_dump_json().encode())
+    await eventually(lambda: _equals(stream_messages(js, ns.stream("DEADLETTER")), 2))
+    first = await js.get_msg(ns.stream("DEADLETTER"), seq=1)
+    assert first.headers["Ecc-Reason-Code"] == "bad_subject"
+    assert first.subject == ns.deadletter("unknown")
+    assert await incident_count(store) == 0
+
+
 async def test_a_batch_commits_together_and_skips_repeats_within_it(
     store: Store, ns: Namespace
 ) -> None:
     """One transaction for a batch: a signal repeated inside it raises one incident."""
     from command.intake import SignalIntake
+    from command.settings import load_catalogue
 
+    intake = SignalIntake(store, ns, load_catalogue())
     a, b = make_signal(summary="a"), make_signal(summary="b")
-    results = await SignalIntake(store, ns).accept([a, a, b])
+    results = await intake.accept([a, a, b])
     assert results[0] is not None and results[1] is None and results[2] is not None
     assert await incident_count(store) == 2
-    again = await SignalIntake(store, ns).accept([b])
+    again = await intake.accept([b])
     assert again == [None]

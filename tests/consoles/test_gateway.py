@@ -155,3 +155,13 @@ async def test_a_stalled_console_is_dropped_and_the_others_keep_up(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_the_feed_order_tells_new_from_duplicate_from_late() -> None:
+    """A seq seen before is a duplicate; one below the head never seen is late (resync)."""
+    from consoles.protocol import FeedOrder
+
+    feed = FeedOrder(memory=3)
+    assert [feed.observe(s) for s in (1, 2, 2, 5, 4)] == ["new", "new", "duplicate", "new",
+                                                          "late"]
+    assert feed.head == 5

@@ -1,0 +1,229 @@
+"""Shell: runs commands through the deciders and commits what they decide.
+
+The shape of every command, as STYLE.md draws it: load state (the projection
+row as a snapshot, plus any tail of events after it), call the pure decider,
+then write events, timers and projections in one transaction. A
+:class:`UnitOfWork` holds one transaction and may run several commands in it
+(a batch of signals; a dispatch that writes an incident and a unit); it
+appends everything at once in :meth:`UnitOfWork.flush`, each stream at the
+version it was read at, so a concurrent writer makes the whole unit retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import TypeAdapter
+
+from command.model import RecordedEvent
+from command.store import Append, ConcurrencyError, NewEvent, Store, Tx
+from workflows import incident as incidents
+from workflows import unit as units
+from workflows.catalogue import Catalogue
+from workflows.dispatching import unit_commands
+from workflows.incident import AnyIncidentCommand, AnyIncidentEvent, Incident
+from workflows.unit import AnyUnitEvent, Unit
+
+log = structlog.get_logger("ecc.engine")
+
+incident_event: TypeAdapter[AnyIncidentEvent] = TypeAdapter(incidents.IncidentEvent)
+unit_event: TypeAdapter[AnyUnitEvent] = TypeAdapter(units.UnitEvent)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Who asked, and what caused it: written with every event of the command."""
+
+    actor: str
+    causation_id: str | None = None
+    correlation_id: str | None = None
+
+
+@dataclass
+class _Stream:
+    state: Any
+    base_version: int
+    events: list[NewEvent] = field(default_factory=list)
+    decided: list[Any] = field(default_factory=list)
+
+
+class UnitOfWork:
+    """Commands inside one transaction; nothing is written before :meth:`flush`."""
+
+    def __init__(self, tx: Tx, catalogue: Catalogue,
+                 ids: Callable[[], uuid.UUID] = uuid.uuid4) -> None:
+        self.tx = tx
+        self.catalogue = catalogue
+        self.ids = ids
+        self._streams: dict[str, _Stream] = {}
+
+    # --- loading ------------------------------------------------------------------
+
+    async def incident(self, incident_id: str) -> Incident | None:
+        return (await self._load(f"incident:{incident_id}")).state  # type: ignore[no-any-return]
+
+    async def unit(self, unit_id: str) -> Unit | None:
+        return (await self._load(f"unit:{unit_id}")).state  # type: ignore[no-any-return]
+
+    async def _load(self, stream_id: str) -> _Stream:
+        if stream_id in self._streams:
+            return self._streams[stream_id]
+        kind, _, entity = stream_id.partition(":")
+        table, key = ("incidents", "incident_id") if kind == "incident" else ("units", "unit_id")
+        row = await self.tx.conn.fetchrow(
+            f"SELECT version, view FROM {table} WHERE {key} = $1", entity
+        )
+        state: Any = None
+        version = 0
+        if row is not None:
+            model = Incident if kind == "incident" else Unit
+            state, version = model.model_validate(row["view"]), row["version"]
+        tail = await self.tx.conn.fetch(
+            "SELECT data FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
+            stream_id, version,
+        )
+        for r in tail:  # a projection behind its stream: fold the rest
+            if kind == "incident":
+                state = incidents.evolve(state, incident_event.validate_python(r["data"]))
+            else:
+                state = units.evolve(state, unit_event.validate_python(r["data"]))
+            version += 1
+        loaded = _Stream(state, version)
+        self._streams[stream_id] = loaded
+        return loaded
+
+    # --- running ------------------------------------------------------------------
+
+    async def run(self, incident_id: str, command: AnyIncidentCommand,
+                  meta: Meta) -> list[AnyIncidentEvent]:
+        """Decide ``command`` on the incident and the units its events touch.
+
+        Raises :class:`workflows.messages.Rejected` (the core's or a unit's).
+        """
+        stream = await self._load(f"incident:{incident_id}")
+        before: Incident | None = stream.state
+        events = incidents.decide(before, command, self.catalogue)
+        if not events:
+            return []
+        saved = {sid: (s.state, list(s.events), list(s.decided))
+                 for sid, s in self._streams.items()}
+        try:
+            for unit_id, unit_command in unit_commands(before, events):
+                await self.run_unit(unit_id, unit_command, meta)
+        except BaseException:
+            for sid, (state, staged, decided) in saved.items():  # all or nothing
+                s = self._streams[sid]
+                s.state, s.events, s.decided = state, staged, decided
+            raise
+        self._stage(stream, events, meta, incidents.evolve)
+        return events
+
+    async def run_unit(self, unit_id: str, command: Any, meta: Meta) -> list[AnyUnitEvent]:
+        stream = await self._load(f"unit:{unit_id}")
+        events = units.decide(stream.state, command)
+        self._stage(stream, events, meta, units.evolve)
+        return events
+
+    def stage_evidence(self, stream_id: str, event: NewEvent) -> None:
+        """A new stream of one event that no decider owns (a signal's evidence)."""
+        self._streams[stream_id] = _Stream(None, 0, [event])
+
+    def _stage(self, stream: _Stream, events: list[Any], meta: Meta,
+               evolve: Callable[[Any, Any], Any]) -> None:
+        for event in events:
+            stream.state = evolve(stream.state, event)
+            stream.decided.append(event)
+            stream.events.append(NewEvent(
+                type=event.type, data=event.model_dump(mode="json"), actor=meta.actor,
+                event_id=self.ids(), causation_id=meta.causation_id,
+                correlation_id=meta.correlation_id,
+            ))
+
+    # --- writing ------------------------------------------------------------------
+
+    async def flush(self) -> list[RecordedEvent]:
+        """Append every staged stream at once, then timers and projections."""
+        dirty = {sid: s for sid, s in self._streams.items() if s.events}
+        if not dirty:
+            return []
+        recorded = await self.tx.append(
+            [Append(sid, s.base_version, s.events) for sid, s in dirty.items()]
+        )
+        last_seq: dict[str, int] = {}
+        for r in recorded:
+            last_seq[r.stream_id] = r.seq
+        for sid, s in dirty.items():
+            kind, _, entity = sid.partition(":")
+            if kind == "incident":
+                await self._timers(sid, s.decided)
+                await self.tx.put_incident(entity, is_open=incidents.is_open(s.state),
+                                           version=s.state.version, last_seq=last_seq[sid],
+                                           view=s.state.model_dump(mode="json"))
+            elif kind == "unit":
+                await self.tx.put_unit(entity, agency=s.state.agency, status=s.state.status,
+                                       version=s.state.version, last_seq=last_seq[sid],
+                                       view=s.state.model_dump(mode="json"))
+            s.base_version += len(s.events)
+            s.events, s.decided = [], []
+        return recorded
+
+    async def _timers(self, stream_id: str, events: list[Any]) -> None:
+        add = [(e.timer_id, stream_id, e.kind, e.due_at) for e in events
+               if isinstance(e, incidents.TimerScheduled)]
+        drop = [e.timer_id for e in events
+                if isinstance(e, incidents.TimerCancelled | incidents.TimerFired)]
+        if add:
+            await self.tx.conn.executemany(
+                "INSERT INTO timers (timer_id, stream_id, kind, due_at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT DO NOTHING", add)
+        if drop:
+            await self.tx.conn.execute("DELETE FROM timers WHERE timer_id = ANY($1::text[])",
+                                       drop)
+
+
+class Engine:
+    """Runs one command per transaction, retrying when a stream moved underneath."""
+
+    def __init__(self, store: Store, catalogue: Catalogue, *,
+                 ids: Callable[[], uuid.UUID] = uuid.uuid4, retries: int = 5) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.ids = ids
+        self.retries = retries
+
+    async def execute(self, incident_id: str, command: AnyIncidentCommand,
+                      meta: Meta) -> list[RecordedEvent]:
+        """Run an incident command. Raises Rejected, or ConcurrencyError after retries."""
+        for attempt in range(1, self.retries + 1):
+            try:
+                async with self.store.transaction() as tx:
+                    uow = UnitOfWork(tx, self.catalogue, self.ids)
+                    await uow.run(incident_id, command, meta)
+                    return await uow.flush()
+            except ConcurrencyError as exc:
+                if attempt == self.retries:
+                    raise
+                log.info("engine.retry", incident_id=incident_id, command=command.type,
+                         stream_id=exc.stream_id, attempt=attempt)
+        raise AssertionError("unreachable")
+
+    async def execute_unit(self, unit_id: str, command: Any, meta: Meta) -> list[RecordedEvent]:
+        for attempt in range(1, self.retries + 1):
+            try:
+                async with self.store.transaction() as tx:
+                    uow = UnitOfWork(tx, self.catalogue, self.ids)
+                    await uow.run_unit(unit_id, command, meta)
+                    return await uow.flush()
+            except ConcurrencyError:
+                if attempt == self.retries:
+                    raise
+        raise AssertionError("unreachable")

@@ -1,0 +1,84 @@
+"""Shell: the durable timer scheduler.
+
+Deciders schedule timers as events; the engine keeps one row per live timer
+(``timers``). The scheduler claims due rows with ``FOR UPDATE SKIP LOCKED``
+and, in the same transaction, runs ``timer.fire`` through the incident
+decider and deletes the row. So a timer due while every service was down
+fires once after restart, two schedulers never fire one timer twice, and a
+timer cancelled before it is due never fires (its row is gone, and the
+decider ignores a timer the incident no longer holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from command.engine import Engine, Meta, UnitOfWork, utc_now
+from command.store import ConcurrencyError, StoreUnavailable
+from workflows.incident import FireTimer
+from workflows.messages import Rejected
+
+log = structlog.get_logger("ecc.timers")
+
+
+class TimerScheduler:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now,
+                 poll: float = 0.25, batch: int = 100) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.poll = poll
+        self.batch = batch
+        self.fired = 0
+
+    async def run(self) -> None:
+        """Fire due timers until cancelled."""
+        while True:
+            try:
+                if await self.fire_due() == 0:
+                    await asyncio.sleep(self.poll)
+            except StoreUnavailable as exc:
+                log.warning("timers.store_unavailable", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def fire_due(self) -> int:
+        """Fire up to ``batch`` due timers, one transaction each; returns how many."""
+        fired = 0
+        for _ in range(self.batch):
+            now = self.clock()
+            try:
+                done = await self._fire_one(now)
+            except ConcurrencyError:
+                continue  # the incident moved; the row is unlocked and comes round again
+            if not done:
+                break
+            fired += 1
+        self.fired += fired
+        return fired
+
+    async def _fire_one(self, now: datetime) -> bool:
+        store = self.engine.store
+        async with store.transaction() as tx:
+            row = await tx.conn.fetchrow(
+                "SELECT timer_id, stream_id, kind FROM timers WHERE due_at <= $1 "
+                "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED", now)
+            if row is None:
+                return False
+            timer_id, stream_id = row["timer_id"], row["stream_id"]
+            incident_id = stream_id.partition(":")[2]
+            uow = UnitOfWork(tx, self.engine.catalogue, self.engine.ids)
+            try:
+                events = await uow.run(incident_id, FireTimer(at=now, timer_id=timer_id),
+                                       Meta(actor="timer", causation_id=timer_id))
+            except Rejected as exc:  # e.g. a follow-up a unit refused: record, do not loop
+                log.warning("timers.rejected", timer_id=timer_id, code=exc.code,
+                            reason=exc.reason)
+                events = []
+            await uow.flush()
+            await tx.conn.execute("DELETE FROM timers WHERE timer_id = $1", timer_id)
+        log.info("timers.fired", timer_id=timer_id, incident_id=incident_id, kind=row["kind"],
+                 events=[e.type for e in events])
+        return True

@@ -1,0 +1,81 @@
+"""The catalogue: every type has plans, and a bad file is refused naming its line."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from workflows.catalogue import Catalogue, CatalogueError, parse_catalogue
+
+TYPES = {"fire", "medical", "traffic", "crime", "flood", "gas_leak", "structural",
+         "utility_outage", "hazmat", "other"}
+TEXT = resources.files("workflows").joinpath("data/catalogue.toml").read_text()
+
+
+def test_the_built_in_catalogue_covers_every_type(catalogue: Catalogue) -> None:
+    """All ten incident types have a plan at every priority 1 to 4."""
+    assert set(catalogue.types) == TYPES
+    for type_id in TYPES:
+        for priority in (1, 2, 3, 4):
+            assert catalogue.plan_for(type_id, priority).tasks
+
+
+@pytest.mark.parametrize(("type_id", "agencies"), [
+    ("gas_leak", {"utility", "fire"}),
+    ("flood", {"utility", "fire", "police"}),
+    ("traffic", {"police", "health"}),
+    ("fire", {"fire", "health", "police"}),
+])
+def test_plans_are_multi_agency(catalogue: Catalogue, type_id: str, agencies: set[str]) -> None:
+    """A serious incident of each kind needs the agencies a command centre would send."""
+    plan = catalogue.plan_for(type_id, 2)
+    assert agencies <= {spec.agency for spec in plan.tasks}
+
+
+def test_unknown_types_fall_back_to_other(catalogue: Catalogue) -> None:
+    """A category nobody planned for still gets a plan and a priority."""
+    assert catalogue.plan_for("noise", 3) == catalogue.plan_for("other", 3)
+    assert catalogue.default_priority("noise") == catalogue.types["other"].default_priority
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_an_unknown_agency_names_the_line_of_its_plan() -> None:
+    """A typo in a plan's agency is refused with the line of that [[plan]]."""
+    bad = TEXT.replace('{ agency = "utility", capability = "gas_crew", count = 1 },\n  { agency'
+                       ' = "fire", capability = "engine", count = 1 },',
+                       '{ agency = "utlity", capability = "gas_crew", count = 1 },\n  { agency'
+                       ' = "fire", capability = "engine", count = 1 },', 1)
+    assert bad != TEXT
+    with pytest.raises(CatalogueError) as info:
+        parse_catalogue(bad, "plans.toml")
+    plan_line = max(n for n, line in enumerate(bad.splitlines(), 1)
+                    if line.startswith("[[plan]]") and n < line_of(bad, '"utlity"'))
+    assert info.value.line == plan_line
+    assert f"plans.toml:{plan_line}" in str(info.value) and "utlity" in str(info.value)
+
+
+def test_bad_toml_names_its_line() -> None:
+    """A syntax error is refused with its line number."""
+    with pytest.raises(CatalogueError) as info:
+        parse_catalogue(TEXT + "\n[[plan]\n", "c.toml")
+    assert info.value.line == len((TEXT + "\n[[plan]\n").splitlines())
+
+
+def test_a_type_without_a_catch_all_plan_is_refused() -> None:
+    """Every type needs a priority-4 plan, so no incident is ever without one."""
+    bad = TEXT + '\n[[type]]\nid = "drone"\nlabel = "Drone"\ndefault_priority = 3\n'
+    with pytest.raises(CatalogueError, match="'drone' needs a plan for priority 4"):
+        parse_catalogue(bad)
+
+
+def test_two_plans_for_one_type_and_priority_are_refused() -> None:
+    """Ambiguous plans are refused at the second one's line."""
+    extra = '\n[[plan]]\ntype = "fire"\npriority = 4\ntasks = [{ agency = "fire", ' \
+            'capability = "engine" }]\n'
+    with pytest.raises(CatalogueError, match="two plans") as info:
+        parse_catalogue(TEXT + extra)
+    assert info.value.line == len((TEXT + extra).splitlines()) - 3

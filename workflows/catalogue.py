@@ -1,0 +1,176 @@
+"""Core: incident types, response plans and SLA rules, as data.
+
+:func:`parse_catalogue` turns the TOML text of a catalogue (the default is
+``workflows/data/catalogue.toml``) into a :class:`Catalogue`, or raises
+:class:`CatalogueError` naming the line of the entry at fault, so an agency
+can edit its plans without reading code.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Token = str
+
+
+class CatalogueError(ValueError):
+    """A catalogue that cannot be used; ``line`` is 1-based, or None for the whole file."""
+
+    def __init__(self, origin: str, line: int | None, message: str) -> None:
+        where = f"{origin}:{line}" if line else origin
+        super().__init__(f"{where}: {message}")
+        self.origin = origin
+        self.line = line
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TaskSpec(_Frozen):
+    """Units of one capability from one agency: ``count`` tasks of one unit each."""
+
+    agency: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    capability: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    count: int = Field(default=1, ge=1, le=20)
+
+
+class IncidentType(_Frozen):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    label: str = Field(min_length=1, max_length=100)
+    default_priority: int = Field(ge=1, le=4)
+
+
+class Plan(_Frozen):
+    type: str
+    priority: int = Field(ge=1, le=4)
+    tasks: tuple[TaskSpec, ...] = Field(min_length=1)
+
+
+class Verification(_Frozen):
+    auto_confidence: float = Field(default=0.9, gt=0, le=1)
+    auto_sources: int = Field(default=2, ge=2, le=10)
+
+
+class Sla(_Frozen):
+    verify_s: float = Field(default=60, gt=0)
+    task_pending_s: float = Field(default=30, gt=0)
+    ack_s: float = Field(default=30, gt=0)
+    on_scene_s: dict[str, float] = Field(default_factory=lambda: {"default": 600.0})
+
+    def on_scene_for(self, category: str) -> float:
+        return self.on_scene_s.get(category, self.on_scene_s.get("default", 600.0))
+
+
+class Catalogue(_Frozen):
+    agencies: tuple[str, ...]
+    types: dict[str, IncidentType]
+    plans: dict[str, tuple[Plan, ...]]  # by type, sorted by priority
+    verification: Verification
+    sla: Sla
+
+    def plan_for(self, category: str, priority: int) -> Plan:
+        """The plan for a type at a priority: the first whose priority is >= it.
+
+        Unknown types use ``other``; validation guarantees a priority-4 plan.
+        """
+        plans = self.plans.get(category) or self.plans["other"]
+        for plan in plans:
+            if plan.priority >= priority:
+                return plan
+        return plans[-1]
+
+    def default_priority(self, category: str) -> int:
+        known = self.types.get(category) or self.types["other"]
+        return known.default_priority
+
+
+def _lines_of(text: str, header: str) -> list[int]:
+    """1-based line numbers of each ``[[header]]`` in order."""
+    pattern = re.compile(rf"^\s*\[\[\s*{re.escape(header)}\s*\]\]")
+    return [n for n, line in enumerate(text.splitlines(), start=1) if pattern.match(line)]
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else str(err["msg"]))
+    return "; ".join(parts)
+
+
+def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
+    """Parse and validate a catalogue. Raises :class:`CatalogueError`."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        if line is None:  # Python < 3.14 puts it only in the message
+            found = re.search(r"at line (\d+)", str(exc))
+            line = int(found.group(1)) if found else None
+        raise CatalogueError(origin, line, f"not valid TOML: {exc}") from exc
+
+    agencies = doc.get("agencies")
+    if not isinstance(agencies, list) or not agencies:
+        raise CatalogueError(origin, None, "`agencies` must list at least one agency")
+
+    type_lines = _lines_of(text, "type")
+    types: dict[str, IncidentType] = {}
+    for i, raw in enumerate(doc.get("type", [])):
+        line = type_lines[i] if i < len(type_lines) else None
+        try:
+            item = IncidentType.model_validate(raw)
+        except ValidationError as exc:
+            raise CatalogueError(origin, line, f"[[type]]: {_describe(exc)}") from exc
+        if item.id in types:
+            raise CatalogueError(origin, line, f"type {item.id!r} is defined twice")
+        types[item.id] = item
+    if "other" not in types:
+        raise CatalogueError(origin, None, "a type with id 'other' is required (the fallback)")
+
+    plan_lines = _lines_of(text, "plan")
+    plans: dict[str, list[Plan]] = {}
+    for i, raw in enumerate(doc.get("plan", [])):
+        line = plan_lines[i] if i < len(plan_lines) else None
+        try:
+            plan = Plan.model_validate(raw)
+        except ValidationError as exc:
+            raise CatalogueError(origin, line, f"[[plan]]: {_describe(exc)}") from exc
+        if plan.type not in types:
+            raise CatalogueError(origin, line, f"plan for unknown type {plan.type!r}; "
+                                               f"known: {', '.join(sorted(types))}")
+        for spec in plan.tasks:
+            if spec.agency not in agencies:
+                raise CatalogueError(origin, line, f"unknown agency {spec.agency!r}; "
+                                                   f"known: {', '.join(agencies)}")
+        same = plans.setdefault(plan.type, [])
+        if any(p.priority == plan.priority for p in same):
+            raise CatalogueError(origin, line, f"two plans for {plan.type!r} at priority "
+                                               f"{plan.priority}")
+        same.append(plan)
+    for type_id in types:
+        got = plans.get(type_id)
+        if not got or max(p.priority for p in got) != 4:
+            raise CatalogueError(origin, None, f"type {type_id!r} needs a plan for priority 4 "
+                                               "(the catch-all)")
+
+    try:
+        verification = Verification.model_validate(doc.get("verification", {}))
+        sla = Sla.model_validate(doc.get("sla", {}))
+    except ValidationError as exc:
+        raise CatalogueError(origin, None, _describe(exc)) from exc
+    extra: dict[str, Any] = {k: v for k, v in doc.items()
+                             if k not in {"agencies", "type", "plan", "verification", "sla"}}
+    if extra:
+        raise CatalogueError(origin, None, f"unknown sections: {', '.join(sorted(extra))}")
+    return Catalogue(
+        agencies=tuple(agencies),
+        types=types,
+        plans={k: tuple(sorted(v, key=lambda p: p.priority)) for k, v in plans.items()},
+        verification=verification,
+        sla=sla,
+    )
