@@ -20,6 +20,7 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m bench.workflow
 	$(BIN)/python -m bench.skeleton
 
 lint: $(STAMP)

@@ -11,6 +11,8 @@ version it was read at, so a concurrent writer makes the whole unit retry.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +80,11 @@ class UnitOfWork:
         if stream_id in self._streams:
             return self._streams[stream_id]
         kind, _, entity = stream_id.partition(":")
+        # Lock the stream's row for this transaction: writers of one incident queue here
+        # instead of failing their optimistic check. Incidents are always locked before
+        # units, so two commands never wait on each other in a circle.
+        await self.tx.conn.execute("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE",
+                                   stream_id)
         table, key = ("incidents", "incident_id") if kind == "incident" else ("units", "unit_id")
         row = await self.tx.conn.fetchrow(
             f"SELECT version, view FROM {table} WHERE {key} = $1", entity
@@ -111,7 +118,7 @@ class UnitOfWork:
         """
         stream = await self._load(f"incident:{incident_id}")
         before: Incident | None = stream.state
-        events = incidents.decide(before, command, self.catalogue)
+        events, after = incidents.step(before, command, self.catalogue)
         if not events:
             return []
         saved = {sid: (s.state, list(s.events), list(s.decided))
@@ -124,23 +131,23 @@ class UnitOfWork:
                 s = self._streams[sid]
                 s.state, s.events, s.decided = state, staged, decided
             raise
-        self._stage(stream, events, meta, incidents.evolve)
+        self._stage(stream, events, meta, after)
         return events
 
     async def run_unit(self, unit_id: str, command: Any, meta: Meta) -> list[AnyUnitEvent]:
         stream = await self._load(f"unit:{unit_id}")
         events = units.decide(stream.state, command)
-        self._stage(stream, events, meta, units.evolve)
+        self._stage(stream, events, meta, units.fold(events, stream.state))
         return events
 
     def stage_evidence(self, stream_id: str, event: NewEvent) -> None:
         """A new stream of one event that no decider owns (a signal's evidence)."""
         self._streams[stream_id] = _Stream(None, 0, [event])
 
-    def _stage(self, stream: _Stream, events: list[Any], meta: Meta,
-               evolve: Callable[[Any, Any], Any]) -> None:
+    def _stage(self, stream: _Stream, events: list[Any], meta: Meta, after: Any) -> None:
+        """Record decided events and the state they fold to (folded once, by the caller)."""
+        stream.state = after
         for event in events:
-            stream.state = evolve(stream.state, event)
             stream.decided.append(event)
             stream.events.append(NewEvent(
                 type=event.type, data=event.model_dump(mode="json"), actor=meta.actor,
@@ -214,6 +221,7 @@ class Engine:
                     raise
                 log.info("engine.retry", incident_id=incident_id, command=command.type,
                          stream_id=exc.stream_id, attempt=attempt)
+                await _backoff(attempt)
         raise AssertionError("unreachable")
 
     async def execute_unit(self, unit_id: str, command: Any, meta: Meta) -> list[RecordedEvent]:
@@ -226,4 +234,10 @@ class Engine:
             except ConcurrencyError:
                 if attempt == self.retries:
                     raise
+                await _backoff(attempt)
         raise AssertionError("unreachable")
+
+
+async def _backoff(attempt: int) -> None:
+    """A little jittered wait so racing writers do not collide again in step."""
+    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))

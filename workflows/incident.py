@@ -536,10 +536,21 @@ def decide(
     state: Incident | None, command: AnyIncidentCommand, catalogue: Catalogue
 ) -> list[AnyIncidentEvent]:
     """The events ``command`` causes on ``state``. Raises :class:`Rejected`."""
+    return step(state, command, catalogue)[0]
+
+
+def step(
+    state: Incident | None, command: AnyIncidentCommand, catalogue: Catalogue
+) -> tuple[list[AnyIncidentEvent], Incident | None]:
+    """``decide`` and the state its events fold to, folded once.
+
+    Raises :class:`Rejected`. With no events, the state comes back unchanged.
+    """
     if isinstance(command, ReportIncident):
         if state is not None:
             raise Rejected("already_exists", f"incident {command.incident_id} already exists")
-        return _report(command, catalogue)
+        events = _report(command, catalogue)
+        return _with_progress(None, events, command)
     if state is None:
         raise Rejected("unknown_incident", "no such incident; report it first")
     allowed = ALLOWED[command.type]
@@ -553,7 +564,29 @@ def decide(
                            f"task {task.task_id} is {task.status}; cannot "
                            f"{command.type.split('.')[-1].replace('_', ' ')} it")
     events = _HANDLERS[type(command)](state, command, catalogue)
-    return events + _progress(state, events, command)
+    return _with_progress(state, events, command)
+
+
+def _with_progress(state: Incident | None, events: list[AnyIncidentEvent],
+                   cmd: Command) -> tuple[list[AnyIncidentEvent], Incident | None]:
+    """Fold once, then add the automatic status step the new state implies."""
+    after = state
+    for event in events:
+        after = evolve(after, event)
+    if after is None or after.status not in PROGRESS:
+        return events, after
+    target = after.status
+    if any(t.status == "on_scene" for t in after.tasks):
+        target = "on_scene"
+    elif any(t.status == "en_route" for t in after.tasks):
+        target = "responding"
+    elif after.tasks:
+        target = "dispatching"
+    if PROGRESS.index(target) <= PROGRESS.index(after.status):
+        return events, after
+    change = StatusChanged(at=cmd.at, status=target, previous=after.status,
+                           by="system")
+    return [*events, change], evolve(after, change)
 
 
 def _report(cmd: ReportIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
@@ -570,7 +603,7 @@ def _report(cmd: ReportIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
                           f"one signal at confidence {cmd.confidence:.2f}", cat)
     else:
         events.append(_schedule(state, "verify", cmd.at + _s(cat.sla.verify_s)))
-    return events + _progress(state, events[1:], cmd)
+    return events
 
 
 def _attach(state: Incident, cmd: AttachSignal, cat: Catalogue) -> list[AnyIncidentEvent]:
@@ -887,25 +920,6 @@ def _cancel_timers(state: Incident, kinds: set[str] | None, at: datetime,
 def _cancel_tasks(state: Incident, at: datetime, reason: str) -> list[AnyIncidentEvent]:
     return [TaskCancelled(at=at, task_id=t.task_id, unit_id=t.unit_id, reason=reason)
             for t in state.tasks if t.status in LIVE_TASK]
-
-
-def _progress(state: Incident, events: list[AnyIncidentEvent],
-              cmd: Command) -> list[AnyIncidentEvent]:
-    """The automatic status step the new events imply (forward only)."""
-    after = _fold_from(state, events)
-    if after.status not in PROGRESS:
-        return []
-    target = after.status
-    if any(t.status in ("on_scene",) for t in after.tasks):
-        target = "on_scene"
-    elif any(t.status == "en_route" for t in after.tasks):
-        target = "responding"
-    elif after.tasks:
-        target = "dispatching"
-    if PROGRESS.index(target) <= PROGRESS.index(after.status):
-        return []
-    return [StatusChanged(at=cmd.at, status=target, previous=after.status,
-                          by="system")]
 
 
 def _fold_from(state: Incident, events: list[AnyIncidentEvent]) -> Incident:
