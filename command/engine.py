@@ -111,12 +111,17 @@ class UnitOfWork:
     # --- running ------------------------------------------------------------------
 
     async def run(self, incident_id: str, command: AnyIncidentCommand,
-                  meta: Meta) -> list[AnyIncidentEvent]:
+                  meta: Meta, *, new: bool = False) -> list[AnyIncidentEvent]:
         """Decide ``command`` on the incident and the units its events touch.
 
-        Raises :class:`workflows.messages.Rejected` (the core's or a unit's).
+        ``new=True`` says the id was just minted, so there is nothing to load (if
+        it did exist, the append at version 0 would fail). Raises
+        :class:`workflows.messages.Rejected` (the core's or a unit's).
         """
-        stream = await self._load(f"incident:{incident_id}")
+        sid = f"incident:{incident_id}"
+        if new and sid not in self._streams:
+            self._streams[sid] = _Stream(None, 0)
+        stream = await self._load(sid)
         before: Incident | None = stream.state
         events, after = incidents.step(before, command, self.catalogue)
         if not events:
@@ -168,10 +173,11 @@ class UnitOfWork:
         last_seq: dict[str, int] = {}
         for r in recorded:
             last_seq[r.stream_id] = r.seq
+        await self._timers([(sid, s.decided) for sid, s in dirty.items()
+                            if sid.startswith("incident:")])
         for sid, s in dirty.items():
             kind, _, entity = sid.partition(":")
             if kind == "incident":
-                await self._timers(sid, s.decided)
                 await self.tx.put_incident(entity, is_open=incidents.is_open(s.state),
                                            version=s.state.version, last_seq=last_seq[sid],
                                            view=s.state.model_dump(mode="json"))
@@ -183,10 +189,11 @@ class UnitOfWork:
             s.events, s.decided = [], []
         return recorded
 
-    async def _timers(self, stream_id: str, events: list[Any]) -> None:
-        add = [(e.timer_id, stream_id, e.kind, e.due_at) for e in events
+    async def _timers(self, streams: list[tuple[str, list[Any]]]) -> None:
+        """Timer rows follow the timer events: one insert and one delete for the lot."""
+        add = [(e.timer_id, sid, e.kind, e.due_at) for sid, events in streams for e in events
                if isinstance(e, incidents.TimerScheduled)]
-        drop = [e.timer_id for e in events
+        drop = [e.timer_id for _, events in streams for e in events
                 if isinstance(e, incidents.TimerCancelled | incidents.TimerFired)]
         if add:
             await self.tx.conn.executemany(

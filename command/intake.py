@@ -87,10 +87,13 @@ class SignalIntake:
         results: list[str | None] = [None] * len(signals)
         async with self.store.transaction() as tx:
             uow = UnitOfWork(tx, self.catalogue, self.ids)
-            for i, signal in enumerate(signals):
-                if not await tx.claim(CONSUMER, f"{signal.source}:{signal.signal_id}"):
+            keys = [f"{signal.source}:{signal.signal_id}" for signal in signals]
+            fresh = await tx.claim_many(CONSUMER, keys)
+            for i, (signal, key) in enumerate(zip(signals, keys, strict=True)):
+                if key not in fresh:
                     log.info("intake.duplicate", signal_id=signal.signal_id, source=signal.source)
                     continue
+                fresh.discard(key)  # a repeat inside this batch is a duplicate too
                 results[i] = await self._report(uow, signal)
             recorded = await uow.flush()
         reach("intake.after_commit", self.fault_point)
@@ -126,7 +129,8 @@ class SignalIntake:
         try:
             await uow.run(incident_id, command, Meta(actor=f"signal:{signal.source}",
                                                      causation_id=str(evidence.event_id),
-                                                     correlation_id=signal.signal_id))
+                                                     correlation_id=signal.signal_id),
+                          new=True)
         except Rejected as exc:
             log.warning("intake.rejected", signal_id=signal.signal_id, code=exc.code,
                         reason=exc.reason)

@@ -145,6 +145,16 @@ class Tx:
         )
         return row is not None
 
+    async def claim_many(self, consumer: str, message_ids: Sequence[str]) -> set[str]:
+        """Claim several message ids at once; returns those not handled before."""
+        rows = await self.conn.fetch(
+            "INSERT INTO inbox (consumer, message_id) SELECT $1, m FROM unnest($2::text[]) AS m "
+            "ON CONFLICT DO NOTHING RETURNING message_id",
+            consumer,
+            list(message_ids),
+        )
+        return {r["message_id"] for r in rows}
+
     async def append(self, appends: Sequence[Append]) -> list[RecordedEvent]:
         """Append to one or more streams at once; each must be at its expected version.
 
