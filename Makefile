@@ -21,6 +21,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.workflow
+	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.skeleton
 
 lint: $(STAMP)

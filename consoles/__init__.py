@@ -1,1 +1,8 @@
-"""Consoles: the websocket gateway, the web console and the console clients."""
+"""Consoles: what people see and touch.
+
+Public modules: ``protocol`` (core: the console messages and ordering rules),
+``gateway`` (shell: the websocket gateway), ``client`` (shell: a console client),
+``static/`` (the web console, served by the gateway).
+"""
+
+__all__: list[str] = []
