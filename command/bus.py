@@ -8,6 +8,8 @@ stream         subjects             why
 SIGNALS        ``<ns>.signal.>``     durability boundary for adapters: file, 7 days
 EVENTS         ``<ns>.event.>``      transport of committed events; Postgres can rebuild it
 DISPATCH       ``<ns>.dispatch.>``   durability boundary for orders to units: file, 7 days
+UNITS          ``<ns>.unit.*.status`` durability boundary for crews' status reports: 7 days
+POSITIONS      ``<ns>.unit.*.position`` last known position per unit (one per subject)
 DEADLETTER     ``<ns>.deadletter.>`` what could not be accepted, with the reason: 30 days
 =============  ===================  =====================================================
 
@@ -58,7 +60,8 @@ class Undeliverable(Exception):
 
 
 def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
-    def cfg(name: str, subject: str, max_age: float, description: str) -> api.StreamConfig:
+    def cfg(name: str, subject: str, max_age: float, description: str,
+            per_subject: int | None = None) -> api.StreamConfig:
         return api.StreamConfig(
             name=ns.stream(name),
             description=description,
@@ -73,12 +76,17 @@ def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
             max_msg_size=MAX_MSG_BYTES,
             duplicate_window=DUPLICATE_WINDOW,
             num_replicas=replicas,
+            max_msgs_per_subject=-1 if per_subject is None else per_subject,
         )
 
     return [
         cfg("SIGNALS", ns.signals, 7 * DAY, "Signals from adapters (durability boundary)"),
         cfg("EVENTS", ns.events, 1 * DAY, "Committed events from the event store"),
         cfg("DISPATCH", ns.dispatches, 7 * DAY, "Orders to field units (durability boundary)"),
+        cfg("UNITS", ns.unit_statuses, 7 * DAY, "Status reports from crews (durability boundary)"),
+        # latest wins: one position per unit is all anyone needs
+        cfg("POSITIONS", ns.unit_positions, 1 * DAY, "Last known position of each unit",
+            per_subject=1),
         cfg("DEADLETTER", ns.deadletters, 30 * DAY, "Messages that could not be accepted"),
     ]
 

@@ -6,6 +6,7 @@
     ecc signal send        publish one signal (for trying things out)
     ecc token create       make an access token for a console or a unit
     ecc console watch      print what a console receives
+    ecc unit --id E12      a field unit's terminal: orders in, status and position out
     ecc rebuild            rebuild the projections from the events alone
     ecc catalogue check    validate a catalogue file (types, plans, SLA rules)
 
@@ -32,10 +33,11 @@ from typing import Any
 import structlog
 
 from command import bus, logs
+from command.city import City, CityError
 from command.model import Signal, SignalAck
 from command.runtime import EmbeddedNats, EmbeddedPostgres, port_is_free
 from command.service import Service, ServiceConfig
-from command.settings import Settings, load_catalogue
+from command.settings import Settings, load_catalogue, load_city
 from command.store import Store, migrate
 from command.subjects import Namespace
 from workflows.catalogue import Catalogue, CatalogueError
@@ -119,6 +121,15 @@ def _catalogue(settings: Settings) -> Catalogue:
         raise CliError(f"catalogue: {exc}") from exc
 
 
+def _city(settings: Settings, *, demo: bool) -> City | None:
+    if settings.city_path is None and not demo:
+        return None
+    try:
+        return load_city(settings.city_path)
+    except CityError as exc:
+        raise CliError(f"city: {exc}") from exc
+
+
 async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     _check_half_external(settings)
     catalogue = _catalogue(settings)  # before anything starts: a bad plan stops us here
@@ -152,7 +163,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
             console_host=settings.console_host, console_port=port,
             console_origins=settings.console_origins, fault_point=settings.fault_point,
-            ack_wait=settings.ack_wait, catalogue=catalogue,
+            ack_wait=settings.ack_wait, catalogue=catalogue, city=_city(settings, demo=True),
         ))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run())
@@ -203,6 +214,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         console_host=settings.console_host, console_port=args.console_port,
         console_origins=settings.console_origins, fault_point=settings.fault_point,
         ack_wait=settings.ack_wait, catalogue=_catalogue(settings),
+        city=_city(settings, demo=False),
     ))
     await service.run()
 
@@ -314,6 +326,20 @@ async def cmd_console_watch(settings: Settings, args: argparse.Namespace) -> Non
             seen += 1
 
 
+# --- ecc unit -----------------------------------------------------------------------
+
+
+async def cmd_unit(settings: Settings, args: argparse.Namespace) -> None:
+    from consoles.field import terminal
+
+    nats_url, _ = server_urls(settings)
+    nc = await bus.connect(nats_url, name=f"ecc-unit-{args.id}")
+    try:
+        await terminal(nc, Namespace(settings.namespace), args.id)
+    finally:
+        await nc.close()
+
+
 # --- main ---------------------------------------------------------------------------
 
 
@@ -355,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--since", type=int, default=None)
     watch.add_argument("--count", type=int, default=None)
     watch.add_argument("--timeout", type=float, default=3600.0)
+    unit = sub.add_parser("unit", help="a field unit's terminal: orders in, status out")
+    unit.add_argument("--id", required=True)
     sub.add_parser("rebuild", help="rebuild the projections from the events")
     cat = sub.add_parser("catalogue", help="the incident catalogue").add_subparsers(
         dest="catalogue_command", required=True)
@@ -371,6 +399,7 @@ _COMMANDS = {
     ("token", "create"): cmd_token_create,
     ("console", "watch"): cmd_console_watch,
     ("rebuild", None): cmd_rebuild,
+    ("unit", None): cmd_unit,
     ("catalogue", "check"): cmd_catalogue_check,
 }
 

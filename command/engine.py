@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from pydantic import TypeAdapter
 
-from command.model import RecordedEvent
+from command.model import OrderEnded, OrderOffered, RecordedEvent
 from command.store import Append, ConcurrencyError, NewEvent, Store, Tx
 from workflows import incident as incidents
 from workflows import unit as units
@@ -56,6 +56,8 @@ class _Stream:
     base_version: int
     events: list[NewEvent] = field(default_factory=list)
     decided: list[Any] = field(default_factory=list)
+    # for a unit: the (incident, task) it was on when loaded
+    loaded_task: tuple[str, str] | None = None
 
 
 class UnitOfWork:
@@ -105,6 +107,8 @@ class UnitOfWork:
                 state = units.evolve(state, unit_event.validate_python(r["data"]))
             version += 1
         loaded = _Stream(state, version)
+        if kind == "unit" and state is not None and state.incident_id and state.task_id:
+            loaded.loaded_task = (state.incident_id, state.task_id)
         self._streams[stream_id] = loaded
         return loaded
 
@@ -175,6 +179,7 @@ class UnitOfWork:
             last_seq[r.stream_id] = r.seq
         await self._timers([(sid, s.decided) for sid, s in dirty.items()
                             if sid.startswith("incident:")])
+        await self._orders(dirty)
         for sid, s in dirty.items():
             kind, _, entity = sid.partition(":")
             if kind == "incident":
@@ -189,6 +194,38 @@ class UnitOfWork:
             s.events, s.decided = [], []
         return recorded
 
+    async def _orders(self, dirty: dict[str, _Stream]) -> None:
+        """Orders to crews follow the unit events, through the outbox, in this transaction."""
+        for sid, s in dirty.items():
+            if not sid.startswith("unit:"):
+                continue
+            unit: Unit = s.state
+            subject = self.tx.ns.dispatch(unit.agency, unit.unit_id)
+            for event, new in zip(s.decided, s.events, strict=True):
+                message: OrderOffered | OrderEnded | None = None
+                if isinstance(event, units.UnitDispatched):
+                    incident: Incident = self._streams[f"incident:{event.incident_id}"].state
+                    task = incident.task(event.task_id)
+                    message = OrderOffered(
+                        order_id=str(new.event_id), unit_id=unit.unit_id,
+                        incident_id=event.incident_id, task_id=event.task_id,
+                        capability=task.capability, category=incident.category,
+                        priority=incident.priority, summary=incident.summary,
+                        location=incident.location, offered_at=event.at,
+                        ack_within_s=self.catalogue.sla.ack_s)
+                elif isinstance(event, units.UnitReleased) or (
+                        isinstance(event, units.UnitMoved) and event.status not in units.ON_TASK
+                        and event.previous in units.ON_TASK):
+                    ended = _last_task(s, event)
+                    if ended is not None:
+                        message = OrderEnded(
+                            order_id=str(new.event_id), unit_id=unit.unit_id,
+                            incident_id=ended[0], task_id=ended[1],
+                            reason=getattr(event, "reason", "") or "task completed", at=event.at)
+                if message is not None:
+                    await self.tx.outbox(subject, str(new.event_id),
+                                         message.model_dump_json().encode())
+
     async def _timers(self, streams: list[tuple[str, list[Any]]]) -> None:
         """Timer rows follow the timer events: one insert and one delete for the lot."""
         add = [(e.timer_id, sid, e.kind, e.due_at) for sid, events in streams for e in events
@@ -202,6 +239,17 @@ class UnitOfWork:
         if drop:
             await self.tx.conn.execute("DELETE FROM timers WHERE timer_id = ANY($1::text[])",
                                        drop)
+
+
+def _last_task(stream: _Stream, event: Any) -> tuple[str, str] | None:
+    """The (incident, task) a unit was on before ``event`` took it off."""
+    if isinstance(event, units.UnitReleased):
+        return event.incident_id, event.task_id
+    before = stream.decided[: stream.decided.index(event)]
+    for earlier in reversed(before):
+        if isinstance(earlier, units.UnitDispatched):
+            return earlier.incident_id, earlier.task_id
+    return stream.loaded_task
 
 
 class Engine:

@@ -122,3 +122,76 @@ class SignalAck(Frozen):
     stream: str
     seq: int
     duplicate: bool
+
+
+# --- the field-unit protocol (docs/protocol.md) ---------------------------------------
+
+UnitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")]
+CrewStatus = Literal["acknowledged", "declined", "en_route", "on_scene", "transporting",
+                     "at_hospital", "clear", "out_of_service"]
+
+
+class OrderOffered(Frozen):
+    """On ``<ns>.dispatch.<agency>.<unit>``: go to this task; acknowledge or decline."""
+
+    type: Literal["order.offered"] = "order.offered"
+    order_id: str
+    unit_id: str
+    incident_id: str
+    task_id: str
+    capability: str
+    category: str
+    priority: int
+    summary: str
+    location: Location
+    offered_at: datetime
+    ack_within_s: float
+
+
+class OrderEnded(Frozen):
+    """The order no longer stands: cancelled, reassigned, or the task is done."""
+
+    type: Literal["order.ended"] = "order.ended"
+    order_id: str
+    unit_id: str
+    incident_id: str
+    task_id: str
+    reason: str
+    at: datetime
+
+
+class StatusRejected(Frozen):
+    """A crew's report that could not be applied, and why; nothing changed."""
+
+    type: Literal["status.rejected"] = "status.rejected"
+    unit_id: str
+    status: str
+    reason: str
+    at: datetime
+
+
+DispatchMessage = Annotated[OrderOffered | OrderEnded | StatusRejected,
+                            Field(discriminator="type")]
+
+
+class StatusReport(Frozen):
+    """On ``<ns>.unit.<unit>.status``, from a crew."""
+
+    type: Literal["unit.status"] = "unit.status"
+    unit_id: UnitId
+    status: CrewStatus
+    task_id: str | None = Field(default=None, max_length=64)
+    reason: str = Field(default="", max_length=500)
+    at: AwareDatetime
+
+
+class PositionReport(Frozen):
+    """On ``<ns>.unit.<unit>.position``: latest wins."""
+
+    type: Literal["unit.position"] = "unit.position"
+    unit_id: UnitId
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    speed_mps: float | None = Field(default=None, ge=0, le=120, allow_inf_nan=False)
+    heading: float | None = Field(default=None, ge=0, lt=360, allow_inf_nan=False)
+    at: AwareDatetime

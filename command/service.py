@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import structlog
 from nats.aio.client import Client as NATS
 
 from command import bus
-from command.engine import Engine
+from command.city import City
+from command.crews import CrewReports
+from command.dispatcher import Dispatcher
+from command.engine import Engine, Meta
 from command.intake import SignalIntake
 from command.outbox import OutboxRelay
 from command.settings import load_catalogue
@@ -39,6 +43,9 @@ class ServiceConfig:
     # Seconds before an unacknowledged signal is delivered again.
     ack_wait: float = 30.0
     catalogue: Catalogue | None = None
+    # units to register at start (those not yet known); None registers nothing
+    city: City | None = None
+    dispatch_interval: float = 2.0
 
 
 class Service:
@@ -53,6 +60,7 @@ class Service:
         self.relay: OutboxRelay | None = None
         self.engine: Engine | None = None
         self.timers: TimerScheduler | None = None
+        self.dispatcher: Dispatcher | None = None
 
     @property
     def console_url(self) -> str:
@@ -71,6 +79,11 @@ class Service:
             intake = SignalIntake(store, self.ns, self.catalogue, fault_point=cfg.fault_point)
             self.engine = Engine(store, self.catalogue)
             self.timers = TimerScheduler(self.engine)
+            if cfg.city is not None:
+                await register_city(self.engine, cfg.city)
+            crews = CrewReports(self.engine, js, self.ns)
+            self.dispatcher = Dispatcher(self.engine, nc, self.ns,
+                                         interval=cfg.dispatch_interval)
             self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point)
             self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
                                    port=cfg.console_port, origins=cfg.console_origins)
@@ -79,6 +92,8 @@ class Service:
                 tg.create_task(bus.consume(js, self.ns, spec, intake), name="intake")
                 tg.create_task(self.relay.run(), name="outbox")
                 tg.create_task(self.timers.run(), name="timers")
+                tg.create_task(bus.consume(js, self.ns, crews.spec(), crews), name="crews")
+                tg.create_task(self.dispatcher.run(), name="dispatcher")
                 tg.create_task(self.gateway.run(), name="gateway")
                 await self.gateway.ready.wait()
                 self.ready.set()
@@ -88,3 +103,16 @@ class Service:
                 await nc.close()
             await store.close()
             log.info("service.stopped")
+
+
+async def register_city(engine: Engine, city: City) -> int:
+    """Register the city's units that the store does not know yet; returns how many."""
+    known = {r["unit_id"] for r in await engine.store.pool.fetch("SELECT unit_id FROM units")}
+    added = 0
+    for command in city.registrations(datetime.now(UTC)):
+        if command.unit_id not in known:
+            await engine.execute_unit(command.unit_id, command, Meta(actor="city file"))
+            added += 1
+    if added:
+        log.info("service.units_registered", city=city.name, added=added)
+    return added

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from command.city import City, parse_city
 from workflows.catalogue import Catalogue, parse_catalogue
 
 
@@ -36,6 +37,8 @@ class Settings(BaseModel):
     ack_wait: float = Field(default=30.0, gt=0)
     # Incident types, response plans and SLA rules; None = the built-in catalogue.
     catalogue_path: Path | None = None
+    # Stations and units; `ecc up` falls back to the demo city, `ecc serve` to none.
+    city_path: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +55,7 @@ class Settings(BaseModel):
             fault_point=env.get("ECC_FAULT_POINT") or None,
             ack_wait=float(env.get("ECC_ACK_WAIT", "30")),
             catalogue_path=Path(env["ECC_CATALOGUE"]) if env.get("ECC_CATALOGUE") else None,
+            city_path=Path(env["ECC_CITY"]) if env.get("ECC_CITY") else None,
         )
 
     @property
@@ -68,3 +72,11 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
         text = resources.files("workflows").joinpath("data/catalogue.toml").read_text()
         return parse_catalogue(text, "workflows/data/catalogue.toml")
     return parse_catalogue(path.read_text(), str(path))
+
+
+def load_city(path: Path | None = None) -> City:
+    """Read and validate a city file; the demo city (Zhengzhou) when ``path`` is None."""
+    if path is None:
+        text = resources.files("sim").joinpath("data/zhengzhou.toml").read_text()
+        return parse_city(text, "sim/data/zhengzhou.toml")
+    return parse_city(path.read_text(), str(path))

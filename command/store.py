@@ -237,6 +237,13 @@ class Tx:
         self.recorded.extend(recorded)
         return recorded
 
+    async def outbox(self, subject: str, msg_id: str, payload: bytes) -> None:
+        """Publish ``payload`` on ``subject`` after commit, once (``Nats-Msg-Id`` = ``msg_id``)."""
+        await self.conn.execute(
+            "INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, $2, $3)",
+            subject, msg_id, payload)
+        await self.conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+
     async def put_incident(
         self, incident_id: str, *, is_open: bool, version: int, last_seq: int, view: dict[str, Any]
     ) -> None:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# Unit ids appear in subjects as they are (E12, A31): letters, digits, _ and -.
+_UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
@@ -38,7 +40,33 @@ class Namespace:
         return f"{self.prefix}.event.>"
 
     def dispatch(self, agency: str, unit: str) -> str:
-        return f"{self.prefix}.dispatch.{_token(agency)}.{unit}"
+        return f"{self.prefix}.dispatch.{_token(agency)}.{_unit(unit)}"
+
+    def dispatch_to(self, unit: str) -> str:
+        """Every order for one unit, whatever its agency: what a crew's device follows."""
+        return f"{self.prefix}.dispatch.*.{_unit(unit)}"
+
+    def unit_status(self, unit: str) -> str:
+        return f"{self.prefix}.unit.{_unit(unit)}.status"
+
+    @property
+    def unit_statuses(self) -> str:
+        return f"{self.prefix}.unit.*.status"
+
+    def unit_position(self, unit: str) -> str:
+        return f"{self.prefix}.unit.{_unit(unit)}.position"
+
+    @property
+    def unit_positions(self) -> str:
+        return f"{self.prefix}.unit.*.position"
+
+    def unit_of(self, subject: str) -> str | None:
+        """The unit id of a ``<ns>.unit.<unit>.<kind>`` subject, or None."""
+        parts = subject.split(".")
+        if len(parts) == 4 and parts[0] == self.prefix and parts[1] == "unit" and \
+                _UNIT.match(parts[2]):
+            return parts[2]
+        return None
 
     @property
     def dispatches(self) -> str:
@@ -62,8 +90,15 @@ class Namespace:
 
     # --- streams ------------------------------------------------------------
     def stream(self, name: str) -> str:
-        """Stream names: ``ECC_SIGNALS``, ``ECC_EVENTS``, ``ECC_DISPATCH``, ``ECC_DEADLETTER``."""
+        """Stream names: ``ECC_SIGNALS``, ``ECC_EVENTS``, ``ECC_DISPATCH``, ``ECC_UNITS``,
+        ``ECC_POSITIONS``, ``ECC_DEADLETTER``."""
         return f"{self.prefix.upper()}_{name}"
+
+
+def _unit(value: str) -> str:
+    if not _UNIT.match(value):
+        raise ValueError(f"unit id must match {_UNIT.pattern}, got {value!r}")
+    return value
 
 
 def _token(value: str) -> str:

@@ -72,6 +72,12 @@ class Catalogue(_Frozen):
     plans: dict[str, tuple[Plan, ...]]  # by type, sorted by priority
     verification: Verification
     sla: Sla
+    # type -> the lowest priority (largest number) dispatched without a person's confirmation
+    auto_dispatch: dict[str, int] = Field(default_factory=dict)
+
+    def dispatches_itself(self, category: str, priority: int) -> bool:
+        """Whether ECC offers this incident's tasks to units on its own."""
+        return priority <= self.auto_dispatch.get(category, 0)
 
     def plan_for(self, category: str, priority: int) -> Plan:
         """The plan for a type at a priority: the first whose priority is >= it.
@@ -163,8 +169,14 @@ def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
         sla = Sla.model_validate(doc.get("sla", {}))
     except ValidationError as exc:
         raise CatalogueError(origin, None, _describe(exc)) from exc
+    auto = doc.get("dispatch", {}).get("auto", {})
+    for type_id, priority in auto.items():
+        if type_id not in types or not isinstance(priority, int) or not 0 <= priority <= 4:
+            raise CatalogueError(origin, None, f"[dispatch] auto.{type_id} must name a known "
+                                               "type and a priority 0-4")
     extra: dict[str, Any] = {k: v for k, v in doc.items()
-                             if k not in {"agencies", "type", "plan", "verification", "sla"}}
+                             if k not in {"agencies", "type", "plan", "verification", "sla",
+                                          "dispatch"}}
     if extra:
         raise CatalogueError(origin, None, f"unknown sections: {', '.join(sorted(extra))}")
     return Catalogue(
@@ -173,4 +185,5 @@ def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
         plans={k: tuple(sorted(v, key=lambda p: p.priority)) for k, v in plans.items()},
         verification=verification,
         sla=sla,
+        auto_dispatch=dict(auto),
     )

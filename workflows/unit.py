@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from workflows.geo import Location
 from workflows.messages import Command, EntityId, Event, Frozen, Rejected, Token
 
 UnitStatus = Literal["available", "dispatched", "en_route", "on_scene", "transporting",
@@ -44,6 +45,10 @@ class Unit(Frozen):
     call_sign: str
     agency: str
     capabilities: tuple[str, ...]
+    kind: str = ""
+    station: str = ""
+    district: str = ""
+    home: Location | None = None
     status: UnitStatus
     incident_id: str | None = None
     task_id: str | None = None
@@ -60,6 +65,10 @@ class RegisterUnit(Command):
     call_sign: str = Field(min_length=1, max_length=40)
     agency: Token
     capabilities: tuple[Token, ...] = Field(min_length=1)
+    kind: str = Field(default="", max_length=40)
+    station: str = Field(default="", max_length=80)
+    district: str = Field(default="", max_length=80)
+    home: Location | None = None
     status: Literal["available", "off_duty"] = "available"
 
 
@@ -101,6 +110,10 @@ class UnitRegistered(Event):
     call_sign: str
     agency: str
     capabilities: tuple[str, ...]
+    kind: str = ""
+    station: str = ""
+    district: str = ""
+    home: Location | None = None
     status: UnitStatus
 
 
@@ -135,7 +148,9 @@ def decide(state: Unit | None,
             raise Rejected("already_exists", f"unit {command.unit_id} is already registered")
         return [UnitRegistered(at=command.at, unit_id=command.unit_id,
                                call_sign=command.call_sign, agency=command.agency,
-                               capabilities=command.capabilities, status=command.status)]
+                               capabilities=command.capabilities, kind=command.kind,
+                               station=command.station, district=command.district,
+                               home=command.home, status=command.status)]
     if state is None:
         raise Rejected("unknown_unit", "no such unit; register it first")
     if isinstance(command, DispatchUnit):
@@ -166,7 +181,8 @@ def decide(state: Unit | None,
 def evolve(state: Unit | None, event: AnyUnitEvent) -> Unit:
     if isinstance(event, UnitRegistered):
         return Unit(unit_id=event.unit_id, call_sign=event.call_sign, agency=event.agency,
-                    capabilities=event.capabilities, status=event.status,
+                    capabilities=event.capabilities, kind=event.kind, station=event.station,
+                    district=event.district, home=event.home, status=event.status,
                     updated_at=event.at, version=1)
     assert state is not None, f"{event.type} before unit.registered"
     update: dict[str, object] = {"version": state.version + 1, "updated_at": event.at}

@@ -1,0 +1,89 @@
+"""Core: the city file (agencies' stations and units), parsed and validated.
+
+``parse_city`` reads the TOML text of a city (the demo is
+``sim/data/zhengzhou.toml``) into :class:`City`, or raises :class:`CityError`
+naming the line of the station at fault. The shell registers the units it
+does not know yet (``ecc up`` and ``ecc serve`` do, at start).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workflows.geo import Location
+from workflows.unit import RegisterUnit
+
+_TOKEN = r"^[a-z][a-z0-9_]{0,39}$"
+
+
+class CityError(ValueError):
+    def __init__(self, origin: str, line: int | None, message: str) -> None:
+        super().__init__(f"{origin}:{line}: {message}" if line else f"{origin}: {message}")
+        self.line = line
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class UnitSpec(_Frozen):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")
+    kind: str = Field(pattern=_TOKEN)
+    capabilities: tuple[str, ...] = ()
+    call_sign: str | None = Field(default=None, max_length=40)
+
+
+class Station(_Frozen):
+    id: str = Field(min_length=1, max_length=80)
+    agency: str = Field(pattern=_TOKEN)
+    district: str = Field(min_length=1, max_length=80)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    units: tuple[UnitSpec, ...] = ()
+
+
+class City(_Frozen):
+    name: str
+    stations: tuple[Station, ...]
+
+    def registrations(self, at: datetime) -> list[RegisterUnit]:
+        """A RegisterUnit command for every unit of the city."""
+        return [
+            RegisterUnit(at=at, by="city file", unit_id=u.id, call_sign=u.call_sign or u.id,
+                         agency=s.agency, capabilities=u.capabilities or (u.kind,), kind=u.kind,
+                         station=s.id, district=s.district, home=Location(lat=s.lat, lon=s.lon))
+            for s in self.stations for u in s.units
+        ]
+
+
+def parse_city(text: str, origin: str = "city.toml") -> City:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"at line (\d+)", str(exc))
+        raise CityError(origin, int(found.group(1)) if found else None,
+                        f"not valid TOML: {exc}") from exc
+    lines = [n for n, line in enumerate(text.splitlines(), 1)
+             if re.match(r"^\s*\[\[\s*station\s*\]\]", line)]
+    stations = []
+    seen: set[str] = set()
+    for i, raw in enumerate(doc.get("station", [])):
+        line = lines[i] if i < len(lines) else None
+        try:
+            station = Station.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in exc.errors(include_url=False)[:5])
+            raise CityError(origin, line, f"[[station]]: {problems}") from exc
+        for unit in station.units:
+            if unit.id in seen:
+                raise CityError(origin, line, f"unit {unit.id!r} appears twice")
+            seen.add(unit.id)
+        stations.append(station)
+    if not stations:
+        raise CityError(origin, None, "a city needs at least one [[station]]")
+    return City(name=str(doc.get("name", "city")), stations=tuple(stations))

@@ -1,0 +1,204 @@
+"""Shell: the dispatcher. Pending tasks get units.
+
+Each round (on a task or unit event, or every ``interval`` seconds) it reads
+the pending tasks of open incidents and the units, and:
+
+* for incidents the catalogue lets ECC dispatch itself (``[dispatch] auto``),
+  assigns all their pending tasks together, optimally (:func:`command.assign.assign`),
+  and offers each task to its unit through the engine: the order reaches the
+  crew through the outbox;
+* for the others, writes the three best candidates per task to
+  ``recommendations`` for a dispatcher to confirm on the console.
+
+A declined or unanswered task is pending again with the unit remembered, so the
+next round offers it to the next-best unit. One dispatcher leads at a time (a
+session advisory lock); others stand by.
+
+Positions come from the POSITIONS stream (latest per unit); a unit with no
+report yet is at its station.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import api
+from pydantic import ValidationError
+
+from command.assign import Need, assign
+from command.engine import Engine, Meta
+from command.model import PositionReport
+from command.recommend import UnitIndex, UnitInfo
+from command.subjects import Namespace
+from workflows import incident as inc
+from workflows.messages import Rejected
+
+log = structlog.get_logger("ecc.dispatcher")
+
+_LEADER_LOCK = 0x0ECC_0004
+_WAKE_TYPES = ("task.created", "task.returned", "unit.released", "unit.moved",
+               "unit.registered", "incident.priority_changed")
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, nc: NATS, ns: Namespace, *, interval: float = 2.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.engine = engine
+        self.nc = nc
+        self.ns = ns
+        self.interval = interval
+        self.clock = clock
+        self.positions: dict[str, PositionReport] = {}
+        self.offers = 0
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Keep positions current, lead when the lock is free, dispatch until cancelled."""
+        js = self.nc.jetstream()
+        positions = await js.subscribe(
+            self.ns.unit_positions, stream=self.ns.stream("POSITIONS"), ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_position)
+        events = await self.nc.subscribe(self.ns.events, cb=self._on_event)
+        try:
+            while True:
+                try:
+                    await self._lead()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("dispatcher.failed", error=str(exc) or type(exc).__name__)
+                    await asyncio.sleep(1.0)
+        finally:
+            for sub in (positions, events):
+                try:
+                    await sub.unsubscribe()
+                except Exception:
+                    pass
+
+    async def _lead(self) -> None:
+        conn = await asyncpg.connect(self.engine.store.url)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):
+                await asyncio.sleep(1.0)
+            log.info("dispatcher.leading")
+            while True:
+                self._wake.clear()
+                await self.round()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                    await asyncio.sleep(0.05)  # let a burst of events settle into one round
+                except TimeoutError:
+                    pass
+        finally:
+            await conn.close(timeout=2)
+
+    async def _on_event(self, msg: Msg) -> None:
+        if any(f'"type":"{t}"'.encode() in msg.data for t in _WAKE_TYPES):
+            self._wake.set()
+
+    async def _on_position(self, msg: Msg) -> None:
+        try:
+            report = PositionReport.model_validate_json(msg.data)
+        except ValidationError as exc:
+            log.warning("dispatcher.bad_position", subject=msg.subject,
+                        error=exc.errors(include_url=False)[0]["msg"])
+            return
+        if self.ns.unit_of(msg.subject) != report.unit_id:
+            log.warning("dispatcher.position_subject_mismatch", subject=msg.subject)
+            return
+        last = self.positions.get(report.unit_id)
+        if last is not None and report.at <= last.at:
+            log.info("dispatcher.stale_position", unit_id=report.unit_id)
+            return
+        self.positions[report.unit_id] = report
+
+    # --- one round ---------------------------------------------------------------------
+
+    async def index(self) -> UnitIndex:
+        """The units as they stand: available or not, where they last said they were."""
+        rows = await self.engine.store.pool.fetch("SELECT view FROM units ORDER BY unit_id")
+        infos = []
+        for row in rows:
+            u = row["view"]
+            pos = self.positions.get(u["unit_id"])
+            home = u.get("home") or {}
+            lat = pos.lat if pos else home.get("lat")
+            lon = pos.lon if pos else home.get("lon")
+            if lat is None or lon is None:
+                continue  # nowhere known: cannot be ranked
+            infos.append(UnitInfo(unit_id=u["unit_id"], agency=u["agency"],
+                                  kind=u.get("kind") or u["capabilities"][0],
+                                  capabilities=tuple(u["capabilities"]),
+                                  district=u.get("district") or "", lat=lat, lon=lon,
+                                  available=u["status"] == "available"))
+        return UnitIndex(infos)
+
+    async def round(self) -> dict[str, str]:
+        """Offer what ECC may offer, recommend the rest; returns task key -> unit offered."""
+        rows = await self.engine.store.pool.fetch(
+            "SELECT incident_id, view FROM incidents WHERE is_open "
+            "AND view->'tasks' @> '[{\"status\": \"pending\"}]'::jsonb ORDER BY last_seq")
+        if not rows:
+            return {}
+        auto: list[Need] = []
+        manual: list[Need] = []
+        catalogue = self.engine.catalogue
+        for row in rows:
+            v = row["view"]
+            if v["status"] not in inc.ACTIVE:
+                continue
+            target = auto if catalogue.dispatches_itself(v["category"], v["priority"]) \
+                else manual
+            for task in v["tasks"]:
+                if task["status"] == "pending":
+                    target.append(Need(key=f"{row['incident_id']}/{task['task_id']}",
+                                       capability=task["capability"],
+                                       lat=v["location"]["lat"], lon=v["location"]["lon"],
+                                       priority=v["priority"],
+                                       exclude=tuple(task["passed_over"])))
+        index = await self.index()
+        offered: dict[str, str] = {}
+        for key, candidate in assign(index, auto).items():
+            incident_id, task_id = key.split("/", 1)
+            try:
+                await self.engine.execute(
+                    incident_id,
+                    inc.OfferTask(at=self.clock(), by="dispatcher", task_id=task_id,
+                                  unit_id=candidate.unit_id),
+                    Meta(actor="dispatcher", correlation_id=incident_id))
+            except Rejected as exc:  # the world moved since we read it; next round retries
+                log.info("dispatcher.offer_refused", incident_id=incident_id, task_id=task_id,
+                         unit_id=candidate.unit_id, reason=exc.reason)
+                continue
+            index.set_available(candidate.unit_id, False)
+            offered[key] = candidate.unit_id
+            self.offers += 1
+            log.info("dispatcher.offered", incident_id=incident_id, task_id=task_id,
+                     unit_id=candidate.unit_id, eta_s=round(candidate.eta_s))
+        await self._recommend(index, manual)
+        return offered
+
+    async def _recommend(self, index: UnitIndex, needs: list[Need]) -> None:
+        records: list[tuple[str, str, Any]] = []
+        for need in needs:
+            cands = index.recommend(need.capability, need.lat, need.lon, k=3,
+                                    exclude=need.exclude)
+            incident_id, task_id = need.key.split("/", 1)
+            records.append((incident_id, task_id, json.dumps([
+                {"unit_id": c.unit_id, "eta_s": round(c.eta_s, 1),
+                 "distance_m": round(c.distance_m), "mutual_aid": c.mutual_aid}
+                for c in cands])))
+        async with self.engine.store.transaction() as tx:
+            await tx.conn.execute("DELETE FROM recommendations")
+            if records:
+                await tx.conn.executemany(
+                    "INSERT INTO recommendations (incident_id, task_id, candidates) "
+                    "VALUES ($1, $2, $3::text::jsonb)", records)

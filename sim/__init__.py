@@ -1,0 +1,1 @@
+"""The simulated city: its data (stations, units) and, later, the simulator itself."""
