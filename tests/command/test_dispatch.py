@@ -1,0 +1,283 @@
+"""Dispatch end to end on real NATS and PostgreSQL: orders, crews, declines, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from command.city import parse_city
+from command.crews import CrewReports
+from command.dispatcher import Dispatcher
+from command.engine import Engine, Meta
+from command.model import OrderEnded, OrderOffered, StatusRejected
+from command.service import Service, ServiceConfig, register_city
+from command.settings import load_catalogue, load_city
+from command.store import Store
+from command.subjects import Namespace
+from consoles.field import FieldUnit
+from tests.conftest import Servers, _ready_or_failed
+from tests.helpers import eventually, make_signal, publish_signal
+from workflows import incident as inc
+from workflows.catalogue import parse_catalogue
+from workflows.geo import Location
+
+FAST = parse_catalogue(
+    resources.files("workflows").joinpath("data/catalogue.toml").read_text()
+    .replace("ack_s = 30", "ack_s = 1").replace("task_pending_s = 30", "task_pending_s = 600")
+    .replace("verify_s = 60", "verify_s = 600"), "fast catalogue")
+
+# Two gas crews: G1 close to the incident below, G2 across town; a ladder pair for the
+# competition test.
+CITY = parse_city("""
+name = "test town"
+[[station]]
+id = "utility-near"
+agency = "utility"
+district = "north"
+lat = 34.752
+lon = 113.626
+units = [{ id = "G1", kind = "gas_crew" }]
+[[station]]
+id = "utility-far"
+agency = "utility"
+district = "south"
+lat = 34.70
+lon = 113.60
+units = [{ id = "G2", kind = "gas_crew" }]
+""", "test town")
+LEAK = Location(lat=34.7466, lon=113.6254, address="Zijingshan Road")
+
+
+@pytest.fixture
+async def dispatching(servers: Servers, database_url: str, ns: Namespace,
+                      js: Any) -> AsyncIterator[Service]:
+    """The service with the fast catalogue, the test town, and quick dispatch rounds."""
+    svc = Service(ServiceConfig(nats_url=servers.nats_url, database_url=database_url,
+                                namespace=ns.prefix, catalogue=FAST, city=CITY,
+                                dispatch_interval=0.2))
+    task = asyncio.create_task(svc.run())
+    try:
+        await asyncio.wait_for(_ready_or_failed(svc, task), 30)
+        yield svc
+    finally:
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
+
+
+async def crew(nc: Any, ns: Namespace, unit_id: str) -> FieldUnit:
+    unit = FieldUnit(nc, ns, unit_id)
+    await unit.start()
+    return unit
+
+
+async def next_of(unit: FieldUnit, kind: type, timeout: float = 20) -> Any:
+    """The next message of ``kind`` for this crew, skipping others."""
+    async def find() -> Any:
+        while True:
+            message = await unit.next(timeout)
+            if isinstance(message, kind):
+                return message
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def gas_leak(js: Any, ns: Namespace) -> None:
+    await publish_signal(js, ns, make_signal(category="gas_leak", confidence=0.95,
+                                             summary="strong gas smell", location=LEAK))
+
+
+async def task_of(store: Store, incident_capability: str) -> dict[str, Any]:
+    views = [r["view"] for r in await store.pool.fetch("SELECT view FROM incidents")]
+    return next(t for v in views for t in v["tasks"] if t["capability"] == incident_capability)
+
+
+async def test_a_declined_order_goes_to_the_next_best_unit(
+    dispatching: Service, store: Store, nc: Any, js: Any, ns: Namespace
+) -> None:
+    """G1 (nearest) gets the order and declines; the dispatcher offers the task to G2."""
+    g1, g2 = await crew(nc, ns, "G1"), await crew(nc, ns, "G2")
+    await gas_leak(js, ns)
+    order = await next_of(g1, OrderOffered)
+    assert (order.capability, order.category, order.priority) == ("gas_crew", "gas_leak", 2)
+    await g1.report("declined", reason="crew at another call")
+    ended = await next_of(g1, OrderEnded)
+    assert ended.task_id == order.task_id
+    second = await next_of(g2, OrderOffered)
+    assert second.task_id == order.task_id and second.incident_id == order.incident_id
+    task = await task_of(store, "gas_crew")
+    assert task["unit_id"] == "G2" and task["passed_over"] == ["G1"]
+
+
+async def test_an_unanswered_order_times_out_and_moves_on(
+    dispatching: Service, store: Store, nc: Any, js: Any, ns: Namespace
+) -> None:
+    """Nobody answers on G1 within the ack SLA (1 s here): the task moves to G2, escalated."""
+    g2 = await crew(nc, ns, "G2")
+    await gas_leak(js, ns)
+    order = await next_of(g2, OrderOffered, timeout=30)
+    task = await task_of(store, "gas_crew")
+    assert task["unit_id"] == "G2" and task["passed_over"] == ["G1"]
+    views = [r["view"] for r in await store.pool.fetch("SELECT view FROM incidents")]
+    assert "ack_sla" in [e["rule"] for e in views[0]["escalations"]]
+    assert order.ack_within_s == 1
+
+
+async def test_a_crew_offline_during_dispatch_gets_its_order_on_reconnect(
+    dispatching: Service, store: Store, nc: Any, js: Any, ns: Namespace
+) -> None:
+    """The order went out while G1's device was off; switched on, it shows the order."""
+    await gas_leak(js, ns)
+    await eventually(lambda: _offered_to(store, "G1"))
+    g1 = await crew(nc, ns, "G1")  # the device comes back
+    order = await next_of(g1, OrderOffered)
+    await g1.report("acknowledged")
+    await g1.report("en_route")
+    await g1.position(34.749, 113.626)
+    await g1.report("on_scene")
+
+    async def on_scene() -> bool:
+        return bool((await task_of(store, "gas_crew"))["status"] == "on_scene")
+
+    await eventually(on_scene)
+    assert order.task_id == (await task_of(store, "gas_crew"))["task_id"]
+    status = await store.pool.fetchval("SELECT status FROM units WHERE unit_id = 'G1'")
+    assert status == "on_scene"
+
+
+async def _offered_to(store: Store, unit_id: str) -> bool:
+    return bool(await store.pool.fetchval(
+        "SELECT count(*) FROM units WHERE unit_id = $1 AND status = 'dispatched'", unit_id))
+
+
+async def test_a_report_for_a_task_the_unit_does_not_hold_is_refused_with_a_reason(
+    dispatching: Service, store: Store, nc: Any, js: Any, ns: Namespace
+) -> None:
+    """G2 has no task: its 'on scene' changes nothing and it is told why."""
+    g2 = await crew(nc, ns, "G2")
+    head = await store.head()
+    await g2.report("on_scene")
+    refused = await next_of(g2, StatusRejected)
+    assert "no task" in refused.reason
+    await g2.report("acknowledged", task_id="t9")
+    refused = await next_of(g2, StatusRejected)
+    assert "not t9" in refused.reason
+    assert await store.head() == head
+
+
+async def test_two_incidents_competing_for_one_ladder(
+    store: Store, nc: Any, js: Any, ns: Namespace
+) -> None:
+    """The P1 fire gets the near ladder although the P2 fire was reported first and is
+    nearer to it; the P2 gets the far ladder (the optimiser, not first come)."""
+    engine = Engine(store, load_catalogue())
+    await register_city(engine, parse_city("""
+name = "ladders"
+[[station]]
+id = "fire-a"
+agency = "fire"
+district = "a"
+lat = 34.760
+lon = 113.620
+units = [{ id = "L1", kind = "ladder" }]
+[[station]]
+id = "fire-b"
+agency = "fire"
+district = "b"
+lat = 34.950
+lon = 113.620
+units = [{ id = "L2", kind = "ladder" }]
+"""))
+    at = datetime.now(UTC)
+    for incident_id, priority, lat in (("minor", 2, 34.761), ("major", 1, 34.750)):
+        await engine.execute(incident_id, inc.ReportIncident(
+            at=at, incident_id=incident_id, signal_id=f"s-{incident_id}", source="hotline",
+            category="fire", location=Location(lat=lat, lon=113.62), confidence=0.95,
+            priority=priority), Meta(actor="test"))
+    offered = await Dispatcher(engine, nc, ns).round()
+    ladders = {k.split("/")[0]: v for k, v in offered.items() if v in ("L1", "L2")}
+    assert ladders == {"major": "L1", "minor": "L2"}
+
+
+async def test_the_demo_city_takes_a_gas_leak_to_on_scene(
+    servers: Servers, database_url: str, store: Store, nc: Any, js: Any, ns: Namespace
+) -> None:
+    """Done when: in the demo city a gas leak gets utility, fire and police units offered;
+    one declines and is replaced; the crews acknowledge and are tracked to on scene."""
+    svc = Service(ServiceConfig(nats_url=servers.nats_url, database_url=database_url,
+                                namespace=ns.prefix, catalogue=FAST, city=load_city(),
+                                dispatch_interval=0.2))
+    task = asyncio.create_task(svc.run())
+    try:
+        await asyncio.wait_for(_ready_or_failed(svc, task), 30)
+        await gas_leak(js, ns)
+
+        async def all_offered() -> list[dict[str, Any]] | None:
+            views = [r["view"] for r in await store.pool.fetch("SELECT view FROM incidents")]
+            tasks = views[0]["tasks"] if views else []
+            return tasks if tasks and all(t["unit_id"] for t in tasks) else None
+
+        tasks = await eventually(all_offered, timeout=20)
+        assert {t["agency"] for t in tasks} == {"utility", "fire", "police"}
+        crews = {t["capability"]: await crew(nc, ns, t["unit_id"]) for t in tasks}
+        first_gas = crews["gas_crew"].unit_id
+        await crews["gas_crew"].report("declined", reason="blocked road")
+        replacement = await eventually(lambda: _unit_of(store, "gas_crew", first_gas),
+                                       timeout=20)
+        crews["gas_crew"] = await crew(nc, ns, replacement)
+        for unit in crews.values():
+            await next_of(unit, OrderOffered)
+            await unit.report("acknowledged")
+            await unit.report("en_route")
+            await unit.report("on_scene")
+
+        async def everyone_there() -> bool:
+            views = [r["view"] for r in await store.pool.fetch("SELECT view FROM incidents")]
+            return views[0]["status"] == "on_scene" and all(
+                t["status"] == "on_scene" for t in views[0]["tasks"])
+
+        await eventually(everyone_there, timeout=20)
+    finally:
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
+
+
+async def _unit_of(store: Store, capability: str, not_unit: str) -> str | None:
+    task = await task_of(store, capability)
+    unit = task["unit_id"]
+    return unit if unit and unit != not_unit else None
+
+
+def test_garbage_status_reports_are_refused_with_a_reason() -> None:
+    """Anything that is not a status report for the subject's unit is undeliverable."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from command.bus import Undeliverable
+
+    reports = CrewReports(None, None, Namespace("t"))  # type: ignore[arg-type]
+
+    class Fake:
+        def __init__(self, data: bytes, subject: str) -> None:
+            self.data, self.subject = data, subject
+
+    @settings(max_examples=200)
+    @given(st.binary(max_size=300), st.sampled_from(["t.unit.G1.status", "t.unit.x.y.status"]))
+    def check(data: bytes, subject: str) -> None:
+        try:
+            reports.decode(Fake(data, subject))  # type: ignore[arg-type]
+        except Undeliverable as exc:
+            assert exc.code in {"invalid", "subject_mismatch"} and exc.reason
+        else:
+            raise AssertionError("random bytes accepted")
+
+    check()
