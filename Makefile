@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.workflow
 	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.skeleton
+	$(BIN)/python -m bench.roundtrip
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -94,7 +94,7 @@ class Dispatcher:
                 await self.round()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.interval)
-                    await asyncio.sleep(0.05)  # let a burst of events settle into one round
+                    await asyncio.sleep(0.01)  # let a burst of events settle into one round
                 except TimeoutError:
                     pass
         finally:
