@@ -49,6 +49,8 @@ class Station(_Frozen):
 class City(_Frozen):
     name: str
     stations: tuple[Station, ...]
+    # an OpenStreetMap extract (.osm), relative to the city file: ETAs by shortest path
+    road_network: str | None = None
 
     def registrations(self, at: datetime) -> list[RegisterUnit]:
         """A RegisterUnit command for every unit of the city."""
@@ -86,4 +88,7 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
         stations.append(station)
     if not stations:
         raise CityError(origin, None, "a city needs at least one [[station]]")
-    return City(name=str(doc.get("name", "city")), stations=tuple(stations))
+    roads = doc.get("road_network")
+    if roads is not None and not isinstance(roads, str):
+        raise CityError(origin, None, "road_network must be the path of an .osm file")
+    return City(name=str(doc.get("name", "city")), stations=tuple(stations), road_network=roads)

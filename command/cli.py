@@ -35,9 +35,10 @@ import structlog
 from command import bus, logs
 from command.city import City, CityError
 from command.model import Signal, SignalAck
+from command.roads import RoadNetwork
 from command.runtime import EmbeddedNats, EmbeddedPostgres, port_is_free
 from command.service import Service, ServiceConfig
-from command.settings import Settings, load_catalogue, load_city
+from command.settings import Settings, load_catalogue, load_city, load_roads
 from command.store import Store, migrate
 from command.subjects import Namespace
 from workflows.catalogue import Catalogue, CatalogueError
@@ -130,9 +131,19 @@ def _city(settings: Settings, *, demo: bool) -> City | None:
         raise CliError(f"city: {exc}") from exc
 
 
+def _roads(settings: Settings, city: City | None) -> RoadNetwork | None:
+    if city is None:
+        return None
+    try:
+        return load_roads(city, settings.city_path)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"road network {city.road_network!r}: {exc}") from exc
+
+
 async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     _check_half_external(settings)
     catalogue = _catalogue(settings)  # before anything starts: a bad plan stops us here
+    city = _city(settings, demo=True)
     nats_srv: EmbeddedNats | None = None
     pg_srv: EmbeddedPostgres | None = None
     mqtt_url: str | None = None
@@ -163,7 +174,8 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
             console_host=settings.console_host, console_port=port,
             console_origins=settings.console_origins, fault_point=settings.fault_point,
-            ack_wait=settings.ack_wait, catalogue=catalogue, city=_city(settings, demo=True),
+            ack_wait=settings.ack_wait, catalogue=catalogue, city=city,
+            roads=_roads(settings, city),
         ))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run())
@@ -209,12 +221,13 @@ def _announce(endpoints: dict[str, Any], path: Path) -> None:
 
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     nats_url, database_url = server_urls(settings)
+    city = _city(settings, demo=False)
     service = Service(ServiceConfig(
         nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
         console_host=settings.console_host, console_port=args.console_port,
         console_origins=settings.console_origins, fault_point=settings.fault_point,
         ack_wait=settings.ack_wait, catalogue=_catalogue(settings),
-        city=_city(settings, demo=False),
+        city=city, roads=_roads(settings, city),
     ))
     await service.run()
 

@@ -37,6 +37,7 @@ from command.assign import Need, assign
 from command.engine import Engine, Meta
 from command.model import PositionReport
 from command.recommend import UnitIndex, UnitInfo
+from command.roads import RoadNetwork
 from command.subjects import Namespace
 from workflows import incident as inc
 from workflows.messages import Rejected
@@ -50,8 +51,10 @@ _WAKE_TYPES = ("task.created", "task.returned", "unit.released", "unit.moved",
 
 class Dispatcher:
     def __init__(self, engine: Engine, nc: NATS, ns: Namespace, *, interval: float = 2.0,
+                 roads: RoadNetwork | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.engine = engine
+        self.roads = roads
         self.nc = nc
         self.ns = ns
         self.interval = interval
@@ -139,7 +142,7 @@ class Dispatcher:
                                   capabilities=tuple(u["capabilities"]),
                                   district=u.get("district") or "", lat=lat, lon=lon,
                                   available=u["status"] == "available"))
-        return UnitIndex(infos)
+        return UnitIndex(infos, roads=self.roads)
 
     async def round(self) -> dict[str, str]:
         """Offer what ECC may offer, recommend the rest; returns task key -> unit offered."""

@@ -5,9 +5,9 @@ Pure: no I/O, no clock. A :class:`UnitIndex` keeps the units as column arrays
 10,000 units is a few vector operations, not a Python loop. The shell keeps it
 current from unit events and AVL positions.
 
-ETA = turnout (by agency) + great-circle distance x road factor / speed (by
-unit type). A road-network ETA (shortest paths on an OpenStreetMap graph) is
-the next step and will plug in behind :meth:`UnitIndex.eta`.
+ETA = turnout (by agency) + the drive: great-circle distance x road factor /
+speed (by unit type) by default, or the shortest path on a real road network
+(:mod:`command.roads`) when the city file names one.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+
+from command.roads import RoadNetwork
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -64,8 +66,10 @@ class Candidate:
 class UnitIndex:
     """Units as columns for fast ranking. Not thread-safe; one owner updates it."""
 
-    def __init__(self, units: Sequence[UnitInfo], profile: Profile | None = None) -> None:
+    def __init__(self, units: Sequence[UnitInfo], profile: Profile | None = None,
+                 roads: RoadNetwork | None = None) -> None:
         self.profile = profile or Profile()
+        self.roads = roads
         self.ids = [u.unit_id for u in units]
         self.row = {unit_id: i for i, unit_id in enumerate(self.ids)}
         if len(self.row) != len(self.ids):
@@ -123,9 +127,21 @@ class UnitIndex:
         return distance
 
     def eta(self, rows: NDArray[np.intp], lat: float, lon: float) -> NDArray[np.float64]:
-        """Seconds from now until each row's unit could be at the point."""
-        return self.turnout[rows] + self.distance_m(rows, lat, lon) * \
-            self.profile.road_factor / self.speed[rows]
+        """Seconds from now until each row's unit could be at the point.
+
+        On a road network, the drive is the shortest path; a unit the network
+        cannot route (off the extract) falls back to the straight-line estimate.
+        """
+        straight = self.distance_m(rows, lat, lon) * self.profile.road_factor / self.speed[rows]
+        if self.roads is None or rows.size == 0:
+            drive = straight
+        else:
+            times = self.roads.times_to(lat, lon)
+            routed = self.roads.eta_from(times, np.degrees(self.lat[rows]),
+                                         np.degrees(self.lon[rows]))
+            drive = np.where(np.isfinite(routed), routed, straight)
+        eta: NDArray[np.float64] = self.turnout[rows] + drive
+        return eta
 
     def recommend(
         self,

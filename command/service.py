@@ -21,6 +21,7 @@ from command.dispatcher import Dispatcher
 from command.engine import Engine, Meta
 from command.intake import SignalIntake
 from command.outbox import OutboxRelay
+from command.roads import RoadNetwork
 from command.settings import load_catalogue
 from command.store import Store
 from command.subjects import Namespace
@@ -46,6 +47,7 @@ class ServiceConfig:
     # units to register at start (those not yet known); None registers nothing
     city: City | None = None
     dispatch_interval: float = 2.0
+    roads: RoadNetwork | None = None
 
 
 class Service:
@@ -83,7 +85,7 @@ class Service:
                 await register_city(self.engine, cfg.city)
             crews = CrewReports(self.engine, js, self.ns)
             self.dispatcher = Dispatcher(self.engine, nc, self.ns,
-                                         interval=cfg.dispatch_interval)
+                                         interval=cfg.dispatch_interval, roads=cfg.roads)
             self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point)
             self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
                                    port=cfg.console_port, origins=cfg.console_origins)

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from command.city import City, parse_city
+from command.roads import RoadNetwork, parse_osm
 from workflows.catalogue import Catalogue, parse_catalogue
 
 
@@ -80,3 +81,12 @@ def load_city(path: Path | None = None) -> City:
         text = resources.files("sim").joinpath("data/zhengzhou.toml").read_text()
         return parse_city(text, "sim/data/zhengzhou.toml")
     return parse_city(path.read_text(), str(path))
+
+
+def load_roads(city: City, city_path: Path | None) -> RoadNetwork | None:
+    """The road network a city file names (relative to the file), or None."""
+    if city.road_network is None:
+        return None
+    base = city_path.parent if city_path is not None else Path(".")
+    path = (base / city.road_network).resolve()
+    return parse_osm(path.read_bytes())
