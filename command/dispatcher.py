@@ -8,7 +8,10 @@ the pending tasks of open incidents and the units, and:
   and offers each task to its unit through the engine: the order reaches the
   crew through the outbox;
 * for the others, writes the three best candidates per task to
-  ``recommendations`` for a dispatcher to confirm on the console.
+  ``recommendations`` for a dispatcher to confirm on the console;
+* when no able unit is free, stacks the task on the committed unit that would
+  reach it soonest once it clears (``stacked`` in ``recommendations``); the
+  task stays pending and the round after that unit clears offers it.
 
 A declined or unanswered task is pending again with the unit remembered, so the
 next round offers it to the next-best unit. One dispatcher leads at a time (a
@@ -45,6 +48,10 @@ from workflows.messages import Rejected
 log = structlog.get_logger("ecc.dispatcher")
 
 _LEADER_LOCK = 0x0ECC_0004
+# Rough seconds until a committed unit is free again, by status: for stacking a
+# task on the unit that will clear soonest. Field data should tune these.
+FREE_IN_S: dict[str, float] = {"returning": 0, "at_hospital": 600, "on_scene": 1200,
+                               "transporting": 1200, "en_route": 1800, "dispatched": 1800}
 _WAKE_TYPES = ("task.created", "task.returned", "unit.released", "unit.moved",
                "unit.registered", "incident.priority_changed")
 
@@ -60,6 +67,7 @@ class Dispatcher:
         self.interval = interval
         self.clock = clock
         self.positions: dict[str, PositionReport] = {}
+        self.status: dict[str, str] = {}
         self.offers = 0
         self._wake = asyncio.Event()
 
@@ -142,6 +150,7 @@ class Dispatcher:
                                   capabilities=tuple(u["capabilities"]),
                                   district=u.get("district") or "", lat=lat, lon=lon,
                                   available=u["status"] == "available"))
+        self.status = {row["view"]["unit_id"]: row["view"]["status"] for row in rows}
         return UnitIndex(infos, roads=self.roads)
 
     async def round(self) -> dict[str, str]:
@@ -169,7 +178,8 @@ class Dispatcher:
                                        exclude=tuple(task["passed_over"])))
         index = await self.index()
         offered: dict[str, str] = {}
-        for key, candidate in assign(index, auto).items():
+        chosen = assign(index, auto)
+        for key, candidate in chosen.items():
             incident_id, task_id = key.split("/", 1)
             try:
                 await self.engine.execute(
@@ -186,11 +196,41 @@ class Dispatcher:
             self.offers += 1
             log.info("dispatcher.offered", incident_id=incident_id, task_id=task_id,
                      unit_id=candidate.unit_id, eta_s=round(candidate.eta_s))
-        await self._recommend(index, manual)
+        stacked = [need for need in auto if need.key not in chosen]
+        await self._recommend(index, manual, stacked)
         return offered
 
-    async def _recommend(self, index: UnitIndex, needs: list[Need]) -> None:
+    def stack(self, index: UnitIndex, need: Need) -> dict[str, Any] | None:
+        """No unit free: the committed unit that would reach the task soonest once it clears.
+
+        The task stays pending; when that unit (or any able one) clears, the next
+        round offers it the task.
+        """
+        rows = index.able(need.capability, need.exclude, busy_too=True)
+        best: dict[str, Any] | None = None
+        if rows.size:
+            etas = index.eta(rows, need.lat, need.lon)
+            for row, eta in zip(rows, etas, strict=True):
+                unit_id = index.ids[row]
+                free_in = FREE_IN_S.get(self.status.get(unit_id, ""))
+                if free_in is None:
+                    continue  # out of service or off duty: not coming
+                total = free_in + float(eta)
+                if best is None or total < best["eta_s"]:
+                    best = {"unit_id": unit_id, "eta_s": round(total, 1), "stacked": True,
+                            "free_in_s": free_in, "status": self.status.get(unit_id)}
+        return best
+
+    async def _recommend(self, index: UnitIndex, needs: list[Need],
+                         stacked: list[Need]) -> None:
         records: list[tuple[str, str, Any]] = []
+        for need in stacked:
+            incident_id, task_id = need.key.split("/", 1)
+            queued = self.stack(index, need)
+            records.append((incident_id, task_id, json.dumps([queued] if queued else [])))
+            if queued:
+                log.info("dispatcher.stacked", incident_id=incident_id, task_id=task_id,
+                         unit_id=queued["unit_id"], free_in_s=queued["free_in_s"])
         for need in needs:
             cands = index.recommend(need.capability, need.lat, need.lon, k=3,
                                     exclude=need.exclude)

@@ -105,12 +105,16 @@ class UnitIndex:
 
     # --- ranking -------------------------------------------------------------------
 
-    def able(self, capability: str, exclude: Iterable[str] = ()) -> NDArray[np.intp]:
-        """Rows of available units with ``capability``, minus ``exclude``."""
+    def able(self, capability: str, exclude: Iterable[str] = (),
+             busy_too: bool = False) -> NDArray[np.intp]:
+        """Rows of available units with ``capability``, minus ``exclude``
+        (with ``busy_too``, committed units as well)."""
         bit = self.cap_bit.get(capability)
         if bit is None:
             return np.empty(0, dtype=np.intp)
-        mask = self.available & ((self.caps & bit) != 0)
+        mask = (self.caps & bit) != 0
+        if not busy_too:
+            mask &= self.available
         for unit_id in exclude:
             i = self.row.get(unit_id)
             if i is not None:

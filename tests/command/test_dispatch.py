@@ -281,3 +281,36 @@ def test_garbage_status_reports_are_refused_with_a_reason() -> None:
             raise AssertionError("random bytes accepted")
 
     check()
+
+
+async def test_with_no_unit_free_the_task_is_stacked_and_dispatched_when_one_clears(
+    dispatching: Service, store: Store, nc: Any, js: Any, ns: Namespace
+) -> None:
+    """Three leaks, two gas crews: the third waits, stacked on the crew that clears soonest
+    (the one already on scene), and is offered to it when it clears."""
+    g1, g2 = await crew(nc, ns, "G1"), await crew(nc, ns, "G2")
+    await gas_leak(js, ns)
+    first = await next_of(g1, OrderOffered)
+    for status in ("acknowledged", "en_route", "on_scene"):
+        await g1.report(status)  # type: ignore[arg-type]
+    await eventually(lambda: _unit_status_is(store, "G1", "on_scene"))
+    await gas_leak(js, ns)
+    second = await next_of(g2, OrderOffered)  # the second leak takes the other crew
+    await gas_leak(js, ns)
+
+    async def stacked() -> Any:
+        rows = await store.pool.fetch("SELECT candidates FROM recommendations")
+        found = [c for r in rows for c in r["candidates"] if c.get("stacked")]
+        return found[0] if found else None
+
+    queued = await eventually(stacked, timeout=20)
+    assert queued["unit_id"] == "G1" and queued["status"] == "on_scene"
+    await g1.report("clear")
+    third = await next_of(g1, OrderOffered)
+    assert third.incident_id not in (first.incident_id, second.incident_id)
+    assert third.capability == "gas_crew"
+
+
+async def _unit_status_is(store: Store, unit_id: str, status: str) -> bool:
+    return bool(await store.pool.fetchval("SELECT status FROM units WHERE unit_id = $1",
+                                          unit_id) == status)
