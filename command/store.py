@@ -320,6 +320,9 @@ class Store:
             if exc.constraint_name in ("events_stream_version_key", "streams_pkey"):
                 raise ConcurrencyError(str(exc.detail or ""), -1, None) from exc
             raise
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+            # Two writers crossed: like a moved stream, the cure is to run it again.
+            raise ConcurrencyError("(lock conflict)", -1, None) from exc
         except Exception as exc:
             if _is_transient(exc):
                 raise StoreUnavailable(str(exc) or type(exc).__name__) from exc

@@ -61,15 +61,22 @@ class TimerScheduler:
 
     async def _fire_one(self, now: datetime) -> bool:
         store = self.engine.store
+        due = await store.pool.fetchrow(
+            "SELECT timer_id, stream_id, kind FROM timers WHERE due_at <= $1 "
+            "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED", now)
+        if due is None:
+            return False
+        timer_id, stream_id = due["timer_id"], due["stream_id"]
+        incident_id = stream_id.partition(":")[2]
         async with store.transaction() as tx:
-            row = await tx.conn.fetchrow(
-                "SELECT timer_id, stream_id, kind FROM timers WHERE due_at <= $1 "
-                "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED", now)
-            if row is None:
-                return False
-            timer_id, stream_id = row["timer_id"], row["stream_id"]
-            incident_id = stream_id.partition(":")[2]
             uow = UnitOfWork(tx, self.engine.catalogue, self.engine.ids)
+            # Locks in the order every command takes them: the incident's stream first,
+            # then its timer rows, so a scheduler and a command never wait in a circle.
+            await uow.incident(incident_id)
+            claimed = await tx.conn.fetchval(
+                "SELECT 1 FROM timers WHERE timer_id = $1 FOR UPDATE SKIP LOCKED", timer_id)
+            if claimed is None:
+                return True  # another scheduler fired it, or a command cancelled it
             try:
                 events = await uow.run(incident_id, FireTimer(at=now, timer_id=timer_id),
                                        Meta(actor="timer", causation_id=timer_id))
@@ -79,6 +86,6 @@ class TimerScheduler:
                 events = []
             await uow.flush()
             await tx.conn.execute("DELETE FROM timers WHERE timer_id = $1", timer_id)
-        log.info("timers.fired", timer_id=timer_id, incident_id=incident_id, kind=row["kind"],
+        log.info("timers.fired", timer_id=timer_id, incident_id=incident_id, kind=due["kind"],
                  events=[e.type for e in events])
         return True
