@@ -120,6 +120,9 @@ def _catalogue(settings: Settings) -> Catalogue:
         return load_catalogue(settings.catalogue_path)
     except CatalogueError as exc:
         raise CliError(f"catalogue: {exc}") from exc
+    except OSError as exc:
+        raise CliError(f"catalogue: cannot read {settings.catalogue_path}: {exc.strerror}; "
+                       "check ECC_CATALOGUE") from exc
 
 
 def _city(settings: Settings, *, demo: bool) -> City | None:
@@ -129,6 +132,9 @@ def _city(settings: Settings, *, demo: bool) -> City | None:
         return load_city(settings.city_path)
     except CityError as exc:
         raise CliError(f"city: {exc}") from exc
+    except OSError as exc:
+        raise CliError(f"city: cannot read {settings.city_path}: {exc.strerror}; "
+                       "check ECC_CITY") from exc
 
 
 def _roads(settings: Settings, city: City | None) -> RoadNetwork | None:

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from command.bus import ConsumerSpec, Undeliverable
 from command.engine import Engine, Meta, UnitOfWork
 from command.model import StatusRejected, StatusReport
+from command.store import ConcurrencyError
 from command.subjects import Namespace
 from workflows import incident as inc
 from workflows import unit as un
@@ -84,12 +85,18 @@ class CrewReports:
         """Apply one report; False (and the crew told why) if it was refused."""
         bound = log.bind(unit_id=report.unit_id, status=report.status, task_id=report.task_id)
         try:
-            async with self.engine.store.transaction() as tx:
-                if not await tx.claim(CONSUMER, message_id):
-                    return True  # seen before: its effect is already committed
-                uow = UnitOfWork(tx, self.engine.catalogue, self.engine.ids)
-                await self._commands(uow, report)
-                await uow.flush()
+            for attempt in range(1, 6):
+                try:
+                    async with self.engine.store.transaction() as tx:
+                        if not await tx.claim(CONSUMER, message_id):
+                            return True  # seen before: its effect is already committed
+                        uow = UnitOfWork(tx, self.engine.catalogue, self.engine.ids)
+                        await self._commands(uow, report)
+                        await uow.flush()
+                    break
+                except ConcurrencyError:
+                    if attempt == 5:
+                        raise  # the consumer loop naks it; it comes back later
         except Rejected as exc:
             bound.warning("crews.rejected", code=exc.code, reason=exc.reason)
             await self._tell(report, exc.reason)
@@ -98,7 +105,15 @@ class CrewReports:
         return True
 
     async def _commands(self, uow: UnitOfWork, report: StatusReport) -> None:
+        # Lock the incident before the unit, as every other command does: peek at
+        # the unit's task without a lock, lock the incident, then the unit, and check.
+        peek = await uow.tx.conn.fetchval(
+            "SELECT view->>'incident_id' FROM units WHERE unit_id = $1", report.unit_id)
+        if peek:
+            await uow.incident(peek)
         unit = await uow.unit(report.unit_id)
+        if unit is not None and unit.incident_id != peek:
+            raise ConcurrencyError(f"unit:{report.unit_id}", -1, None)  # it moved: run again
         if unit is None:
             raise Rejected("unknown_unit", f"unit {report.unit_id} is not registered")
         meta = Meta(actor=f"unit:{unit.unit_id}", correlation_id=unit.task_id)

@@ -126,6 +126,8 @@ class SignalIntake:
             at=self.clock(),
             by=f"signal:{signal.source}",
         )
+        # the evidence first, so its seq is below the incident it causes
+        uow.stage_evidence(f"signal:{signal.source}-{signal.signal_id}", evidence)
         try:
             await uow.run(incident_id, command, Meta(actor=f"signal:{signal.source}",
                                                      causation_id=str(evidence.event_id),
@@ -135,5 +137,4 @@ class SignalIntake:
             log.warning("intake.rejected", signal_id=signal.signal_id, code=exc.code,
                         reason=exc.reason)
             return None
-        uow.stage_evidence(f"signal:{signal.source}-{signal.signal_id}", evidence)
         return incident_id

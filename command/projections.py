@@ -25,8 +25,10 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
     last_seq: dict[str, int] = {}
     timers: dict[str, tuple[str, str, Any]] = {}
     async with store.transaction() as tx:
-        # lock out writers so the rebuild sees a log that does not move under it
-        await tx.conn.execute("LOCK TABLE events IN SHARE MODE")
+        # Lock out writers first, in one statement, before touching anything: a command
+        # in flight finishes, later ones wait, and nobody waits on us in a circle.
+        await tx.conn.execute("LOCK TABLE streams, events, incidents, units, timers "
+                              "IN EXCLUSIVE MODE")
         after = 0
         while True:
             rows = await tx.conn.fetch(
@@ -50,7 +52,8 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
                 else:
                     continue
                 last_seq[sid] = row["seq"]
-        await tx.conn.execute("TRUNCATE incidents, units, timers")
+        for table in ("incidents", "units", "timers"):
+            await tx.conn.execute(f"DELETE FROM {table}")
         for sid, state in states.items():
             kind, _, entity = sid.partition(":")
             if kind == "incident":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
+from typing import Literal
 
 import structlog
 
@@ -50,22 +51,22 @@ class TimerScheduler:
         for _ in range(self.batch):
             now = self.clock()
             try:
-                done = await self._fire_one(now)
+                outcome = await self._fire_one(now)
             except ConcurrencyError:
                 continue  # the incident moved; the row is unlocked and comes round again
-            if not done:
+            if outcome == "idle":
                 break
-            fired += 1
+            fired += outcome == "fired"
         self.fired += fired
         return fired
 
-    async def _fire_one(self, now: datetime) -> bool:
+    async def _fire_one(self, now: datetime) -> Literal["fired", "skipped", "idle"]:
         store = self.engine.store
         due = await store.pool.fetchrow(
             "SELECT timer_id, stream_id, kind FROM timers WHERE due_at <= $1 "
-            "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED", now)
+            "ORDER BY due_at LIMIT 1", now)
         if due is None:
-            return False
+            return "idle"
         timer_id, stream_id = due["timer_id"], due["stream_id"]
         incident_id = stream_id.partition(":")[2]
         async with store.transaction() as tx:
@@ -76,7 +77,7 @@ class TimerScheduler:
             claimed = await tx.conn.fetchval(
                 "SELECT 1 FROM timers WHERE timer_id = $1 FOR UPDATE SKIP LOCKED", timer_id)
             if claimed is None:
-                return True  # another scheduler fired it, or a command cancelled it
+                return "skipped"  # another scheduler has it, or a command cancelled it
             try:
                 events = await uow.run(incident_id, FireTimer(at=now, timer_id=timer_id),
                                        Meta(actor="timer", causation_id=timer_id))
@@ -88,4 +89,4 @@ class TimerScheduler:
             await tx.conn.execute("DELETE FROM timers WHERE timer_id = $1", timer_id)
         log.info("timers.fired", timer_id=timer_id, incident_id=incident_id, kind=due["kind"],
                  events=[e.type for e in events])
-        return True
+        return "fired"

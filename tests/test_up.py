@@ -143,3 +143,12 @@ def test_half_external_configuration_is_refused(data_dir: Path) -> None:
     assert out.returncode == 2
     assert "set both NATS_URL and DATABASE_URL" in out.stderr
     assert not (data_dir / "postgres").exists()
+
+
+def test_a_missing_catalogue_file_is_a_clear_error(data_dir: Path) -> None:
+    """ECC_CATALOGUE pointing nowhere: exit 2 and a message naming the setting."""
+    env = embedded_env(data_dir)
+    env["ECC_CATALOGUE"] = str(data_dir / "nope.toml")
+    out = subprocess.run([sys.executable, "-m", "command.cli", "catalogue", "check"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "check ECC_CATALOGUE" in out.stderr

@@ -26,6 +26,7 @@ def unit_commands(before: Incident | None, events: list[AnyIncidentEvent]) -> li
         return []
     incident_id = before.incident_id
     capability = {t.task_id: t.capability for t in before.tasks}
+    agency = {t.task_id: t.agency for t in before.tasks}
     unit_of = {t.task_id: t.unit_id for t in before.tasks}
     out: list[UnitFollowUp] = []
     for e in events:
@@ -33,7 +34,8 @@ def unit_commands(before: Incident | None, events: list[AnyIncidentEvent]) -> li
             unit_of[e.task_id] = e.unit_id
             out.append((e.unit_id, DispatchUnit(at=e.at, by=e.by, incident_id=incident_id,
                                                 task_id=e.task_id,
-                                                capability=capability[e.task_id])))
+                                                capability=capability[e.task_id],
+                                                agency=agency[e.task_id])))
         elif isinstance(e, TaskReturned):
             out.append((e.unit_id, ReleaseUnit(at=e.at, incident_id=incident_id,
                                                task_id=e.task_id, reason=e.why)))

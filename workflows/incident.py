@@ -424,7 +424,8 @@ def _undo_merge(state: Incident, cmd: UndoMerge, cat: Catalogue) -> list[AnyInci
 def _release(state: Incident, cmd: ReleaseMerge, cat: Catalogue) -> list[AnyIncidentEvent]:
     if cmd.source_id not in state.merged_from:
         raise Rejected("not_merged", f"{cmd.source_id} was not merged into this incident")
-    return [MergeReleased(at=cmd.at, source_id=cmd.source_id, signal_ids=())]
+    given_back = tuple(s.signal_id for s in state.signals if s.merged_from == cmd.source_id)
+    return [MergeReleased(at=cmd.at, source_id=cmd.source_id, signal_ids=given_back)]
 
 
 def _split(state: Incident, cmd: SplitOff, cat: Catalogue) -> list[AnyIncidentEvent]:
@@ -440,7 +441,8 @@ def _split(state: Incident, cmd: SplitOff, cat: Catalogue) -> list[AnyIncidentEv
 def _cancel(state: Incident, cmd: CancelIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
     events: list[AnyIncidentEvent] = _cancel_tasks(state, cmd.at, "incident cancelled")
     events += _cancel_timers(state, kinds=None, at=cmd.at)
-    events.append(StatusChanged(at=cmd.at, status="cancelled", previous=state.status, by=cmd.by))
+    events.append(StatusChanged(at=cmd.at, status="cancelled", previous=state.status, by=cmd.by,
+                                reason=cmd.reason))
     return events
 
 
@@ -481,7 +483,9 @@ def _offer(state: Incident, cmd: OfferTask, cat: Catalogue) -> list[AnyIncidentE
                                                   unit_id=cmd.unit_id, by=cmd.by)]
     events += _cancel_timers(state, kinds={"task_pending"}, at=cmd.at, task_id=task.task_id)
     events.append(_schedule(state, "ack", cmd.at + _s(cat.sla.ack_s), task.task_id))
-    if not any(t.status in MANNED_TASK or t.status == "completed" for t in state.tasks):
+    clock_running = any("/on_scene/" in t for t in state.timers)
+    if not clock_running and not any(t.status in MANNED_TASK or t.status == "completed"
+                                     for t in state.tasks):
         # the first unit offered starts the clock for the first unit on scene
         events.append(_schedule(state, "on_scene",
                                 cmd.at + _s(cat.sla.on_scene_for(state.category))))
@@ -665,15 +669,19 @@ def _evolve_fields(s: Incident, e: AnyIncidentEvent) -> dict[str, object]:
     if isinstance(e, IncidentMerged):
         return {"status": "merged", "merged_into": e.into, "status_before_merge": s.status}
     if isinstance(e, MergeAbsorbed):
-        return {"signals": (*s.signals, *e.signals), "merged_from": (*s.merged_from, e.source_id)}
+        absorbed = tuple(x.model_copy(update={"merged_from": e.source_id}) for x in e.signals)
+        return {"signals": (*s.signals, *absorbed), "merged_from": (*s.merged_from, e.source_id)}
     if isinstance(e, MergeUndone):
         return {"status": e.status, "merged_into": None, "status_before_merge": None}
     if isinstance(e, MergeReleased):
-        return {"merged_from": tuple(i for i in s.merged_from if i != e.source_id)}
+        return {"merged_from": tuple(i for i in s.merged_from if i != e.source_id),
+                "signals": tuple(x for x in s.signals if x.signal_id not in e.signal_ids)}
     if isinstance(e, SignalsSplitOff):
         return {"signals": tuple(x for x in s.signals if x.signal_id not in e.signal_ids)}
     if isinstance(e, StatusChanged):
-        return {"status": e.status}
+        if e.status in ("cancelled", "closed"):
+            return {"status": e.status, "close_reason": e.reason or None}
+        return {"status": e.status, "close_reason": None}
     if isinstance(e, TaskCreated):
         return {"tasks": (*s.tasks, Task(task_id=e.task_id, agency=e.agency,
                                          capability=e.capability, status="pending",

@@ -47,6 +47,7 @@ class SignalRef(Frozen):
     signal_id: str
     source: str
     confidence: float
+    merged_from: str | None = None  # the incident it came from in a merge
 
 
 class Task(Frozen):
@@ -373,6 +374,7 @@ class StatusChanged(Event):
     status: Status
     previous: Status
     by: Actor
+    reason: str = ""
 
 
 class TaskCreated(Event):

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from workflows.geo import Location
-from workflows.messages import Command, EntityId, Event, Frozen, Rejected, Token
+from workflows.messages import Command, Event, Frozen, Rejected, Token
 
 UnitStatus = Literal["available", "dispatched", "en_route", "on_scene", "transporting",
                      "at_hospital", "returning", "out_of_service", "off_duty"]
@@ -59,9 +59,13 @@ class Unit(Frozen):
 # --- commands ---------------------------------------------------------------------------
 
 
+# Unit ids go into subjects as they are (ecc.dispatch.fire.E12): letters, digits, _ and -.
+UnitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")]
+
+
 class RegisterUnit(Command):
     type: Literal["unit.register"] = "unit.register"
-    unit_id: EntityId
+    unit_id: UnitId
     call_sign: str = Field(min_length=1, max_length=40)
     agency: Token
     capabilities: tuple[Token, ...] = Field(min_length=1)
@@ -77,6 +81,7 @@ class DispatchUnit(Command):
     incident_id: str
     task_id: str
     capability: str
+    agency: str = ""  # the task's agency; empty accepts any
 
 
 class ReleaseUnit(Command):
@@ -158,6 +163,9 @@ def decide(state: Unit | None,
             where = f" on incident {state.incident_id}" if state.incident_id else ""
             raise Rejected("unit_unavailable",
                            f"{state.call_sign} is {state.status.replace('_', ' ')}{where}")
+        if command.agency and command.agency != state.agency:
+            raise Rejected("wrong_agency",
+                           f"{state.call_sign} is {state.agency}, the task needs {command.agency}")
         if command.capability not in state.capabilities:
             raise Rejected("wrong_capability",
                            f"{state.call_sign} has no {command.capability} capability")

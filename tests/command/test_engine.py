@@ -138,6 +138,39 @@ async def test_two_schedulers_never_fire_one_timer_twice(store: Store,
     assert len(counts) == 30 and {r["n"] for r in counts} == {1}
 
 
+async def test_acks_racing_their_timeouts_never_deadlock(store: Store,
+                                                        database_url: str) -> None:
+    """Crews acknowledging exactly as their ack SLA fires: each task ends either accepted or
+    returned, never both, and no transaction dies of a lock cycle."""
+    engine = Engine(store, CATALOGUE)
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    for i in range(20):
+        await register(engine, f"E{i}", "fire", "engine")
+        await engine.execute(f"k{i}", report(f"k{i}", at=past, confidence=0.95), ME)
+        await engine.execute(f"k{i}", inc.OfferTask(at=past, task_id="t1", unit_id=f"E{i}"), ME)
+
+    async def accept(i: int) -> str:
+        try:
+            await engine.execute(f"k{i}", inc.AcceptTask(at=datetime.now(UTC), task_id="t1",
+                                                         unit_id=f"E{i}"), ME)
+            return "accepted"
+        except Rejected:
+            return "too late"
+
+    other = await Store.connect(database_url)
+    try:
+        results = await asyncio.gather(*(accept(i) for i in range(20)),
+                                       TimerScheduler(Engine(other, CATALOGUE)).fire_due())
+    finally:
+        await other.close()
+    for i, outcome in enumerate(results[:20]):
+        task = (await view(store, f"k{i}"))["tasks"][0]
+        if outcome == "accepted":
+            assert task["status"] == "accepted" and task["passed_over"] == []
+        else:
+            assert task["status"] == "pending" and task["passed_over"] == [f"E{i}"]
+
+
 async def test_a_cancelled_timer_never_fires(store: Store) -> None:
     """Verified before its SLA, the verify timer is gone; only later timers remain."""
     engine = Engine(store, CATALOGUE)

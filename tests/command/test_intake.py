@@ -44,6 +44,7 @@ async def test_a_signal_becomes_an_incident_and_an_event_on_EVENTS(
     assert await store.pool.fetchval("SELECT count(*) FROM timers") == 1
     evidence = await store.read_stream(f"signal:hotline-{sig.signal_id}")
     assert evidence[0].data["signal_id"] == sig.signal_id
+    assert evidence[0].seq < events[0].seq  # the cause before its effect
     # relayed: all three events on EVENTS, the outbox empty
     await eventually(lambda: _equals(stream_messages(js, ns.stream("EVENTS")), 3))
     msg = await js.get_last_msg(ns.stream("EVENTS"), ns.event("incident", row["incident_id"]))

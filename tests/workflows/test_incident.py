@@ -246,6 +246,15 @@ def test_offer_accept_move_and_complete_a_task(catalogue: Catalogue,
     assert s.task("t1").status == "completed" and s.status == "on_scene"
 
 
+def test_one_on_scene_clock_per_incident(catalogue: Catalogue, dispatching: Incident) -> None:
+    """Offered, declined and offered again: still one on-scene SLA timer, the first one."""
+    s = offered(catalogue, dispatching)
+    first = [t for t in s.timers if "/on_scene/" in t]
+    s = run(s, inc.DeclineTask(at=at(21), task_id="t1", unit_id="E1"), catalogue)[0]
+    s = offered(catalogue, s, unit="E2", t=22)
+    assert [t for t in s.timers if "/on_scene/" in t] == first and len(first) == 1
+
+
 def test_decline_returns_the_task_and_remembers_the_unit(catalogue: Catalogue,
                                                          dispatching: Incident) -> None:
     """A declined task is pending again; the unit that declined is not offered it again."""
@@ -281,7 +290,7 @@ def test_cancel_cancels_live_tasks_and_timers(catalogue: Catalogue,
     """A cancelled incident keeps no live task and no timer."""
     s = offered(catalogue, dispatching)
     s, events = run(s, inc.CancelIncident(at=at(30), reason="false alarm", by="sup"), catalogue)
-    assert s.status == "cancelled" and not inc.is_open(s)
+    assert s.status == "cancelled" and not inc.is_open(s) and s.close_reason == "false alarm"
     assert all(t.status == "cancelled" for t in s.tasks) and s.timers == ()
     cancelled = [e for e in events if e.type == "task.cancelled"]
     assert [e.unit_id for e in cancelled if e.unit_id] == ["E1"]
@@ -329,9 +338,9 @@ def test_merge_and_undo(catalogue: Catalogue, reported: Incident) -> None:
     target = run(None, report(incident_id="i2", signal_id="s9"), catalogue)[0]
     target = run(target, inc.AbsorbMerge(at=at(5), source_id="i1", signals=reported.signals),
                  catalogue)[0]
-    assert target.merged_from == ("i1",)
+    assert target.merged_from == ("i1",) and target.signal_ids == ("s9", "s1")
     target = run(target, inc.ReleaseMerge(at=at(6), source_id="i1"), catalogue)[0]
-    assert target.merged_from == ()
+    assert target.merged_from == () and target.signal_ids == ("s9",)
     with pytest.raises(Rejected, match="was not merged"):
         decide(target, inc.ReleaseMerge(at=at(7), source_id="i1"), catalogue)
     with pytest.raises(Rejected, match="itself"):

@@ -92,3 +92,21 @@ def test_registration_is_once() -> None:
                                     capabilities=("engine",)))
     with pytest.raises(Rejected):
         decide(None, MoveUnit(at=T, status="off_duty"))
+
+
+def test_a_unit_of_another_agency_is_refused() -> None:
+    """A police car with a cordon capability is not sent to a fire agency's cordon task."""
+    s = unit(agency="police", capabilities=("cordon",), unit_id="P1")
+    with pytest.raises(Rejected) as info:
+        decide(s, DispatchUnit(at=T, incident_id="i", task_id="t", capability="cordon",
+                               agency="fire"))
+    assert info.value.code == "wrong_agency"
+
+
+def test_unit_ids_must_fit_a_subject() -> None:
+    """An id with a colon or a dot would break the dispatch subject: refused at the door."""
+    from pydantic import ValidationError
+
+    for bad in ("E:1", "E.1", "x" * 41, ""):
+        with pytest.raises(ValidationError):
+            RegisterUnit(at=T, unit_id=bad, call_sign="x", agency="fire", capabilities=("engine",))
