@@ -40,6 +40,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from command.subjects import Namespace
+from command.tasks import check_cancelled
 
 log = structlog.get_logger("ecc.bus")
 
@@ -220,6 +221,7 @@ async def consume(
     log.info("bus.consumer_started", stream=spec.stream, durable=spec.durable)
     try:
         while stop is None or not stop.is_set():
+            check_cancelled()
             try:
                 msgs = await sub.fetch(spec.batch, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):

@@ -42,6 +42,7 @@ from command.model import PositionReport
 from command.recommend import UnitIndex, UnitInfo
 from command.roads import RoadNetwork
 from command.subjects import Namespace
+from command.tasks import check_cancelled
 from workflows import incident as inc
 from workflows.messages import Rejected
 
@@ -80,6 +81,7 @@ class Dispatcher:
         events = await self.nc.subscribe(self.ns.events, cb=self._on_event)
         try:
             while True:
+                check_cancelled()
                 try:
                     await self._lead()
                 except asyncio.CancelledError:
@@ -101,6 +103,7 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
             log.info("dispatcher.leading")
             while True:
+                check_cancelled()
                 self._wake.clear()
                 await self.round()
                 try:

@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 
 from command.faults import reach
 from command.store import OUTBOX_CHANNEL, Store
+from command.tasks import check_cancelled
 
 log = structlog.get_logger("ecc.outbox")
 
@@ -50,6 +51,7 @@ class OutboxRelay:
         """Relay until cancelled, reconnecting after failures."""
         delay = 0.1
         while True:
+            check_cancelled()
             try:
                 await self._run_once()
             except asyncio.CancelledError:
@@ -75,6 +77,7 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)  # another relay leads; stand by
             log.info("outbox.relay_leading")
             while True:
+                check_cancelled()
                 wake.clear()
                 if await self.drain_once(conn) == 0:
                     try:

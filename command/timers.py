@@ -20,6 +20,7 @@ import structlog
 
 from command.engine import Engine, Meta, UnitOfWork, utc_now
 from command.store import ConcurrencyError, StoreUnavailable
+from command.tasks import check_cancelled
 from workflows.incident import FireTimer
 from workflows.messages import Rejected
 
@@ -38,6 +39,7 @@ class TimerScheduler:
     async def run(self) -> None:
         """Fire due timers until cancelled."""
         while True:
+            check_cancelled()
             try:
                 if await self.fire_due() == 0:
                     await asyncio.sleep(self.poll)

@@ -37,6 +37,7 @@ from websockets.http11 import Request, Response
 from command.model import RecordedEvent
 from command.store import Principal, Store
 from command.subjects import Namespace
+from command.tasks import check_cancelled
 from consoles.protocol import (
     CLOSE_BAD_HELLO,
     CLOSE_RESYNC,
@@ -245,6 +246,7 @@ class Gateway:
         get: asyncio.Future[tuple[int, str]] | None = None
         try:
             while True:
+                check_cancelled()
                 get = asyncio.ensure_future(session.queue.get())
                 done, _ = await asyncio.wait({get, overflow}, return_when=asyncio.FIRST_COMPLETED)
                 if overflow in done:

@@ -140,11 +140,15 @@ async def service(
         await asyncio.wait_for(_ready_or_failed(svc, task), 30)
         yield svc
     finally:
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):
-            pass
+        await stop_task(task)
+
+
+async def stop_task(task: asyncio.Task[None], deadline: float = 30.0) -> None:
+    """Cancel a service task and wait for it to stop; fail loudly if it will not."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=deadline)
+    if not done:
+        raise AssertionError(f"the service did not stop within {deadline} s of cancel")
 
 
 async def _ready_or_failed(svc: Service, task: asyncio.Task[None]) -> None:

@@ -20,7 +20,7 @@ from command.settings import load_catalogue, load_city
 from command.store import Store
 from command.subjects import Namespace
 from consoles.field import FieldUnit
-from tests.conftest import Servers, _ready_or_failed
+from tests.conftest import Servers, _ready_or_failed, stop_task
 from tests.helpers import eventually, make_signal, publish_signal
 from workflows import incident as inc
 from workflows.catalogue import parse_catalogue
@@ -65,11 +65,7 @@ async def dispatching(servers: Servers, database_url: str, ns: Namespace,
         await asyncio.wait_for(_ready_or_failed(svc, task), 30)
         yield svc
     finally:
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):
-            pass
+        await stop_task(task)
 
 
 async def crew(nc: Any, ns: Namespace, unit_id: str) -> FieldUnit:
@@ -244,11 +240,7 @@ async def test_the_demo_city_takes_a_gas_leak_to_on_scene(
 
         await eventually(everyone_there, timeout=20)
     finally:
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):
-            pass
+        await stop_task(task)
 
 
 async def _unit_of(store: Store, capability: str, not_unit: str) -> str | None:
