@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from command.assign import Need, assign
 from command.engine import Engine, Meta
-from command.model import PositionReport
+from command.model import PositionReport, StatusRejected
 from command.recommend import UnitIndex, UnitInfo
 from command.roads import RoadNetwork
 from command.subjects import Namespace
@@ -69,6 +69,7 @@ class Dispatcher:
         self.clock = clock
         self.positions: dict[str, PositionReport] = {}
         self.status: dict[str, str] = {}
+        self.agency: dict[str, str] = {}
         self.offers = 0
         self._wake = asyncio.Event()
 
@@ -119,20 +120,42 @@ class Dispatcher:
             self._wake.set()
 
     async def _on_position(self, msg: Msg) -> None:
+        unit_id = self.ns.unit_of(msg.subject)
         try:
             report = PositionReport.model_validate_json(msg.data)
         except ValidationError as exc:
-            log.warning("dispatcher.bad_position", subject=msg.subject,
-                        error=exc.errors(include_url=False)[0]["msg"])
+            problem = exc.errors(include_url=False)[0]
+            reason = f"position not used: {'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+            log.warning("dispatcher.bad_position", subject=msg.subject, reason=reason)
+            await self._tell(unit_id, reason)
             return
-        if self.ns.unit_of(msg.subject) != report.unit_id:
+        if unit_id != report.unit_id:
             log.warning("dispatcher.position_subject_mismatch", subject=msg.subject)
+            await self._tell(unit_id, f"position not used: it names unit {report.unit_id}")
             return
         last = self.positions.get(report.unit_id)
         if last is not None and report.at <= last.at:
             log.info("dispatcher.stale_position", unit_id=report.unit_id)
+            await self._tell(unit_id, f"position not used: older than the last one "
+                                      f"({last.at.isoformat()})")
             return
         self.positions[report.unit_id] = report
+
+    async def _tell(self, unit_id: str | None, reason: str) -> None:
+        """Tell a crew why its report was not used, on its dispatch subject."""
+        if unit_id is None:
+            return
+        agency = self.agency.get(unit_id) or await self.engine.store.pool.fetchval(
+            "SELECT agency FROM units WHERE unit_id = $1", unit_id)
+        if agency is None:
+            return  # unknown unit: the log has it
+        message = StatusRejected(unit_id=unit_id, status="position", reason=reason,
+                                 at=self.clock())
+        try:
+            await self.nc.publish(self.ns.dispatch(agency, unit_id),
+                                  message.model_dump_json().encode())
+        except Exception as exc:
+            log.warning("dispatcher.tell_failed", unit_id=unit_id, error=str(exc))
 
     # --- one round ---------------------------------------------------------------------
 
@@ -154,6 +177,7 @@ class Dispatcher:
                                   district=u.get("district") or "", lat=lat, lon=lon,
                                   available=u["status"] == "available"))
         self.status = {row["view"]["unit_id"]: row["view"]["status"] for row in rows}
+        self.agency = {row["view"]["unit_id"]: row["view"]["agency"] for row in rows}
         return UnitIndex(infos, roads=self.roads)
 
     async def round(self) -> dict[str, str]:

@@ -306,3 +306,27 @@ async def test_with_no_unit_free_the_task_is_stacked_and_dispatched_when_one_cle
 async def _unit_status_is(store: Store, unit_id: str, status: str) -> bool:
     return bool(await store.pool.fetchval("SELECT status FROM units WHERE unit_id = $1",
                                           unit_id) == status)
+
+
+async def test_stale_and_impossible_positions_are_refused_with_a_reason(
+    dispatching: Service, nc: Any, js: Any, ns: Namespace
+) -> None:
+    """A position older than the last, or off the globe, is not used and the crew is told."""
+    g1 = await crew(nc, ns, "G1")
+    await g1.position(34.75, 113.62)
+    assert dispatching.dispatcher is not None
+
+    async def known() -> bool:
+        return "G1" in dispatching.dispatcher.positions  # type: ignore[union-attr]
+
+    await eventually(known)
+    newest = dispatching.dispatcher.positions["G1"]
+    old = newest.model_copy(update={"at": newest.at.replace(year=2020)})
+    await js.publish(ns.unit_position("G1"), old.model_dump_json().encode())
+    refused = await next_of(g1, StatusRejected)
+    assert "older than the last" in refused.reason
+    await js.publish(ns.unit_position("G1"), old.model_dump_json().replace(
+        '"lat":34.75', '"lat":134.75').encode())
+    refused = await next_of(g1, StatusRejected)
+    assert "lat" in refused.reason
+    assert dispatching.dispatcher.positions["G1"] == newest
