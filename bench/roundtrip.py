@@ -82,7 +82,9 @@ async def run(incidents: int) -> dict[str, object]:
         for i in range(incidents + 5):
             summary = f"leak {uuid.uuid4().hex[:8]}"
             sig = Signal(signal_id=f"rt-{i}-{summary[5:]}", source="sensor", category="gas_leak",
-                         location=Location(lat=34.75 + (i % 7) * 0.005, lon=113.62),
+                         # 550 m apart: separate leaks, each needing its own crew
+                         location=Location(lat=34.70 + (i % 20) * 0.005,
+                                           lon=113.55 + (i // 20) * 0.005),
                          observed_at=datetime.now(UTC), summary=summary, confidence=0.95)
             got.clear()
             start = time.perf_counter()

@@ -50,7 +50,8 @@ def signal(i: int) -> Signal:
         signal_id=f"bench-{uuid.uuid4().hex[:12]}",
         source="hotline",
         category="fire",
-        location=Location(lat=34.70 + (i % 100) * 0.001, lon=113.60 + (i % 97) * 0.001),
+        # 1.1 km apart: separate events, so each raises its own incident
+        location=Location(lat=34.0 + (i % 100) * 0.01, lon=113.0 + (i // 100) * 0.01),
         observed_at=datetime.now(UTC),
         summary=f"bench call {i}",
         confidence=0.6,

@@ -5,7 +5,9 @@ on it with the pure core, and commit the inbox record, the events and the
 projection in one transaction; the consumer loop acks after the commit. A
 fetched batch of signals shares one transaction (one fsync for many).
 
-Fusion comes later (issue 5): for now every signal raises a new incident.
+Fusion (:mod:`command.fusion`): a signal near an open incident of a compatible
+type, within that type's time window, joins it (``incident.signal_attached``
+with the reason); otherwise it raises a new incident.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from nats.aio.msg import Msg
 from command.bus import ConsumerSpec, Undeliverable
 from command.engine import Meta, UnitOfWork
 from command.faults import reach
+from command.fusion import Candidate, cells_around, choose, search_radius
 from command.model import Signal, SignalRejected, parse_signal
 from command.store import NewEvent, Store
 from command.subjects import Namespace
 from workflows.catalogue import Catalogue
-from workflows.incident import ReportIncident
+from workflows.incident import AttachSignal, ReportIncident
 from workflows.messages import Rejected
 
 log = structlog.get_logger("ecc.intake")
@@ -79,62 +82,77 @@ class SignalIntake:
         await self.accept(signals)
 
     async def accept(self, signals: list[Signal]) -> list[str | None]:
-        """Commit the incidents these signals raise, in one transaction.
+        """Commit what these signals mean, in one transaction.
 
-        Returns each signal's new incident id, or None where the signal was
+        Each signal either joins the open incident fusion matches it to, or raises
+        a new one. Returns each signal's incident id, or None where the signal was
         seen before (the inbox) or the core refused it.
         """
         results: list[str | None] = [None] * len(signals)
+        attached: set[int] = set()
         async with self.store.transaction() as tx:
             uow = UnitOfWork(tx, self.catalogue, self.ids)
             keys = [f"{signal.source}:{signal.signal_id}" for signal in signals]
             fresh = await tx.claim_many(CONSUMER, keys)
+            raised: list[Candidate] = []  # incidents this batch raised, not yet in the table
             for i, (signal, key) in enumerate(zip(signals, keys, strict=True)):
                 if key not in fresh:
                     log.info("intake.duplicate", signal_id=signal.signal_id, source=signal.source)
                     continue
                 fresh.discard(key)  # a repeat inside this batch is a duplicate too
-                results[i] = await self._report(uow, signal)
+                results[i], joined = await self._take(uow, signal, raised)
+                if joined:
+                    attached.add(i)
             recorded = await uow.flush()
         reach("intake.after_commit", self.fault_point)
         seqs = {r.stream_id: r.seq for r in recorded}
-        for signal, incident_id in zip(signals, results, strict=True):
+        for i, (signal, incident_id) in enumerate(zip(signals, results, strict=True)):
             if incident_id is not None:
-                log.info("incident.reported", incident_id=incident_id,
-                         signal_id=signal.signal_id, source=signal.source,
-                         category=signal.category, seq=seqs.get(f"incident:{incident_id}"))
+                log.info("incident.signal_attached" if i in attached else "incident.reported",
+                         incident_id=incident_id, signal_id=signal.signal_id,
+                         source=signal.source, category=signal.category,
+                         seq=seqs.get(f"incident:{incident_id}"))
         return results
 
-    async def _report(self, uow: UnitOfWork, signal: Signal) -> str | None:
-        """Stage the evidence and the incident one signal raises (fusion comes later)."""
-        incident_id = str(self.ids())
-        evidence = NewEvent(
-            type="signal.received",
-            data=signal.model_dump(mode="json"),
-            actor=f"signal:{signal.source}",
-            event_id=self.ids(),
-            correlation_id=signal.signal_id,
-        )
-        command = ReportIncident(
-            incident_id=incident_id,
-            signal_id=signal.signal_id,
-            source=signal.source,
-            category=signal.category,
-            location=signal.location,
-            summary=signal.summary,
-            confidence=signal.confidence,
-            at=self.clock(),
-            by=f"signal:{signal.source}",
-        )
-        # the evidence first, so its seq is below the incident it causes
+    async def _take(self, uow: UnitOfWork, signal: Signal,
+                    raised: list[Candidate]) -> tuple[str | None, bool]:
+        """Stage the evidence, then attach it to its incident or raise a new one."""
+        now = self.clock()
+        actor = f"signal:{signal.source}"
+        evidence = NewEvent(type="signal.received", data=signal.model_dump(mode="json"),
+                            actor=actor, event_id=self.ids(), correlation_id=signal.signal_id)
+        # the evidence first, so its seq is below what it causes
         uow.stage_evidence(f"signal:{signal.source}-{signal.signal_id}", evidence)
+        meta = Meta(actor=actor, causation_id=str(evidence.event_id),
+                    correlation_id=signal.signal_id)
+        lat, lon = signal.location.lat, signal.location.lon
+        cells = cells_around(lat, lon, search_radius(signal.category))
+        rows = await uow.tx.conn.fetch(
+            "SELECT incident_id, category, lat, lon, last_signal_at FROM incidents "
+            "WHERE is_open AND cell = ANY($1::text[])", cells)
+        candidates = [Candidate(r["incident_id"], r["category"], r["lat"], r["lon"],
+                                r["last_signal_at"]) for r in rows if r["last_signal_at"]]
+        match = choose(signal.category, lat, lon, now, [*candidates, *raised])
+        if match is not None:
+            try:
+                await uow.run(match.incident_id, AttachSignal(
+                    at=now, by=actor, signal_id=signal.signal_id, source=signal.source,
+                    confidence=signal.confidence, reason=match.reason), meta)
+                return match.incident_id, True
+            except Rejected as exc:  # closed in the meantime: the signal raises its own
+                log.info("intake.attach_refused", incident_id=match.incident_id,
+                         signal_id=signal.signal_id, reason=exc.reason)
+        incident_id = str(self.ids())
+        command = ReportIncident(
+            incident_id=incident_id, signal_id=signal.signal_id, source=signal.source,
+            category=signal.category, location=signal.location, summary=signal.summary,
+            confidence=signal.confidence, at=now, by=actor,
+        )
         try:
-            await uow.run(incident_id, command, Meta(actor=f"signal:{signal.source}",
-                                                     causation_id=str(evidence.event_id),
-                                                     correlation_id=signal.signal_id),
-                          new=True)
+            await uow.run(incident_id, command, meta, new=True)
         except Rejected as exc:
             log.warning("intake.rejected", signal_id=signal.signal_id, code=exc.code,
                         reason=exc.reason)
-            return None
-        return incident_id
+            return None, False
+        raised.append(Candidate(incident_id, signal.category, lat, lon, now))
+        return incident_id, False

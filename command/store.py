@@ -32,6 +32,7 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from command.fusion import cell_of
 from command.model import RecordedEvent
 from command.subjects import Namespace
 
@@ -247,20 +248,30 @@ class Tx:
     async def put_incident(
         self, incident_id: str, *, is_open: bool, version: int, last_seq: int, view: dict[str, Any]
     ) -> None:
+        """Upsert the incident's projection row (with its fusion columns, from the view)."""
+        loc = view.get("location") or {}
+        lat, lon = loc.get("lat"), loc.get("lon")
+        times = [s["at"] for s in view.get("signals", ()) if s.get("at")]
         await self.conn.execute(
             """
-            INSERT INTO incidents (incident_id, is_open, version, last_seq, view)
-            VALUES ($1, $2, $3, $4, $5)
+            INSERT INTO incidents (incident_id, is_open, version, last_seq, view, category,
+                                   lat, lon, cell, last_signal_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::timestamptz)
             ON CONFLICT (incident_id) DO UPDATE
-            SET is_open = $2, version = $3, last_seq = $4, view = $5, updated_at = now()
+            SET is_open = $2, version = $3, last_seq = $4, view = $5, category = $6, lat = $7,
+                lon = $8, cell = $9, last_signal_at = $10::text::timestamptz, updated_at = now()
             """,
             incident_id,
             is_open,
             version,
             last_seq,
             view,
+            view.get("category"),
+            lat,
+            lon,
+            cell_of(lat, lon) if lat is not None and lon is not None else None,
+            max(times) if times else None,
         )
-
 
     async def put_unit(
         self, unit_id: str, *, agency: str, status: str, version: int, last_seq: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,13 +29,23 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+_spot = itertools.count()
+
+
+def far_apart() -> Location:
+    """A fresh point, 5.5 km from every other this session has handed out, so signals
+    that are meant to be separate events never fuse."""
+    n = next(_spot)
+    return Location(lat=34.30 + (n % 40) * 0.05, lon=113.10 + (n // 40) * 0.05)
+
+
 def make_signal(**overrides: Any) -> Signal:
-    """A valid hotline signal; a point in Zhengzhou unless told otherwise."""
+    """A valid hotline signal at a point of its own (see :func:`far_apart`)."""
     fields: dict[str, Any] = {
         "signal_id": f"sig-{uuid.uuid4().hex[:16]}",
         "source": "hotline",
         "category": "fire",
-        "location": Location(lat=34.7466, lon=113.6254, address="Erqi Square"),
+        "location": far_apart(),
         "observed_at": datetime(2026, 7, 20, 8, 30, tzinfo=UTC),
         "summary": "smoke from a shop",
         "confidence": 0.7,

@@ -50,6 +50,7 @@ from workflows.incident_messages import (
     CompleteTask,
     ControlIncident,
     DeclineTask,
+    DetachSignal,
     Escalate,
     Escalation,
     FireTimer,
@@ -77,6 +78,7 @@ from workflows.incident_messages import (
     ResolveIncident,
     SetPriority,
     SignalAttached,
+    SignalDetached,
     SignalRef,
     SignalsSplitOff,
     SplitOff,
@@ -123,6 +125,7 @@ __all__ = [
     "CompleteTask",
     "ControlIncident",
     "DeclineTask",
+    "DetachSignal",
     "Escalate",
     "Escalation",
     "FireTimer",
@@ -151,6 +154,7 @@ __all__ = [
     "ResolveIncident",
     "SetPriority",
     "SignalAttached",
+    "SignalDetached",
     "SignalRef",
     "SignalsSplitOff",
     "SplitOff",
@@ -172,6 +176,7 @@ __all__ = [
     "TimerScheduled",
     "UndoMerge",
     "VerifyIncident",
+    "combined_confidence",
     "decide",
     "evolve",
     "fold",
@@ -187,6 +192,7 @@ ANY: frozenset[str] = frozenset(Status.__args__)  # type: ignore[attr-defined]
 # Which statuses each command may be given in. Checked before any other rule.
 ALLOWED: dict[str, frozenset[str]] = {
     "incident.attach_signal": OPEN,
+    "incident.detach_signal": OPEN,
     "incident.verify": frozenset({"reported"}),
     "incident.reclassify": OPEN,
     "incident.set_priority": OPEN,
@@ -307,15 +313,45 @@ def _attach(state: Incident, cmd: AttachSignal, cat: Catalogue) -> list[AnyIncid
         return []  # evidence already held: nothing new
     events: list[AnyIncidentEvent] = [SignalAttached(at=cmd.at, signal_id=cmd.signal_id,
                                                      source=cmd.source,
-                                                     confidence=cmd.confidence)]
-    sources = {s.source for s in state.signals} | {cmd.source}
+                                                     confidence=cmd.confidence,
+                                                     reason=cmd.reason)]
+    after = _fold_from(state, events)
+    sources = {s.source for s in after.signals}
+    combined = combined_confidence(after.signals)
     if state.status == "reported":
         if len(sources) >= cat.verification.auto_sources:
-            events += _verify(state, cmd.at, "system", f"{len(sources)} independent sources", cat)
-        elif cmd.confidence >= cat.verification.auto_confidence:
-            events += _verify(state, cmd.at, "system",
-                              f"a signal at confidence {cmd.confidence:.2f}", cat)
+            events += _verify(after, cmd.at, "system",
+                              f"{len(sources)} independent sources ({', '.join(sorted(sources))}"
+                              f"), combined confidence {combined:.2f}", cat)
+        elif combined >= cat.verification.auto_confidence:
+            events += _verify(after, cmd.at, "system",
+                              f"combined confidence {combined:.2f}", cat)
     return events
+
+
+def combined_confidence(signals: tuple[SignalRef, ...]) -> float:
+    """How sure the evidence makes us, counting each kind of source once.
+
+    Within a source kind, the surest signal counts (five callers repeat one
+    another); across kinds, the chances of all being wrong multiply, so two
+    sources of different kinds beat five of one kind.
+    """
+    best: dict[str, float] = {}
+    for s in signals:
+        best[s.source] = max(best.get(s.source, 0.0), s.confidence)
+    doubt = 1.0
+    for confidence in best.values():
+        doubt *= 1.0 - confidence
+    return 1.0 - doubt
+
+
+def _detach(state: Incident, cmd: DetachSignal, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if cmd.signal_id not in state.signal_ids:
+        raise Rejected("unknown_signal", f"signal {cmd.signal_id} is not on this incident")
+    if len(state.signals) == 1:
+        raise Rejected("last_signal", "an incident keeps at least one signal; cancel it "
+                                      "instead if it should not exist")
+    return [SignalDetached(at=cmd.at, signal_id=cmd.signal_id, by=cmd.by, reason=cmd.reason)]
 
 
 def _verify(state: Incident, at: datetime, by: str, reason: str,
@@ -573,7 +609,8 @@ def _fire(state: Incident, cmd: FireTimer, cat: Catalogue) -> list[AnyIncidentEv
 
 
 _HANDLERS: dict[type, Callable[..., list[AnyIncidentEvent]]] = {
-    AttachSignal: _attach, VerifyIncident: _verify_cmd, Reclassify: _reclassify,
+    AttachSignal: _attach, DetachSignal: _detach, VerifyIncident: _verify_cmd,
+    Reclassify: _reclassify,
     SetPriority: _set_priority, Escalate: _escalate, AddNote: _note, LinkIncident: _link,
     MergeInto: _merge_into, AbsorbMerge: _absorb, UndoMerge: _undo_merge,
     ReleaseMerge: _release, SplitOff: _split, CancelIncident: _cancel,
@@ -638,7 +675,7 @@ def evolve(state: Incident | None, event: AnyIncidentEvent) -> Incident:
             incident_id=event.incident_id, status="reported", category=event.category,
             priority=event.priority, location=event.location, summary=event.summary,
             signals=(SignalRef(signal_id=event.signal_id, source=event.source,
-                               confidence=event.confidence),),
+                               confidence=event.confidence, at=event.at),),
             reported_at=event.at, updated_at=event.at, version=1,
         )
     assert state is not None, f"{event.type} before incident.reported"
@@ -652,7 +689,9 @@ def evolve(state: Incident | None, event: AnyIncidentEvent) -> Incident:
 def _evolve_fields(s: Incident, e: AnyIncidentEvent) -> dict[str, object]:
     if isinstance(e, SignalAttached):
         return {"signals": (*s.signals, SignalRef(signal_id=e.signal_id, source=e.source,
-                                                  confidence=e.confidence))}
+                                                  confidence=e.confidence, at=e.at))}
+    if isinstance(e, SignalDetached):
+        return {"signals": tuple(x for x in s.signals if x.signal_id != e.signal_id)}
     if isinstance(e, IncidentVerified):
         return {"status": "verified"}
     if isinstance(e, IncidentReclassified):

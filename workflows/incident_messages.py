@@ -48,6 +48,7 @@ class SignalRef(Frozen):
     source: str
     confidence: float
     merged_from: str | None = None  # the incident it came from in a merge
+    at: datetime | None = None  # when ECC took it in
 
 
 class Task(Frozen):
@@ -129,6 +130,15 @@ class AttachSignal(Command):
     signal_id: str = Field(min_length=1, max_length=128)
     source: Token
     confidence: float = Field(default=0.5, ge=0, le=1)
+    reason: Reason = ""  # why fusion (or a person) believes it belongs here
+
+
+class DetachSignal(Command):
+    """A signal attached by mistake: take it off this incident."""
+
+    type: Literal["incident.detach_signal"] = "incident.detach_signal"
+    signal_id: str = Field(min_length=1, max_length=128)
+    reason: Reason = Field(min_length=1)
 
 
 class VerifyIncident(Command):
@@ -264,7 +274,8 @@ class FireTimer(Command):
 
 
 IncidentCommand = Annotated[
-    ReportIncident | AttachSignal | VerifyIncident | Reclassify | SetPriority | Escalate
+    ReportIncident | AttachSignal | DetachSignal | VerifyIncident | Reclassify | SetPriority
+    | Escalate
     | AddNote | LinkIncident | MergeInto | AbsorbMerge | UndoMerge | ReleaseMerge | SplitOff
     | CancelIncident | ControlIncident | ResolveIncident | CloseIncident | ReopenIncident
     | OfferTask | AcceptTask | DeclineTask | TaskEnRoute | TaskOnScene | CompleteTask
@@ -294,6 +305,14 @@ class SignalAttached(Event):
     signal_id: str
     source: str
     confidence: float
+    reason: str = ""
+
+
+class SignalDetached(Event):
+    type: Literal["incident.signal_detached"] = "incident.signal_detached"
+    signal_id: str
+    by: Actor
+    reason: str
 
 
 class IncidentVerified(Event):
@@ -439,7 +458,7 @@ class TimerFired(Event):
 
 
 IncidentEvent = Annotated[
-    IncidentReported | SignalAttached | IncidentVerified | IncidentReclassified
+    IncidentReported | SignalAttached | SignalDetached | IncidentVerified | IncidentReclassified
     | PriorityChanged | IncidentEscalated | NoteAdded | IncidentLinked | IncidentMerged
     | MergeAbsorbed | MergeUndone | MergeReleased | SignalsSplitOff | StatusChanged
     | TaskCreated | TaskOffered | TaskAccepted | TaskReturned | TaskMoved | TaskCancelled
@@ -447,14 +466,15 @@ IncidentEvent = Annotated[
     Field(discriminator="type"),
 ]
 AnyIncidentEvent = (
-    IncidentReported | SignalAttached | IncidentVerified | IncidentReclassified
+    IncidentReported | SignalAttached | SignalDetached | IncidentVerified | IncidentReclassified
     | PriorityChanged | IncidentEscalated | NoteAdded | IncidentLinked | IncidentMerged
     | MergeAbsorbed | MergeUndone | MergeReleased | SignalsSplitOff | StatusChanged
     | TaskCreated | TaskOffered | TaskAccepted | TaskReturned | TaskMoved | TaskCancelled
     | TimerScheduled | TimerCancelled | TimerFired
 )
 AnyIncidentCommand = (
-    ReportIncident | AttachSignal | VerifyIncident | Reclassify | SetPriority | Escalate
+    ReportIncident | AttachSignal | DetachSignal | VerifyIncident | Reclassify | SetPriority
+    | Escalate
     | AddNote | LinkIncident | MergeInto | AbsorbMerge | UndoMerge | ReleaseMerge | SplitOff
     | CancelIncident | ControlIncident | ResolveIncident | CloseIncident | ReopenIncident
     | OfferTask | AcceptTask | DeclineTask | TaskEnRoute | TaskOnScene | CompleteTask

@@ -84,9 +84,11 @@ async def next_of(unit: FieldUnit, kind: type, timeout: float = 20) -> Any:
     return await asyncio.wait_for(find(), timeout)
 
 
-async def gas_leak(js: Any, ns: Namespace) -> None:
+async def gas_leak(js: Any, ns: Namespace, north_m: float = 0) -> None:
+    """A gas leak by the near crew's station (``north_m`` further north: a separate leak)."""
+    where = LEAK.model_copy(update={"lat": LEAK.lat + north_m / 111_195})
     await publish_signal(js, ns, make_signal(category="gas_leak", confidence=0.95,
-                                             summary="strong gas smell", location=LEAK))
+                                             summary="strong gas smell", location=where))
 
 
 async def task_of(store: Store, incident_capability: str) -> dict[str, Any]:
@@ -286,9 +288,9 @@ async def test_with_no_unit_free_the_task_is_stacked_and_dispatched_when_one_cle
     for status in ("acknowledged", "en_route", "on_scene"):
         await g1.report(status)  # type: ignore[arg-type]
     await eventually(lambda: _unit_status_is(store, "G1", "on_scene"))
-    await gas_leak(js, ns)
+    await gas_leak(js, ns, north_m=1000)
     second = await next_of(g2, OrderOffered)  # the second leak takes the other crew
-    await gas_leak(js, ns)
+    await gas_leak(js, ns, north_m=2000)
 
     async def stacked() -> Any:
         rows = await store.pool.fetch("SELECT candidates FROM recommendations")

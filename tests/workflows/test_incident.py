@@ -103,6 +103,30 @@ def test_attaching_a_signal_already_held_changes_nothing(
                   catalogue) == []
 
 
+def test_two_kinds_of_source_beat_five_of_one(catalogue: Catalogue) -> None:
+    """Combined confidence counts each kind of source once: five callers at 0.6 stay 0.6,
+    a caller and a camera at 0.6 make 0.84."""
+    five = tuple(inc.SignalRef(signal_id=f"c{i}", source="hotline", confidence=0.6)
+                 for i in range(5))
+    two = (five[0], inc.SignalRef(signal_id="cam", source="camera", confidence=0.6))
+    assert inc.combined_confidence(five) == pytest.approx(0.6)
+    assert inc.combined_confidence(two) == pytest.approx(0.84)
+    assert inc.combined_confidence(two) > inc.combined_confidence(five)
+
+
+def test_a_wrongly_attached_signal_can_be_detached(catalogue: Catalogue,
+                                                   reported: Incident) -> None:
+    """Detach takes a signal off with who and why; the last signal cannot be detached."""
+    s = run(reported, inc.AttachSignal(at=at(1), signal_id="s2", source="sensor",
+                                       reason="120 m away"), catalogue)[0]
+    s, events = run(s, inc.DetachSignal(at=at(2), signal_id="s2", reason="other building",
+                                        by="d 4"), catalogue)
+    assert s.signal_ids == ("s1",) and events[0].by == "d 4"
+    with pytest.raises(Rejected) as info:
+        decide(s, inc.DetachSignal(at=at(3), signal_id="s1", reason="x"), catalogue)
+    assert info.value.code == "last_signal"
+
+
 def test_a_second_signal_from_the_same_source_does_not_verify(
     catalogue: Catalogue, reported: Incident
 ) -> None:
@@ -158,6 +182,7 @@ def sample_commands() -> list[Any]:
     a = at(100)
     return [
         inc.AttachSignal(at=a, signal_id="x", source="camera"), inc.VerifyIncident(at=a),
+        inc.DetachSignal(at=a, signal_id="s1", reason="wrong event"),
         inc.Reclassify(at=a, category="hazmat"), inc.SetPriority(at=a, priority=1, reason="r"),
         inc.Escalate(at=a, reason="r"), inc.AddNote(at=a, text="n"),
         inc.LinkIncident(at=a, other_id="i9"), inc.MergeInto(at=a, target_id="i9"),
