@@ -23,7 +23,6 @@ from command.recommend import Candidate, UnitIndex
 
 # A P1 minute weighs eight P4 minutes.
 PRIORITY_WEIGHT = {1: 8.0, 2: 4.0, 3: 2.0, 4: 1.0}
-_NO = 1e18  # cost of a pair that cannot be
 
 
 @dataclass(frozen=True)
@@ -53,14 +52,20 @@ def assign(index: UnitIndex, needs: Sequence[Need]) -> dict[str, Candidate]:
     if not columns:
         return {}
     col = {unit_id: j for j, unit_id in enumerate(columns)}
-    cost = np.full((n, len(columns)), _NO)
+    able = np.zeros((n, len(columns)), dtype=bool)
+    cost = np.zeros((n, len(columns)))
     for i, (need, cands) in enumerate(zip(needs, shortlist, strict=True)):
         for c in cands:
+            able[i, col[c.unit_id]] = True
             cost[i, col[c.unit_id]] = _weight(need) * c.eta_s
+    # An impossible pair costs more than all possible pairs together: the optimum serves
+    # as many tasks as can be served, then minimises the weighted ETA. (A huge constant
+    # such as 1e18 would swamp the real costs in floating point.)
+    cost[~able] = cost[able].sum() + 1.0
     rows, cols = linear_sum_assignment(cost)
     out: dict[str, Candidate] = {}
     for i, j in zip(rows, cols, strict=True):
-        if cost[i, j] >= _NO:
+        if not able[i, j]:
             continue  # no able unit left for this task
         out[needs[i].key] = next(c for c in shortlist[i] if c.unit_id == columns[j])
     return out

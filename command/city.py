@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,7 +34,7 @@ class _Frozen(BaseModel):
 class UnitSpec(_Frozen):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")
     kind: str = Field(pattern=_TOKEN)
-    capabilities: tuple[str, ...] = ()
+    capabilities: tuple[Annotated[str, Field(pattern=_TOKEN)], ...] = ()
     call_sign: str | None = Field(default=None, max_length=40)
 
 
@@ -71,8 +72,13 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
                         f"not valid TOML: {exc}") from exc
     lines = [n for n, line in enumerate(text.splitlines(), 1)
              if re.match(r"^\s*\[\[\s*station\s*\]\]", line)]
+    unknown = set(doc) - {"name", "station", "road_network"}
+    if unknown:
+        raise CityError(origin, None, f"unknown keys {sorted(unknown)}; a city has name, "
+                                      "road_network and [[station]] entries")
     stations = []
     seen: set[str] = set()
+    station_ids: set[str] = set()
     for i, raw in enumerate(doc.get("station", [])):
         line = lines[i] if i < len(lines) else None
         try:
@@ -81,6 +87,9 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                  for e in exc.errors(include_url=False)[:5])
             raise CityError(origin, line, f"[[station]]: {problems}") from exc
+        if station.id in station_ids:
+            raise CityError(origin, line, f"station {station.id!r} appears twice")
+        station_ids.add(station.id)
         for unit in station.units:
             if unit.id in seen:
                 raise CityError(origin, line, f"unit {unit.id!r} appears twice")

@@ -142,7 +142,7 @@ def _roads(settings: Settings, city: City | None) -> RoadNetwork | None:
         return None
     try:
         return load_roads(city, settings.city_path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SyntaxError) as exc:  # XML ParseError is a SyntaxError
         raise CliError(f"road network {city.road_network!r}: {exc}") from exc
 
 

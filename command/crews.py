@@ -129,11 +129,14 @@ class CrewReports:
             if unit.incident_id and unit.task_id:
                 incident = await uow.incident(unit.incident_id)
                 assert incident is not None
-                if incident.task(unit.task_id).status != "on_scene":
+                task_status = incident.task(unit.task_id).status
+                if task_status == "on_scene":
+                    await uow.run(unit.incident_id,
+                                  inc.CompleteTask(at=at, task_id=unit.task_id), meta)
+                elif task_status in inc.LIVE_TASK:
                     raise Rejected("not_on_scene", "clear is for a crew done on scene; "
                                                    "decline the order or report on scene first")
-                await uow.run(unit.incident_id, inc.CompleteTask(at=at, task_id=unit.task_id),
-                              meta)
+                # a task already ended (cancelled while transporting): just come back
             unit = await uow.unit(report.unit_id)
             assert unit is not None
             for step in _TO_AVAILABLE.get(unit.status, ()):

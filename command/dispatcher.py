@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -49,6 +49,8 @@ from workflows.messages import Rejected
 log = structlog.get_logger("ecc.dispatcher")
 
 _LEADER_LOCK = 0x0ECC_0004
+# A device clock this far ahead is wrong; trusting it would block its later reports.
+FUTURE_SKEW = timedelta(seconds=60)
 # Rough seconds until a committed unit is free again, by status: for stacking a
 # task on the unit that will clear soonest. Field data should tune these.
 FREE_IN_S: dict[str, float] = {"returning": 0, "at_hospital": 600, "on_scene": 1200,
@@ -133,6 +135,11 @@ class Dispatcher:
             log.warning("dispatcher.position_subject_mismatch", subject=msg.subject)
             await self._tell(unit_id, f"position not used: it names unit {report.unit_id}")
             return
+        if report.at > self.clock() + FUTURE_SKEW:
+            log.info("dispatcher.future_position", unit_id=report.unit_id)
+            await self._tell(unit_id, "position not used: its time is in the future; "
+                                      "check the device clock")
+            return
         last = self.positions.get(report.unit_id)
         if last is not None and report.at <= last.at:
             log.info("dispatcher.stale_position", unit_id=report.unit_id)
@@ -186,6 +193,7 @@ class Dispatcher:
             "SELECT incident_id, view FROM incidents WHERE is_open "
             "AND view->'tasks' @> '[{\"status\": \"pending\"}]'::jsonb ORDER BY last_seq")
         if not rows:
+            await self.engine.store.pool.execute("DELETE FROM recommendations")
             return {}
         auto: list[Need] = []
         manual: list[Need] = []

@@ -221,7 +221,7 @@ class UnitOfWork:
                         message = OrderEnded(
                             order_id=str(new.event_id), unit_id=unit.unit_id,
                             incident_id=ended[0], task_id=ended[1],
-                            reason=getattr(event, "reason", "") or "task completed", at=event.at)
+                            reason=getattr(event, "reason", "") or "task ended", at=event.at)
                 if message is not None:
                     await self.tx.outbox(subject, str(new.event_id),
                                          message.model_dump_json().encode())

@@ -331,4 +331,26 @@ async def test_stale_and_impossible_positions_are_refused_with_a_reason(
         '"lat":34.75', '"lat":134.75').encode())
     refused = await next_of(g1, StatusRejected)
     assert "lat" in refused.reason
+    future = newest.model_copy(update={"at": newest.at.replace(year=2099)})
+    await js.publish(ns.unit_position("G1"), future.model_dump_json().encode())
+    refused = await next_of(g1, StatusRejected)
+    assert "in the future" in refused.reason
     assert dispatching.dispatcher.positions["G1"] == newest
+
+
+async def test_a_crew_whose_task_was_cancelled_while_transporting_can_clear(
+    dispatching: Service, store: Store, nc: Any, js: Any, ns: Namespace
+) -> None:
+    """The incident is cancelled while the crew carries on to hospital: 'clear' still
+    brings the unit back to available."""
+    g1 = await crew(nc, ns, "G1")
+    await gas_leak(js, ns)
+    order = await next_of(g1, OrderOffered)
+    for status in ("acknowledged", "on_scene", "transporting"):
+        await g1.report(status)  # type: ignore[arg-type]
+    await eventually(lambda: _unit_status_is(store, "G1", "transporting"))
+    assert dispatching.engine is not None
+    await dispatching.engine.execute(order.incident_id, inc.CancelIncident(
+        at=datetime.now(UTC), reason="false alarm after all"), Meta(actor="supervisor"))
+    await g1.report("clear")
+    await eventually(lambda: _unit_status_is(store, "G1", "available"))

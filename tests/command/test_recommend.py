@@ -128,3 +128,18 @@ def test_assignment_is_the_brute_force_optimum(units: list, needs: list) -> None
             best = (served, -total)
     assert len(chosen) == best[0]
     assert math.isclose(weighted_total(need_list, chosen), -best[1], rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_city_files_are_checked_line_by_line() -> None:
+    """Misspelt sections, repeated stations and bad capability names are refused."""
+    from command.city import CityError, parse_city
+
+    station = '[[station]]\nid = "s"\nagency = "fire"\ndistrict = "d"\nlat = 1\nlon = 1\n'
+    with pytest.raises(CityError, match="unknown keys"):
+        parse_city('[[stations]]\nid = "s"\n')
+    with pytest.raises(CityError, match="appears twice") as info:
+        parse_city(station + station)
+    assert info.value.line == 7
+    with pytest.raises(CityError):
+        parse_city(station + 'units = [{ id = "E1", kind = "engine", '
+                             'capabilities = ["Eng ine"] }]\n')
