@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -45,13 +46,17 @@ from workflows.geo import Location
 RESULTS = Path(__file__).resolve().parent / "results" / "skeleton.json"
 
 
+_spot = itertools.count()
+
+
 def signal(i: int) -> Signal:
+    n = next(_spot)  # every signal its own place: separate events, each its own incident
     return Signal(
         signal_id=f"bench-{uuid.uuid4().hex[:12]}",
         source="hotline",
         category="fire",
         # 1.1 km apart: separate events, so each raises its own incident
-        location=Location(lat=34.0 + (i % 100) * 0.01, lon=113.0 + (i // 100) * 0.01),
+        location=Location(lat=34.0 + (n % 100) * 0.01, lon=113.0 + (n // 100) * 0.01),
         observed_at=datetime.now(UTC),
         summary=f"bench call {i}",
         confidence=0.6,
