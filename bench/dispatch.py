@@ -9,6 +9,7 @@ import argparse
 import heapq
 import json
 import math
+import os
 import random
 import statistics
 import time
@@ -20,8 +21,8 @@ from command.recommend import DEFAULT_SPEED_KMH, UnitIndex, UnitInfo
 from command.roads import RoadNetwork, parse_osm
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dispatch.json"
-RENO = Path(__file__).resolve().parents[2] / "shared" / "data" / "road_networks" / \
-    "reno_east3.osm"
+RENO = Path(os.environ.get("ECC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared"
+                          / "data")) / "road_networks" / "reno_east3.osm"
 AGENCY = {"engine": "fire", "ladder": "fire", "rescue": "fire", "hazmat": "fire", "als": "health",
           "bls": "health", "patrol": "police", "traffic": "police", "cordon": "police",
           "gas_crew": "utility", "power_crew": "utility", "water_crew": "utility",

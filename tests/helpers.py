@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from command.model import Signal
@@ -90,3 +91,22 @@ async def stalled_console(port: int, token: str) -> asyncio.StreamWriter:
         writer.write(data)
     await writer.drain()
     return writer
+
+
+def shared_data(*parts: str) -> Path:
+    """A file of ../shared/data (the real data sets beside the repo, in CI too).
+
+    ``ECC_SHARED_DATA`` points elsewhere. A missing data set fails the test with what
+    to do, rather than passing it by skipping.
+    """
+    import os
+
+    import pytest
+
+    base = Path(os.environ.get("ECC_SHARED_DATA",
+                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+    path = base.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"{path} is missing: check out shared/ beside the repository, or set "
+                    "ECC_SHARED_DATA to its data folder")
+    return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import itertools
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -15,11 +14,10 @@ from command.fusion import Candidate, cell_of, cells_around, choose, distance_m,
 from command.service import Service
 from command.store import Store
 from command.subjects import Namespace
-from tests.helpers import eventually, make_signal, publish_signal
+from tests.helpers import eventually, make_signal, publish_signal, shared_data
 from workflows.geo import Location
 
 T0 = datetime(2026, 7, 20, 8, 0, tzinfo=UTC)
-SF = Path(__file__).resolve().parents[3] / "shared" / "data" / "sf_fire_calls_usf"
 
 
 def fuse(signals: list[tuple[str, str, float, float, datetime]]) -> dict[str, str]:
@@ -123,7 +121,7 @@ def sf_calls() -> list[tuple[str, str, float, float, datetime]]:
     """One signal per SF call (rows are per unit), with its incident number as the truth."""
     seen: dict[str, tuple[str, str, float, float, datetime]] = {}
     truth: dict[str, str] = {}
-    for path in sorted(SF.glob("*.csv")):
+    for path in sorted(shared_data("sf_fire_calls_usf").glob("*.csv")):
         with path.open(newline="") as fh:
             for row in csv.DictReader(fh):
                 call = row["Call Number"]

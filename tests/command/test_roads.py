@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from command.recommend import UnitIndex, UnitInfo
 from command.roads import parse_osm, parse_speed
-
-RENO = Path(__file__).resolve().parents[3] / "shared" / "data" / "road_networks" / \
-    "reno_east3.osm"
+from tests.helpers import shared_data
 
 
 def osm(nodes: dict[str, tuple[float, float]], ways: list[tuple[list[str], dict[str, str]]]) -> str:
@@ -33,7 +29,7 @@ def test_speed_tags() -> None:
 
 def test_the_reno_extract_parses_into_a_routable_network() -> None:
     """The real east-Reno extract: ~9,700 nodes; most of the city reaches its centre."""
-    net = parse_osm(RENO.read_bytes())
+    net = parse_osm(shared_data("road_networks", "reno_east3.osm").read_bytes())
     assert 9000 < len(net) < 10_000 and net.edges > 15_000
     times = net.times_to(39.525, -119.75)
     assert np.isfinite(times).mean() > 0.9
