@@ -7,6 +7,7 @@
     ecc token create       make an access token for a console or a unit
     ecc console watch      print what a console receives
     ecc unit --id E12      a field unit's terminal: orders in, status and position out
+    ecc replay FILE        replay real call records through the hotline adapter
     ecc rebuild            rebuild the projections from the events alone
     ecc catalogue check    validate a catalogue file (types, plans, SLA rules)
 
@@ -359,6 +360,27 @@ async def cmd_unit(settings: Settings, args: argparse.Namespace) -> None:
         await nc.close()
 
 
+# --- ecc replay ---------------------------------------------------------------------
+
+
+async def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
+    from adapters.hotline import read_csv
+    from adapters.replay import replay
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
+    nats_url, _ = server_urls(settings)
+    nc = await bus.connect(nats_url, name="ecc-replay")
+    try:
+        stats = await replay(nc.jetstream(), Namespace(settings.namespace), read_csv(text),
+                             speed=args.speed, limit=args.limit)
+    finally:
+        await nc.close()
+    print(json.dumps({"published": stats.published, "duplicates": stats.duplicates}))
+
+
 # --- main ---------------------------------------------------------------------------
 
 
@@ -402,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--timeout", type=float, default=3600.0)
     unit = sub.add_parser("unit", help="a field unit's terminal: orders in, status out")
     unit.add_argument("--id", required=True)
+    rep = sub.add_parser("replay", help="replay real call records (Montgomery 911, SF Fire)")
+    rep.add_argument("file")
+    rep.add_argument("--speed", type=float, default=60.0,
+                     help="how many times faster than real time (0: as fast as possible)")
+    rep.add_argument("--limit", type=int, default=None)
     sub.add_parser("rebuild", help="rebuild the projections from the events")
     cat = sub.add_parser("catalogue", help="the incident catalogue").add_subparsers(
         dest="catalogue_command", required=True)
@@ -419,6 +446,7 @@ _COMMANDS = {
     ("console", "watch"): cmd_console_watch,
     ("rebuild", None): cmd_rebuild,
     ("unit", None): cmd_unit,
+    ("replay", None): cmd_replay,
     ("catalogue", "check"): cmd_catalogue_check,
 }
 

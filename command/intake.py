@@ -132,12 +132,13 @@ class SignalIntake:
             "WHERE is_open AND cell = ANY($1::text[])", cells)
         candidates = [Candidate(r["incident_id"], r["category"], r["lat"], r["lon"],
                                 r["last_signal_at"]) for r in rows if r["last_signal_at"]]
-        match = choose(signal.category, lat, lon, now, [*candidates, *raised])
+        seen = signal.observed_at  # the sources' time: a replay fuses as it happened
+        match = choose(signal.category, lat, lon, seen, [*candidates, *raised])
         if match is not None:
             try:
                 await uow.run(match.incident_id, AttachSignal(
                     at=now, by=actor, signal_id=signal.signal_id, source=signal.source,
-                    confidence=signal.confidence, reason=match.reason), meta)
+                    confidence=signal.confidence, observed_at=seen, reason=match.reason), meta)
                 return match.incident_id, True
             except Rejected as exc:  # closed in the meantime: the signal raises its own
                 log.info("intake.attach_refused", incident_id=match.incident_id,
@@ -146,7 +147,7 @@ class SignalIntake:
         command = ReportIncident(
             incident_id=incident_id, signal_id=signal.signal_id, source=signal.source,
             category=signal.category, location=signal.location, summary=signal.summary,
-            confidence=signal.confidence, at=now, by=actor,
+            confidence=signal.confidence, observed_at=seen, at=now, by=actor,
         )
         try:
             await uow.run(incident_id, command, meta, new=True)
@@ -154,5 +155,5 @@ class SignalIntake:
             log.warning("intake.rejected", signal_id=signal.signal_id, code=exc.code,
                         reason=exc.reason)
             return None, False
-        raised.append(Candidate(incident_id, signal.category, lat, lon, now))
+        raised.append(Candidate(incident_id, signal.category, lat, lon, seen))
         return incident_id, False

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -251,15 +252,18 @@ class Tx:
         """Upsert the incident's projection row (with its fusion columns, from the view)."""
         loc = view.get("location") or {}
         lat, lon = loc.get("lat"), loc.get("lon")
-        times = [s["at"] for s in view.get("signals", ()) if s.get("at")]
+        # fusion's clock: when the sources saw it (replays keep their own time), else
+        # when ECC took it in; compared as instants, not as strings
+        times = [datetime.fromisoformat(t) for s in view.get("signals", ())
+                 if (t := s.get("observed_at") or s.get("at"))]
         await self.conn.execute(
             """
             INSERT INTO incidents (incident_id, is_open, version, last_seq, view, category,
                                    lat, lon, cell, last_signal_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::timestamptz)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (incident_id) DO UPDATE
             SET is_open = $2, version = $3, last_seq = $4, view = $5, category = $6, lat = $7,
-                lon = $8, cell = $9, last_signal_at = $10::text::timestamptz, updated_at = now()
+                lon = $8, cell = $9, last_signal_at = $10, updated_at = now()
             """,
             incident_id,
             is_open,

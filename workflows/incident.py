@@ -296,7 +296,7 @@ def _report(cmd: ReportIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
     reported = IncidentReported(
         at=cmd.at, incident_id=cmd.incident_id, signal_id=cmd.signal_id, source=cmd.source,
         category=cmd.category, priority=priority, location=cmd.location, summary=cmd.summary,
-        confidence=cmd.confidence, split_from=cmd.split_from,
+        confidence=cmd.confidence, observed_at=cmd.observed_at, split_from=cmd.split_from,
     )
     state = evolve(None, reported)
     events: list[AnyIncidentEvent] = [reported]
@@ -314,6 +314,7 @@ def _attach(state: Incident, cmd: AttachSignal, cat: Catalogue) -> list[AnyIncid
     events: list[AnyIncidentEvent] = [SignalAttached(at=cmd.at, signal_id=cmd.signal_id,
                                                      source=cmd.source,
                                                      confidence=cmd.confidence,
+                                                     observed_at=cmd.observed_at,
                                                      reason=cmd.reason)]
     after = _fold_from(state, events)
     sources = {s.source for s in after.signals}
@@ -675,7 +676,8 @@ def evolve(state: Incident | None, event: AnyIncidentEvent) -> Incident:
             incident_id=event.incident_id, status="reported", category=event.category,
             priority=event.priority, location=event.location, summary=event.summary,
             signals=(SignalRef(signal_id=event.signal_id, source=event.source,
-                               confidence=event.confidence, at=event.at),),
+                               confidence=event.confidence, at=event.at,
+                               observed_at=event.observed_at),),
             reported_at=event.at, updated_at=event.at, version=1,
         )
     assert state is not None, f"{event.type} before incident.reported"
@@ -689,7 +691,8 @@ def evolve(state: Incident | None, event: AnyIncidentEvent) -> Incident:
 def _evolve_fields(s: Incident, e: AnyIncidentEvent) -> dict[str, object]:
     if isinstance(e, SignalAttached):
         return {"signals": (*s.signals, SignalRef(signal_id=e.signal_id, source=e.source,
-                                                  confidence=e.confidence, at=e.at))}
+                                                  confidence=e.confidence, at=e.at,
+                                                  observed_at=e.observed_at))}
     if isinstance(e, SignalDetached):
         return {"signals": tuple(x for x in s.signals if x.signal_id != e.signal_id)}
     if isinstance(e, IncidentVerified):

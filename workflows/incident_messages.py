@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from workflows.geo import Location
 from workflows.messages import (
@@ -49,6 +49,7 @@ class SignalRef(Frozen):
     confidence: float
     merged_from: str | None = None  # the incident it came from in a merge
     at: datetime | None = None  # when ECC took it in
+    observed_at: datetime | None = None  # when the source saw it (fusion's clock)
 
 
 class Task(Frozen):
@@ -121,6 +122,7 @@ class ReportIncident(Command):
     location: Location
     summary: str = Field(default="", max_length=2000)
     confidence: float = Field(default=0.5, ge=0, le=1)
+    observed_at: AwareDatetime | None = None
     priority: Priority | None = None
     split_from: str | None = None
 
@@ -130,6 +132,7 @@ class AttachSignal(Command):
     signal_id: str = Field(min_length=1, max_length=128)
     source: Token
     confidence: float = Field(default=0.5, ge=0, le=1)
+    observed_at: AwareDatetime | None = None
     reason: Reason = ""  # why fusion (or a person) believes it belongs here
 
 
@@ -297,6 +300,7 @@ class IncidentReported(Event):
     location: Location
     summary: str
     confidence: float = 0.5
+    observed_at: datetime | None = None
     split_from: str | None = None
 
 
@@ -305,6 +309,7 @@ class SignalAttached(Event):
     signal_id: str
     source: str
     confidence: float
+    observed_at: datetime | None = None
     reason: str = ""
 
 
