@@ -8,6 +8,7 @@
     ecc console watch      print what a console receives
     ecc unit --id E12      a field unit's terminal: orders in, status and position out
     ecc replay FILE        replay real call records through the hotline adapter
+    ecc cap check FILE...  what ECC understands of CAP alerts (non-zero if any refused)
     ecc rebuild            rebuild the projections from the events alone
     ecc catalogue check    validate a catalogue file (types, plans, SLA rules)
 
@@ -381,6 +382,32 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
     print(json.dumps({"published": stats.published, "duplicates": stats.duplicates}))
 
 
+# --- ecc cap check --------------------------------------------------------------------
+
+
+async def cmd_cap_check(settings: Settings, args: argparse.Namespace) -> None:
+    from adapters.cap import CapRejected, parse_cap, understand
+
+    refused = 0
+    for name in args.files:
+        try:
+            alert = parse_cap(Path(name).read_bytes())
+        except OSError as exc:
+            print(f"{name}: cannot read: {exc.strerror}")
+            refused += 1
+            continue
+        except CapRejected as exc:
+            print(f"{name}: REFUSED: {exc.reason}")
+            refused += 1
+            continue
+        lines = understand(alert)
+        print(f"{name}: {lines[0]}")
+        for line in lines[1:]:
+            print(line)
+    if refused:
+        raise CliError(f"{refused} of {len(args.files)} files refused")
+
+
 # --- main ---------------------------------------------------------------------------
 
 
@@ -429,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--speed", type=float, default=60.0,
                      help="how many times faster than real time (0: as fast as possible)")
     rep.add_argument("--limit", type=int, default=None)
+    capp = sub.add_parser("cap", help="CAP alerts").add_subparsers(dest="cap_command",
+                                                                   required=True)
+    capcheck = capp.add_parser("check", help="say what ECC understands of CAP files")
+    capcheck.add_argument("files", nargs="+")
     sub.add_parser("rebuild", help="rebuild the projections from the events")
     cat = sub.add_parser("catalogue", help="the incident catalogue").add_subparsers(
         dest="catalogue_command", required=True)
@@ -447,6 +478,7 @@ _COMMANDS = {
     ("rebuild", None): cmd_rebuild,
     ("unit", None): cmd_unit,
     ("replay", None): cmd_replay,
+    ("cap", "check"): cmd_cap_check,
     ("catalogue", "check"): cmd_catalogue_check,
 }
 
@@ -454,7 +486,8 @@ _COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sub = (getattr(args, "signal_command", None) or getattr(args, "token_command", None)
-           or getattr(args, "console_command", None) or getattr(args, "catalogue_command", None))
+           or getattr(args, "console_command", None) or getattr(args, "catalogue_command", None)
+           or getattr(args, "cap_command", None))
     logs.configure()
     settings = Settings.from_env()
     handler = _COMMANDS[(args.command, sub)]
