@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.skeleton
 	$(BIN)/python -m bench.roundtrip
+	$(BIN)/python -m bench.fusion
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
