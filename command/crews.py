@@ -1,11 +1,13 @@
 """Shell: crews' status reports in, as task and unit commands.
 
 Each report on ``<ns>.unit.<unit>.status`` (the UNITS stream) becomes the
-commands it means for the unit's current task: acknowledged -> accept,
-declined -> decline, en route / on scene -> the task moves, clear -> the task
-is completed and the unit is available again. A report for a task the unit
-does not hold, or a move the unit cannot make, changes nothing: the crew is
-told why on its dispatch subject (``status.rejected``), and it is logged.
+commands it means for the unit's current task, as the pure core decides
+(:func:`workflows.dispatching.crew_report`): acknowledged -> accept, declined
+-> decline, en route / on scene -> the task moves, clear -> the task is
+completed and the unit is available again. This shell only loads and applies.
+A report for a task the unit does not hold, or a move the unit cannot make,
+changes nothing: the crew is told why on its dispatch subject
+(``status.rejected``), and it is logged.
 
 Exactly once: each report's stream sequence is claimed in the inbox in the
 transaction that applies it.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
@@ -27,25 +28,13 @@ from command.engine import Engine, Meta, UnitOfWork
 from command.model import StatusRejected, StatusReport
 from command.store import ConcurrencyError
 from command.subjects import Namespace
-from workflows import incident as inc
 from workflows import unit as un
+from workflows.dispatching import crew_report
 from workflows.messages import Rejected
 
 log = structlog.get_logger("ecc.crews")
 
 CONSUMER = "crews"
-
-# How a crew that reports "clear" gets from where it is back to available.
-_TO_AVAILABLE: dict[str, tuple[str, ...]] = {
-    "on_scene": ("returning", "available"),
-    "transporting": ("at_hospital", "returning", "available"),
-    "at_hospital": ("returning", "available"),
-    "returning": ("available",),
-    "out_of_service": ("available",),
-    "off_duty": ("available",),
-    "available": (),
-}
-
 
 class CrewReports:
     """A :class:`command.bus.BatchHandler` for the UNITS stream."""
@@ -117,52 +106,14 @@ class CrewReports:
         if unit is None:
             raise Rejected("unknown_unit", f"unit {report.unit_id} is not registered")
         meta = Meta(actor=f"unit:{unit.unit_id}", correlation_id=unit.task_id)
-        at = report.at
-        if report.task_id is not None and report.task_id != unit.task_id:
-            raise Rejected("not_your_task", f"{unit.call_sign} holds task {unit.task_id or 'none'}"
-                                            f", not {report.task_id}")
-        status = report.status
-        if status in ("transporting", "at_hospital", "out_of_service"):
-            await uow.run_unit(unit.unit_id, un.MoveUnit(at=at, status=status), meta)
-            return
-        if status == "clear":
-            if unit.incident_id and unit.task_id:
-                incident = await uow.incident(unit.incident_id)
-                assert incident is not None
-                task_status = incident.task(unit.task_id).status
-                if task_status == "on_scene":
-                    await uow.run(unit.incident_id,
-                                  inc.CompleteTask(at=at, task_id=unit.task_id), meta)
-                elif task_status in inc.LIVE_TASK:
-                    raise Rejected("not_on_scene", "clear is for a crew done on scene; "
-                                                   "decline the order or report on scene first")
-                # a task already ended (cancelled while transporting): just come back
-            unit = await uow.unit(report.unit_id)
-            assert unit is not None
-            for step in _TO_AVAILABLE.get(unit.status, ()):
-                await uow.run_unit(unit.unit_id, un.MoveUnit(at=at, status=step), meta)
-            return
-        if not (unit.incident_id and unit.task_id):
-            raise Rejected("no_task", f"{unit.call_sign} has no task to report {status} on")
-        incident = await uow.incident(unit.incident_id)
-        assert incident is not None
-        task = incident.task(unit.task_id)
-        commands: list[Any] = []
-        if status == "acknowledged":
-            commands = [inc.AcceptTask(at=at, task_id=task.task_id, unit_id=unit.unit_id)]
-        elif status == "declined":
-            commands = [inc.DeclineTask(at=at, task_id=task.task_id, unit_id=unit.unit_id,
-                                        reason=report.reason)]
-        else:
-            if task.status == "offered":  # moving is acknowledging
-                commands.append(inc.AcceptTask(at=at, task_id=task.task_id,
-                                               unit_id=unit.unit_id))
-            if status == "en_route":
-                commands.append(inc.TaskEnRoute(at=at, task_id=task.task_id))
-            if status == "on_scene":
-                commands.append(inc.TaskOnScene(at=at, task_id=task.task_id))
-        for command in commands:
-            await uow.run(incident.incident_id, command, meta)
+        incident = await uow.incident(unit.incident_id) if unit.incident_id else None
+        for command in crew_report(unit, incident, report.status, at=report.at,
+                                   task_id=report.task_id, reason=report.reason):
+            if isinstance(command, un.MoveUnit):
+                await uow.run_unit(unit.unit_id, command, meta)
+            else:
+                assert unit.incident_id is not None
+                await uow.run(unit.incident_id, command, meta)
 
     async def _tell(self, report: StatusReport, reason: str) -> None:
         unit = None

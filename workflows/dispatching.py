@@ -7,15 +7,25 @@ refused, so a unit can never be on two tasks.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from workflows.incident import (
+    LIVE_TASK,
+    AcceptTask,
     AnyIncidentEvent,
+    CompleteTask,
+    DeclineTask,
     Incident,
     TaskCancelled,
+    TaskEnRoute,
     TaskMoved,
     TaskOffered,
+    TaskOnScene,
     TaskReturned,
 )
-from workflows.unit import DispatchUnit, MoveUnit, ReleaseUnit
+from workflows.messages import Rejected
+from workflows.unit import DispatchUnit, MoveUnit, ReleaseUnit, Unit, UnitStatus
 
 UnitFollowUp = tuple[str, DispatchUnit | ReleaseUnit | MoveUnit]
 
@@ -52,3 +62,67 @@ def unit_commands(before: Incident | None, events: list[AnyIncidentEvent]) -> li
             else:
                 out.append((unit_id, MoveUnit(at=e.at, status=e.status)))
     return out
+
+
+# --- crews' reports ----------------------------------------------------------------------
+
+CrewStatus = Literal["acknowledged", "declined", "en_route", "on_scene", "transporting",
+                     "at_hospital", "clear", "out_of_service"]
+
+# How a crew that reports "clear" gets from where it is back to available.
+TO_AVAILABLE: dict[str, tuple[UnitStatus, ...]] = {
+    "on_scene": ("returning", "available"),
+    "transporting": ("at_hospital", "returning", "available"),
+    "at_hospital": ("returning", "available"),
+    "returning": ("available",),
+    "out_of_service": ("available",),
+    "off_duty": ("available",),
+    "available": (),
+}
+
+CrewCommand = (AcceptTask | DeclineTask | TaskEnRoute | TaskOnScene | CompleteTask | MoveUnit)
+
+
+def crew_report(unit: Unit, incident: Incident | None, status: CrewStatus, *, at: datetime,
+                task_id: str | None = None, reason: str = "") -> list[CrewCommand]:
+    """What a crew's status report means, as commands in order.
+
+    Task commands are for the unit's current incident; ``MoveUnit`` is for the
+    unit. Raises :class:`Rejected` when the report does not fit (no task, not
+    the unit's task, clear before on scene). ``incident`` is the unit's current
+    incident, or None when it has none.
+    """
+    if task_id is not None and task_id != unit.task_id:
+        raise Rejected("not_your_task",
+                       f"{unit.call_sign} holds task {unit.task_id or 'none'}, not {task_id}")
+    if status in ("transporting", "at_hospital", "out_of_service"):
+        return [MoveUnit(at=at, status=status)]
+    if status == "clear":
+        out: list[CrewCommand] = []
+        start: str = unit.status
+        if incident is not None and unit.task_id:
+            task_status = incident.task(unit.task_id).status
+            if task_status == "on_scene":
+                out.append(CompleteTask(at=at, task_id=unit.task_id))
+                if unit.status == "on_scene":
+                    start = "returning"  # completing the task sends an on-scene unit back
+            elif task_status in LIVE_TASK:
+                raise Rejected("not_on_scene", "clear is for a crew done on scene; "
+                                               "decline the order or report on scene first")
+            # a task already ended (cancelled while transporting): just come back
+        return out + [MoveUnit(at=at, status=s) for s in TO_AVAILABLE.get(start, ())]
+    if incident is None or not unit.task_id:
+        raise Rejected("no_task", f"{unit.call_sign} has no task to report {status} on")
+    task = incident.task(unit.task_id)
+    if status == "acknowledged":
+        return [AcceptTask(at=at, task_id=task.task_id, unit_id=unit.unit_id)]
+    if status == "declined":
+        return [DeclineTask(at=at, task_id=task.task_id, unit_id=unit.unit_id, reason=reason)]
+    moves: list[CrewCommand] = []
+    if task.status == "offered":  # moving is acknowledging
+        moves.append(AcceptTask(at=at, task_id=task.task_id, unit_id=unit.unit_id))
+    if status == "en_route":
+        moves.append(TaskEnRoute(at=at, task_id=task.task_id))
+    else:
+        moves.append(TaskOnScene(at=at, task_id=task.task_id))
+    return moves
