@@ -13,13 +13,18 @@ free one is no farther), so the result is the optimum over all units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from command.recommend import Candidate, UnitIndex
+
+# Rough seconds until a committed unit is free again, by status: for stacking a task
+# on the unit that will clear soonest. Field data should tune these.
+FREE_IN_S: dict[str, float] = {"returning": 0, "at_hospital": 600, "on_scene": 1200,
+                               "transporting": 1200, "en_route": 1800, "dispatched": 1800}
 
 # A P1 minute weighs eight P4 minutes.
 PRIORITY_WEIGHT = {1: 8.0, 2: 4.0, 3: 2.0, 4: 1.0}
@@ -91,3 +96,27 @@ def greedy(index: UnitIndex, needs: Sequence[Need]) -> dict[str, Candidate]:
 def weighted_total(needs: Sequence[Need], chosen: dict[str, Candidate]) -> float:
     """Priority-weighted total ETA of an assignment."""
     return sum(_weight(need) * chosen[need.key].eta_s for need in needs if need.key in chosen)
+
+
+def stack(index: UnitIndex, need: Need,
+          status: Mapping[str, str]) -> tuple[Candidate, float] | None:
+    """With no able unit free: the committed unit that would reach the task soonest once
+    it clears, and its estimated seconds until free; None if no able unit is coming back.
+
+    ``eta_s`` of the candidate is the wait plus the drive. The task stays pending; when
+    that unit (or any able one) clears, the next round offers it the task.
+    """
+    rows = index.able(need.capability, need.exclude, busy_too=True)
+    if rows.size == 0:
+        return None
+    best: tuple[Candidate, float] | None = None
+    for row, eta in zip(rows, index.eta(rows, need.lat, need.lon), strict=True):
+        unit_id = index.ids[row]
+        free_in = FREE_IN_S.get(status.get(unit_id, ""))
+        if free_in is None:
+            continue  # out of service or off duty: not coming
+        total = free_in + float(eta)
+        if best is None or total < best[0].eta_s:
+            best = (Candidate(unit_id=unit_id, eta_s=total, distance_m=float(
+                index.distance_m(np.array([row]), need.lat, need.lon)[0])), free_in)
+    return best

@@ -16,7 +16,7 @@ transaction that applies it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from nats.aio.msg import Msg
@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from command.bus import ConsumerSpec, Undeliverable
-from command.engine import Engine, Meta, UnitOfWork
+from command.engine import Engine, Meta, UnitOfWork, utc_now
 from command.model import StatusRejected, StatusReport
 from command.store import ConcurrencyError
 from command.subjects import Namespace
@@ -40,7 +40,7 @@ class CrewReports:
     """A :class:`command.bus.BatchHandler` for the UNITS stream."""
 
     def __init__(self, engine: Engine, js: JetStreamContext, ns: Namespace, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.engine = engine
         self.js = js
         self.ns = ns

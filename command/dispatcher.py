@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -36,8 +36,8 @@ from nats.aio.msg import Msg
 from nats.js import api
 from pydantic import ValidationError
 
-from command.assign import Need, assign
-from command.engine import Engine, Meta
+from command.assign import Need, assign, stack
+from command.engine import Engine, Meta, utc_now
 from command.model import PositionReport, StatusRejected
 from command.recommend import UnitIndex, UnitInfo
 from command.roads import RoadNetwork
@@ -51,10 +51,6 @@ log = structlog.get_logger("ecc.dispatcher")
 _LEADER_LOCK = 0x0ECC_0004
 # A device clock this far ahead is wrong; trusting it would block its later reports.
 FUTURE_SKEW = timedelta(seconds=60)
-# Rough seconds until a committed unit is free again, by status: for stacking a
-# task on the unit that will clear soonest. Field data should tune these.
-FREE_IN_S: dict[str, float] = {"returning": 0, "at_hospital": 600, "on_scene": 1200,
-                               "transporting": 1200, "en_route": 1800, "dispatched": 1800}
 _WAKE_TYPES = ("task.created", "task.returned", "unit.released", "unit.moved",
                "unit.registered", "incident.priority_changed")
 
@@ -62,7 +58,7 @@ _WAKE_TYPES = ("task.created", "task.returned", "unit.released", "unit.moved",
 class Dispatcher:
     def __init__(self, engine: Engine, nc: NATS, ns: Namespace, *, interval: float = 2.0,
                  roads: RoadNetwork | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.engine = engine
         self.roads = roads
         self.nc = nc
@@ -236,25 +232,14 @@ class Dispatcher:
         return offered
 
     def stack(self, index: UnitIndex, need: Need) -> dict[str, Any] | None:
-        """No unit free: the committed unit that would reach the task soonest once it clears.
-
-        The task stays pending; when that unit (or any able one) clears, the next
-        round offers it the task.
-        """
-        rows = index.able(need.capability, need.exclude, busy_too=True)
-        best: dict[str, Any] | None = None
-        if rows.size:
-            etas = index.eta(rows, need.lat, need.lon)
-            for row, eta in zip(rows, etas, strict=True):
-                unit_id = index.ids[row]
-                free_in = FREE_IN_S.get(self.status.get(unit_id, ""))
-                if free_in is None:
-                    continue  # out of service or off duty: not coming
-                total = free_in + float(eta)
-                if best is None or total < best["eta_s"]:
-                    best = {"unit_id": unit_id, "eta_s": round(total, 1), "stacked": True,
-                            "free_in_s": free_in, "status": self.status.get(unit_id)}
-        return best
+        """No unit free: the committed unit to stack the task on (see command.assign.stack)."""
+        found = stack(index, need, self.status)
+        if found is None:
+            return None
+        candidate, free_in = found
+        return {"unit_id": candidate.unit_id, "eta_s": round(candidate.eta_s, 1),
+                "stacked": True, "free_in_s": free_in,
+                "status": self.status.get(candidate.unit_id)}
 
     async def _recommend(self, index: UnitIndex, needs: list[Need],
                          stacked: list[Need]) -> None:

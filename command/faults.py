@@ -1,6 +1,7 @@
 """Shell: fault points for crash tests.
 
-``ECC_FAULT_POINT=outbox.after_publish`` makes the process ``kill -9`` itself
+``ECC_FAULT_POINT=outbox.after_publish`` (or ``outbox.before_publish``,
+``intake.after_commit``) makes the process ``kill -9`` itself
 when it reaches that point: a real crash, with no cleanup and no flush, at a
 place a test chose. Unset (the default) it costs one comparison.
 """
@@ -13,9 +14,6 @@ import signal
 import structlog
 
 log = structlog.get_logger("ecc.faults")
-
-POINTS = frozenset({"outbox.before_publish", "outbox.after_publish", "intake.after_commit"})
-
 
 def reach(point: str, armed: str | None) -> None:
     """Die here, now, if ``point`` is the armed fault point."""

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from nats.aio.msg import Msg
 
 from command.bus import ConsumerSpec, Undeliverable
-from command.engine import Meta, UnitOfWork
+from command.engine import Meta, UnitOfWork, utc_now
 from command.faults import reach
 from command.fusion import Candidate, cells_around, choose, search_radius
 from command.model import Signal, SignalRejected, parse_signal
@@ -33,10 +33,6 @@ from workflows.messages import Rejected
 log = structlog.get_logger("ecc.intake")
 
 CONSUMER = "intake"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SignalIntake:

@@ -207,7 +207,7 @@ class Gateway:
         session = ConsoleSession(self.queue_size)
         self.sessions.add(session)  # before the snapshot: see the module docstring
         try:
-            ordering = await self._start(ws, session, hello, principal)
+            ordering = await self._start(ws, hello, principal)
             bound.info("gateway.console_joined", seq=ordering.baseline)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._send_live(ws, session, ordering))
@@ -222,7 +222,7 @@ class Gateway:
             bound.info("gateway.console_left")
 
     async def _start(
-        self, ws: ServerConnection, session: ConsoleSession, hello: Hello, principal: Principal
+        self, ws: ServerConnection, hello: Hello, principal: Principal
     ) -> Ordering:
         head = await self.store.head()
         since = hello.since

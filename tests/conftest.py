@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,28 +134,31 @@ async def service(
     servers: Servers, database_url: str, ns: Namespace, js: Any
 ) -> AsyncIterator[Service]:
     """The whole service, in this process, on this test's database and namespace."""
-    svc = Service(ServiceConfig(nats_url=servers.nats_url, database_url=database_url,
-                                namespace=ns.prefix, console_port=0))
+    async with running(Service(ServiceConfig(nats_url=servers.nats_url,
+                                             database_url=database_url, namespace=ns.prefix,
+                                             console_port=0))) as svc:
+        yield svc
+
+
+@asynccontextmanager
+async def running(svc: Service, deadline: float = 30.0) -> AsyncIterator[Service]:
+    """Run a service for the block: ready on entry (or what killed it is raised), and
+    stopped on exit (the test fails loudly if it will not stop)."""
     task = asyncio.create_task(svc.run())
     try:
-        await asyncio.wait_for(_ready_or_failed(svc, task), 30)
+        ready = asyncio.ensure_future(svc.ready.wait())
+        done, _ = await asyncio.wait({ready, task}, timeout=deadline,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            ready.cancel()
+            task.result()  # raise what killed it
+            raise RuntimeError("service stopped before it was ready")
+        if not done:
+            ready.cancel()
+            raise AssertionError(f"the service was not ready within {deadline} s")
         yield svc
     finally:
-        await stop_task(task)
-
-
-async def stop_task(task: asyncio.Task[None], deadline: float = 30.0) -> None:
-    """Cancel a service task and wait for it to stop; fail loudly if it will not."""
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=deadline)
-    if not done:
-        raise AssertionError(f"the service did not stop within {deadline} s of cancel")
-
-
-async def _ready_or_failed(svc: Service, task: asyncio.Task[None]) -> None:
-    ready = asyncio.ensure_future(svc.ready.wait())
-    done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        ready.cancel()
-        task.result()  # raise what killed it
-        raise RuntimeError("service stopped before it was ready")
+        task.cancel()
+        stopped, _ = await asyncio.wait({task}, timeout=deadline)
+        if not stopped:
+            raise AssertionError(f"the service did not stop within {deadline} s of cancel")

@@ -392,9 +392,7 @@ def _reclassify(state: Incident, cmd: Reclassify, cat: Catalogue) -> list[AnyInc
         raise Rejected("no_change", f"incident is already {cmd.category}")
     events: list[AnyIncidentEvent] = [IncidentReclassified(
         at=cmd.at, category=cmd.category, previous=state.category, by=cmd.by, reason=cmd.reason)]
-    if state.status in ACTIVE:
-        events += _plan(_fold_from(state, events), cmd.at, cat)
-    return events
+    return _replanned(state, events, cmd.at, cat)
 
 
 def _set_priority(state: Incident, cmd: SetPriority, cat: Catalogue) -> list[AnyIncidentEvent]:
@@ -402,8 +400,14 @@ def _set_priority(state: Incident, cmd: SetPriority, cat: Catalogue) -> list[Any
         raise Rejected("no_change", f"incident is already priority {cmd.priority}")
     events: list[AnyIncidentEvent] = [PriorityChanged(
         at=cmd.at, priority=cmd.priority, previous=state.priority, by=cmd.by, reason=cmd.reason)]
+    return _replanned(state, events, cmd.at, cat)
+
+
+def _replanned(state: Incident, events: list[AnyIncidentEvent], at: datetime,
+               cat: Catalogue) -> list[AnyIncidentEvent]:
+    """``events`` plus, on an active incident, the tasks the changed plan now needs."""
     if state.status in ACTIVE:
-        events += _plan(_fold_from(state, events), cmd.at, cat)
+        return events + _plan(_fold_from(state, events), at, cat)
     return events
 
 

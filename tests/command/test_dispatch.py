@@ -20,7 +20,7 @@ from command.settings import load_catalogue, load_city
 from command.store import Store
 from command.subjects import Namespace
 from consoles.field import FieldUnit
-from tests.conftest import Servers, _ready_or_failed, stop_task
+from tests.conftest import Servers, running
 from tests.helpers import eventually, make_signal, publish_signal
 from workflows import incident as inc
 from workflows.catalogue import parse_catalogue
@@ -57,15 +57,10 @@ LEAK = Location(lat=34.7466, lon=113.6254, address="Zijingshan Road")
 async def dispatching(servers: Servers, database_url: str, ns: Namespace,
                       js: Any) -> AsyncIterator[Service]:
     """The service with the fast catalogue, the test town, and quick dispatch rounds."""
-    svc = Service(ServiceConfig(nats_url=servers.nats_url, database_url=database_url,
-                                namespace=ns.prefix, catalogue=FAST, city=CITY,
-                                dispatch_interval=0.2))
-    task = asyncio.create_task(svc.run())
-    try:
-        await asyncio.wait_for(_ready_or_failed(svc, task), 30)
+    async with running(Service(ServiceConfig(
+            nats_url=servers.nats_url, database_url=database_url, namespace=ns.prefix,
+            catalogue=FAST, city=CITY, dispatch_interval=0.2))) as svc:
         yield svc
-    finally:
-        await stop_task(task)
 
 
 async def crew(nc: Any, ns: Namespace, unit_id: str) -> FieldUnit:
@@ -208,12 +203,9 @@ async def test_the_demo_city_takes_a_gas_leak_to_on_scene(
 ) -> None:
     """Done when: in the demo city a gas leak gets utility, fire and police units offered;
     one declines and is replaced; the crews acknowledge and are tracked to on scene."""
-    svc = Service(ServiceConfig(nats_url=servers.nats_url, database_url=database_url,
-                                namespace=ns.prefix, catalogue=FAST, city=load_city(),
-                                dispatch_interval=0.2))
-    task = asyncio.create_task(svc.run())
-    try:
-        await asyncio.wait_for(_ready_or_failed(svc, task), 30)
+    async with running(Service(ServiceConfig(
+            nats_url=servers.nats_url, database_url=database_url, namespace=ns.prefix,
+            catalogue=FAST, city=load_city(), dispatch_interval=0.2))):
         await gas_leak(js, ns)
 
         async def all_offered() -> list[dict[str, Any]] | None:
@@ -241,8 +233,6 @@ async def test_the_demo_city_takes_a_gas_leak_to_on_scene(
                 t["status"] == "on_scene" for t in views[0]["tasks"])
 
         await eventually(everyone_there, timeout=20)
-    finally:
-        await stop_task(task)
 
 
 async def _unit_of(store: Store, capability: str, not_unit: str) -> str | None:

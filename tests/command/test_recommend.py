@@ -143,3 +143,18 @@ def test_city_files_are_checked_line_by_line() -> None:
     with pytest.raises(CityError):
         parse_city(station + 'units = [{ id = "E1", kind = "engine", '
                              'capabilities = ["Eng ine"] }]\n')
+
+
+def test_stacking_picks_the_unit_that_will_reach_the_task_soonest_once_free() -> None:
+    """No able unit free: a returning unit far away beats one just starting on scene
+    next door; out-of-service units are not counted on."""
+    from command.assign import stack
+
+    index = UnitIndex([unit("busy-near", 34.7501, 113.62, available=False),
+                       unit("coming-back", 34.80, 113.62, available=False),
+                       unit("broken", 34.7500, 113.62, available=False)])
+    need = Need("i/t1", "engine", 34.75, 113.62, priority=2)
+    status = {"busy-near": "on_scene", "coming-back": "returning", "broken": "out_of_service"}
+    found = stack(index, need, status)
+    assert found is not None and found[0].unit_id == "coming-back" and found[1] == 0
+    assert stack(index, need, {"broken": "out_of_service"}) is None
