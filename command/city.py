@@ -19,6 +19,10 @@ from workflows.geo import Location
 from workflows.unit import RegisterUnit
 
 _TOKEN = r"^[a-z][a-z0-9_]{0,39}$"
+# Sections of the city file that belong to the adapters, which validate them
+# themselves: [[camera]] (adapters.video), [[device]] and [sensor_kind.*]
+# (adapters.sensor).
+ADAPTER_SECTIONS = frozenset({"camera", "device", "sensor_kind", "video"})
 
 
 class CityError(ValueError):
@@ -72,10 +76,11 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
                         f"not valid TOML: {exc}") from exc
     lines = [n for n, line in enumerate(text.splitlines(), 1)
              if re.match(r"^\s*\[\[\s*station\s*\]\]", line)]
-    unknown = set(doc) - {"name", "station", "road_network"}
+    unknown = set(doc) - {"name", "station", "road_network", *ADAPTER_SECTIONS}
     if unknown:
         raise CityError(origin, None, f"unknown keys {sorted(unknown)}; a city has name, "
-                                      "road_network and [[station]] entries")
+                                      "road_network, [[station]] entries and the adapters' "
+                                      f"sections {sorted(ADAPTER_SECTIONS)}")
     stations = []
     seen: set[str] = set()
     station_ids: set[str] = set()
