@@ -21,7 +21,7 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
 from adapters.hotline import classify
-from command.model import Signal
+from command.model import Retraction, Signal
 from workflows.geo import Location
 
 NAMESPACES = {
@@ -58,6 +58,19 @@ class Alert:
     references: list[tuple[str, str, str]] = field(default_factory=list)
     signals: list[Signal] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)  # areas with no coordinates
+    retraction: Retraction | None = None  # a Cancel: the alerts it takes back
+
+    @property
+    def acted_on(self) -> bool:
+        """Only Actual alerts become signals; Exercise, System, Test and Draft do not."""
+        return self.status == "Actual"
+
+
+def alert_key(sender: str, identifier: str) -> str:
+    """The id prefix of every signal one alert produces (``<key>-<info>-<area>``), so an
+    Update or Cancel that references the alert names them all."""
+    digest = hashlib.sha256(f"{sender}|{identifier}".encode()).hexdigest()[:24]
+    return f"cap-{digest}"
 
 
 def _text(el: Element | None) -> str:
@@ -123,6 +136,17 @@ def parse_cap(data: bytes) -> Alert:
         if len(parts) != 3:
             raise CapRejected(f"<references> entry {ref!r} is not sender,identifier,sent")
         alert.references.append((parts[0], parts[1], parts[2]))
+    refers_to = tuple(dict.fromkeys(alert_key(snd, ident) for snd, ident, _ in alert.references))
+    if alert.msg_type in ("Update", "Cancel") and not refers_to:
+        raise CapRejected(f"a {alert.msg_type} must name the alerts it replaces in <references>")
+    if alert.msg_type == "Cancel":
+        alert.retraction = Retraction(
+            retraction_id=alert_key(alert.sender, alert.identifier), source="cap",
+            refers_to=refers_to[:16], at=alert.sent,
+            reason=f"CAP Cancel {alert.identifier[:200]} from {alert.sender[:200]}")
+        return alert  # a Cancel's info blocks (if any) describe what ends, not news
+    if alert.msg_type in ("Ack", "Error"):
+        return alert  # answers to alerts, not about the world
     for i, info in enumerate(root.findall(f"{ns}info")):
         event = _text(info.find(f"{ns}event"))
         headline = _text(info.find(f"{ns}headline"))
@@ -138,9 +162,9 @@ def parse_cap(data: bytes) -> Alert:
             if where is None:
                 alert.unplaced.append(_text(area.find(f"{ns}areaDesc")) or f"info {i} area {j}")
                 continue
-            digest = hashlib.sha256(f"{alert.sender}|{alert.identifier}|{i}|{j}".encode())
             alert.signals.append(Signal(
-                signal_id=f"cap-{digest.hexdigest()[:24]}", source="cap", category=category,
+                signal_id=f"{alert_key(alert.sender, alert.identifier)}-{i}-{j}", source="cap",
+                category=category, refers_to=refers_to[:16],
                 location=where, observed_at=alert.sent, summary=(headline or event)[:2000],
                 confidence=confidence,
                 details={"identifier": alert.identifier, "sender": alert.sender,
@@ -154,13 +178,16 @@ def understand(alert: Alert) -> list[str]:
     head = (f"{alert.identifier} from {alert.sender}: CAP {alert.version} {alert.status} "
             f"{alert.msg_type} ({alert.scope})")
     lines = [head]
-    if alert.status != "Actual":
+    if not alert.acted_on:
         lines.append(f"  not acted on: status {alert.status} (only Actual alerts become signals)")
         return lines
     if alert.msg_type in ("Update", "Cancel", "Ack", "Error"):
         for sender, ident, _ in alert.references:
-            verb = "cancels" if alert.msg_type == "Cancel" else "refers to"
+            verb = {"Cancel": "cancels", "Update": "updates"}.get(alert.msg_type, "answers")
             lines.append(f"  {verb} {ident} from {sender}")
+    if alert.retraction is not None:
+        lines.append("  retracts the signals of those alerts: each incident they are on loses "
+                     "them (and is cancelled if nothing else reports it and no unit is sent)")
     for s in alert.signals:
         lines.append(f"  signal {s.signal_id}: {s.category} at {s.location.lat:.4f}, "
                      f"{s.location.lon:.4f} ({s.summary[:60]})")

@@ -8,13 +8,15 @@ reading) and decides:
   -99999.992), readings out of time order, or older than the last;
 * alarm: the value at or past ``alarm_at`` for ``debounce`` readings in a row
   (one spike is not an emergency);
+* alarm: rising faster than ``rise_per_min`` (a flash flood fills an underpass
+  before it crosses the level threshold);
 * clear: back past ``clear_at`` (hysteresis: alarm at 30 cm water, clear below
   25 cm, so a value hovering at the threshold raises one alarm, not hundreds);
 * stale: :func:`heartbeat` says a device silent past its interval needs
   maintenance (not an emergency).
 
-The shell that reads MQTT-mapped NATS subjects and publishes signals is not
-built yet (issue 5).
+The device registry is :mod:`adapters.sensor`; the shell that reads the
+MQTT-mapped NATS subjects and publishes signals is :mod:`adapters.ingest`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class SensorRules:
     valid_max: float = 1e6
     sentinels: tuple[float, ...] = (-99999.992, -9999.0, -200.0)
     heartbeat: timedelta = timedelta(hours=2)
+    # alarm when the value moves towards alarm_at faster than this per minute (None: off)
+    rise_per_min: float | None = None
 
     def __post_init__(self) -> None:
         ok = self.clear_at < self.alarm_at if self.rising else self.clear_at > self.alarm_at
@@ -53,6 +57,7 @@ class SensorState:
     alarmed: bool = False
     streak: int = 0  # readings in a row past alarm_at while not alarmed
     last_at: datetime | None = None
+    last_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,11 @@ def step(rules: SensorRules, state: SensorState,
         return state, [Decision("rejected", f"reading at {reading.at.isoformat()} is not after "
                                             f"the last ({state.last_at.isoformat()})",
                                 v, reading.at)]
-    state = replace(state, last_at=reading.at)
+    rise = _rise(rules, state, reading)
+    fast = rules.rise_per_min is not None and rise is not None and rise >= rules.rise_per_min
+    state = replace(state, last_at=reading.at, last_value=v)
     if state.alarmed:
-        if _past(rules, v, rules.clear_at) or v == rules.clear_at:
+        if _past(rules, v, rules.clear_at) or v == rules.clear_at or fast:
             return state, []
         return replace(state, alarmed=False, streak=0), [
             Decision("clear", f"{v} back past {rules.clear_at}", v, reading.at)]
@@ -93,7 +100,20 @@ def step(rules: SensorRules, state: SensorState,
                 Decision("alarm", f"{v} past {rules.alarm_at} for {streak} readings", v,
                          reading.at)]
         return replace(state, streak=streak), []
+    if fast:
+        return replace(state, alarmed=True, streak=0), [
+            Decision("alarm", f"{v} moving {rise:.1f} per minute towards {rules.alarm_at} "
+                              f"(limit {rules.rise_per_min}/min)", v, reading.at)]
     return replace(state, streak=0), []
+
+
+def _rise(rules: SensorRules, state: SensorState, reading: Reading) -> float | None:
+    """How fast the value moves towards ``alarm_at``, per minute, since the last reading."""
+    if state.last_value is None or state.last_at is None:
+        return None
+    minutes = max((reading.at - state.last_at).total_seconds() / 60, 1 / 60)
+    change = reading.value - state.last_value
+    return (change if rules.rising else -change) / minutes
 
 
 def heartbeat(rules: SensorRules, state: SensorState, now: datetime) -> str | None:

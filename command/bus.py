@@ -60,13 +60,19 @@ class Undeliverable(Exception):
         self.reason = reason
 
 
+# MQTT topic roots: devices publish sensors/<device>/<metric>; Frigate publishes
+# frigate/events (its default topic_prefix).
+SENSOR_ROOT = "sensors"
+FRIGATE_ROOT = "frigate"
+
+
 def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
-    def cfg(name: str, subject: str, max_age: float, description: str,
+    def cfg(name: str, subject: str | list[str], max_age: float, description: str,
             per_subject: int | None = None) -> api.StreamConfig:
         return api.StreamConfig(
             name=ns.stream(name),
             description=description,
-            subjects=[subject],
+            subjects=[subject] if isinstance(subject, str) else subject,
             storage=api.StorageType.FILE,
             retention=api.RetentionPolicy.LIMITS,
             # If byte or count limits are ever set, a full stream must refuse new
@@ -89,6 +95,12 @@ def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
         cfg("POSITIONS", ns.unit_positions, 1 * DAY, "Last known position of each unit",
             per_subject=1),
         cfg("DEADLETTER", ns.deadletters, 30 * DAY, "Messages that could not be accepted"),
+        cfg("INGRESS", ns.ingresses, 7 * DAY,
+            "Raw hotline calls, video webhooks and CAP alerts (durability boundary)"),
+        # what devices and camera platforms publish over MQTT, kept for the adapters
+        cfg("MQTT", [f"{ns.mqtt(SENSOR_ROOT)}.>", f"{ns.mqtt(FRIGATE_ROOT)}.>"], 1 * DAY,
+            "Sensor readings and Frigate events from the MQTT listener"),
+        cfg("WARNINGS", ns.warnings, 30 * DAY, "Public warnings ECC emitted (CAP 1.2)"),
     ]
 
 

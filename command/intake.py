@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
@@ -23,11 +24,25 @@ from command.bus import ConsumerSpec, Undeliverable
 from command.engine import Meta, UnitOfWork, utc_now
 from command.faults import reach
 from command.fusion import Candidate, cells_around, choose, search_radius
-from command.model import Signal, SignalRejected, parse_signal
+from command.model import (
+    RETRACTION,
+    Retraction,
+    Signal,
+    SignalRejected,
+    matches,
+    parse_retraction,
+    parse_signal,
+)
 from command.store import NewEvent, Store
 from command.subjects import Namespace
 from workflows.catalogue import Catalogue
-from workflows.incident import AttachSignal, ReportIncident
+from workflows.incident import (
+    AddNote,
+    AttachSignal,
+    CancelIncident,
+    DetachSignal,
+    ReportIncident,
+)
 from workflows.messages import Rejected
 
 log = structlog.get_logger("ecc.intake")
@@ -63,19 +78,32 @@ class SignalIntake:
         source, _ = self.ns.parse_signal_subject(msg.subject)
         return source or "unknown"
 
-    def decode(self, msg: Msg) -> Signal:
+    def decode(self, msg: Msg) -> Signal | Retraction:
         source, category = self.ns.parse_signal_subject(msg.subject)
         if source is None or category is None:
             raise Undeliverable("bad_subject", f"{msg.subject!r} is not "
                                 f"{self.ns.prefix}.signal.<source>.<category> with lower-case "
                                 "tokens")
         try:
+            if category == RETRACTION:
+                return parse_retraction(source, msg.data)
             return parse_signal(source, category, msg.data)
         except SignalRejected as exc:
             raise Undeliverable(exc.code, exc.reason) from exc
 
-    async def handle(self, signals: list[Signal]) -> None:
-        await self.accept(signals)
+    async def handle(self, items: list[Signal | Retraction]) -> None:
+        """Signals a batch at a time; a retraction on its own, in its place in the order."""
+        run: list[Signal] = []
+        for item in items:
+            if isinstance(item, Signal):
+                run.append(item)
+                continue
+            if run:
+                await self.accept(run)
+                run = []
+            await self.retract(item)
+        if run:
+            await self.accept(run)
 
     async def accept(self, signals: list[Signal]) -> list[str | None]:
         """Commit what these signals mean, in one transaction.
@@ -91,14 +119,18 @@ class SignalIntake:
             keys = [f"{signal.source}:{signal.signal_id}" for signal in signals]
             fresh = await tx.claim_many(CONSUMER, keys)
             raised: list[Candidate] = []  # incidents this batch raised, not yet in the table
+            taken: dict[tuple[str, str], str] = {}  # (source, signal) -> incident, this batch
             for i, (signal, key) in enumerate(zip(signals, keys, strict=True)):
                 if key not in fresh:
                     log.info("intake.duplicate", signal_id=signal.signal_id, source=signal.source)
                     continue
                 fresh.discard(key)  # a repeat inside this batch is a duplicate too
-                results[i], joined = await self._take(uow, signal, raised)
+                incident_id, joined = await self._take(uow, signal, raised, taken)
+                results[i] = incident_id
                 if joined:
                     attached.add(i)
+                if incident_id is not None:
+                    taken[(signal.source, signal.signal_id)] = incident_id
             recorded = await uow.flush()
         reach("intake.after_commit", self.fault_point)
         seqs = {r.stream_id: r.seq for r in recorded}
@@ -110,8 +142,8 @@ class SignalIntake:
                          seq=seqs.get(f"incident:{incident_id}"))
         return results
 
-    async def _take(self, uow: UnitOfWork, signal: Signal,
-                    raised: list[Candidate]) -> tuple[str | None, bool]:
+    async def _take(self, uow: UnitOfWork, signal: Signal, raised: list[Candidate],
+                    taken: dict[tuple[str, str], str]) -> tuple[str | None, bool]:
         """Stage the evidence, then attach it to its incident or raise a new one."""
         now = self.clock()
         actor = f"signal:{signal.source}"
@@ -121,6 +153,23 @@ class SignalIntake:
         uow.stage_evidence(f"signal:{signal.source}-{signal.signal_id}", evidence)
         meta = Meta(actor=actor, causation_id=str(evidence.event_id),
                     correlation_id=signal.signal_id)
+        seen = signal.observed_at  # the sources' time: a replay fuses as it happened
+        if signal.refers_to:  # an update of earlier evidence goes where that evidence is
+            held = [incident_id for (source, sid), incident_id in taken.items()
+                    if source == signal.source
+                    and any(matches(ref, sid) for ref in signal.refers_to)]
+            held += await holders(uow.tx.conn, signal.source, signal.refers_to)
+            for incident_id in held:
+                try:
+                    await uow.run(incident_id, AttachSignal(
+                        at=now, by=actor, signal_id=signal.signal_id, source=signal.source,
+                        confidence=signal.confidence, observed_at=seen,
+                        reason=f"updates {', '.join(signal.refers_to)} from the same source"),
+                        meta)
+                    return incident_id, True
+                except Rejected as exc:
+                    log.info("intake.update_refused", incident_id=incident_id,
+                             signal_id=signal.signal_id, reason=exc.reason)
         lat, lon = signal.location.lat, signal.location.lon
         cells = cells_around(lat, lon, search_radius(signal.category))
         rows = await uow.tx.conn.fetch(
@@ -128,7 +177,6 @@ class SignalIntake:
             "WHERE is_open AND cell = ANY($1::text[])", cells)
         candidates = [Candidate(r["incident_id"], r["category"], r["lat"], r["lon"],
                                 r["last_signal_at"]) for r in rows if r["last_signal_at"]]
-        seen = signal.observed_at  # the sources' time: a replay fuses as it happened
         match = choose(signal.category, lat, lon, seen, [*candidates, *raised])
         if match is not None:
             try:
@@ -153,3 +201,76 @@ class SignalIntake:
             return None, False
         raised.append(Candidate(incident_id, signal.category, lat, lon, seen))
         return incident_id, False
+
+    async def retract(self, retraction: Retraction) -> list[str]:
+        """A source takes back earlier signals: each incident holding them hears of it.
+
+        Where other evidence remains, the retracted signals are detached. Where
+        nothing else stands behind the incident and no unit was sent, it is
+        cancelled; where units are already working it, it stays open with a note
+        for the dispatcher to decide (ECC does not stand crews down on its own).
+        Returns the incidents touched.
+        """
+        key = f"{retraction.source}:{retraction.retraction_id}"
+        actor = f"signal:{retraction.source}"
+        touched: list[str] = []
+        async with self.store.transaction() as tx:
+            if key not in await tx.claim_many(CONSUMER, [key]):
+                log.info("intake.duplicate", retraction_id=retraction.retraction_id,
+                         source=retraction.source)
+                return []
+            uow = UnitOfWork(tx, self.catalogue, self.ids)
+            now = self.clock()
+            meta = Meta(actor=actor, correlation_id=retraction.retraction_id)
+            why = f"{retraction.source} retracted it: {retraction.reason}"
+            for incident_id in await holders(tx.conn, retraction.source, retraction.refers_to):
+                state = await uow.incident(incident_id)
+                if state is None:
+                    continue
+                gone = [s.signal_id for s in state.signals if s.source == retraction.source
+                        and any(matches(r, s.signal_id) for r in retraction.refers_to)]
+                left = len(state.signals) - len(gone)
+                try:
+                    if left > 0:
+                        for signal_id in gone:
+                            await uow.run(incident_id, DetachSignal(
+                                at=now, by=actor, signal_id=signal_id, reason=why[:500]), meta)
+                    elif not any(t.unit_id for t in state.tasks):
+                        await uow.run(incident_id, CancelIncident(
+                            at=now, by=actor, reason=why[:500]), meta)
+                    else:
+                        await uow.run(incident_id, AddNote(
+                            at=now, by=actor, text=f"{why}. Nothing else reports this "
+                            "incident, but units are assigned: decide whether to stand them "
+                            "down."), meta)
+                except Rejected as exc:
+                    log.warning("intake.retraction_refused", incident_id=incident_id,
+                                retraction_id=retraction.retraction_id, reason=exc.reason)
+                    continue
+                touched.append(incident_id)
+            await uow.flush()
+        for incident_id in touched:
+            log.info("incident.signals_retracted", incident_id=incident_id,
+                     retraction_id=retraction.retraction_id, source=retraction.source)
+        if not touched:
+            log.info("intake.retraction_unmatched", retraction_id=retraction.retraction_id,
+                     source=retraction.source, refers_to=list(retraction.refers_to))
+        return touched
+
+
+async def holders(conn: Any, source: str, refs: tuple[str, ...]) -> list[str]:
+    """The open incidents holding a signal of ``source`` that one of ``refs`` names.
+
+    A scan of the open incidents' signal lists: updates and retractions are rare
+    next to signals, and the open set is thousands, not millions.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT incident_id FROM incidents i
+        WHERE is_open AND EXISTS (
+            SELECT 1 FROM jsonb_array_elements(i.view -> 'signals') s, unnest($2::text[]) r
+            WHERE s ->> 'source' = $1
+              AND (s ->> 'signal_id' = r OR left(s ->> 'signal_id', length(r) + 1) = r || '-'))
+        ORDER BY last_seq DESC
+        """, source, list(refs))
+    return [r["incident_id"] for r in rows]

@@ -47,6 +47,11 @@ class Signal(Frozen):
     confidence: float = Field(default=0.5, ge=0.0, le=1.0, allow_inf_nan=False)
     details: dict[str, Any] = Field(default_factory=dict)
     reporter: Reporter | None = None
+    # Earlier signals of the same source this one updates (a CAP Update names the
+    # alert it replaces): it joins the open incident holding one of them, wherever
+    # fusion would have put it. An id matches itself and every id it is a
+    # ``<id>-`` prefix of.
+    refers_to: tuple[Id, ...] = Field(default=(), max_length=16)
 
     @field_validator("details")
     @classmethod
@@ -65,6 +70,41 @@ class SignalRejected(Exception):
         self.reason = reason
 
 
+# The category token of ``<ns>.signal.<source>.retraction``: not a signal but a
+# :class:`Retraction` of earlier ones.
+RETRACTION = "retraction"
+
+
+class Retraction(Frozen):
+    """A source takes back signals it sent (a CAP Cancel): evidence it no longer stands by."""
+
+    retraction_id: Id
+    source: Token
+    refers_to: tuple[Id, ...] = Field(min_length=1, max_length=16)
+    reason: str = Field(min_length=1, max_length=500)
+    at: AwareDatetime
+
+
+def matches(reference: str, signal_id: str) -> bool:
+    """Whether ``signal_id`` is what ``reference`` names: itself or one of its ``-`` parts."""
+    return signal_id == reference or signal_id.startswith(reference + "-")
+
+
+def parse_retraction(subject_source: str | None, data: bytes) -> Retraction:
+    """Validate retraction bytes from ``<ns>.signal.<source>.retraction``."""
+    if len(data) > MAX_SIGNAL_BYTES:
+        raise SignalRejected("oversized",
+                             f"retraction is {len(data)} bytes; limit {MAX_SIGNAL_BYTES}")
+    try:
+        retraction = Retraction.model_validate_json(data)
+    except ValidationError as exc:
+        raise SignalRejected("invalid", describe_errors(exc)) from exc
+    if subject_source is not None and retraction.source != subject_source:
+        raise SignalRejected("subject_mismatch", f"subject source {subject_source!r} != "
+                                                 f"payload {retraction.source!r}")
+    return retraction
+
+
 def parse_signal(subject_source: str | None, subject_category: str | None, data: bytes) -> Signal:
     """Validate signal bytes that arrived on ``ecc.signal.<source>.<category>``.
 
@@ -77,7 +117,7 @@ def parse_signal(subject_source: str | None, subject_category: str | None, data:
     try:
         signal = Signal.model_validate_json(data)
     except ValidationError as exc:
-        raise SignalRejected("invalid", _describe(exc)) from exc
+        raise SignalRejected("invalid", describe_errors(exc)) from exc
     if subject_source is not None and signal.source != subject_source:
         raise SignalRejected(
             "subject_mismatch", f"subject source {subject_source!r} != payload {signal.source!r}"
@@ -90,7 +130,7 @@ def parse_signal(subject_source: str | None, subject_category: str | None, data:
     return signal
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError) -> str:
     """One line per problem, naming the field: what an integrator needs to fix it."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False)[:10]:

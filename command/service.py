@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import structlog
 from nats.aio.client import Client as NATS
 
+from adapters.ingest import AdapterConfig, run_adapters
 from command import bus
 from command.city import City
 from command.crews import CrewReports
@@ -48,6 +49,8 @@ class ServiceConfig:
     city: City | None = None
     dispatch_interval: float = 2.0
     roads: RoadNetwork | None = None
+    # the adapters to run in this process (ecc up runs them all); None runs none
+    adapters: AdapterConfig | None = None
 
 
 class Service:
@@ -97,6 +100,11 @@ class Service:
                 tg.create_task(bus.consume(js, self.ns, crews.spec(), crews), name="crews")
                 tg.create_task(self.dispatcher.run(), name="dispatcher")
                 tg.create_task(self.gateway.run(), name="gateway")
+                if cfg.adapters is not None:
+                    adapters_ready = asyncio.Event()
+                    tg.create_task(run_adapters(js, self.ns, cfg.adapters, adapters_ready),
+                                   name="adapters")
+                    await adapters_ready.wait()
                 await self.gateway.ready.wait()
                 self.ready.set()
                 log.info("service.ready", console_url=self.gateway.url, namespace=self.ns.prefix)

@@ -79,6 +79,29 @@ class Namespace:
     def deadletters(self) -> str:
         return f"{self.prefix}.deadletter.>"
 
+    def ingress(self, kind: str) -> str:
+        """Raw records from outside (hotline calls, video webhooks, CAP alerts) before their
+        adapter reads them: ``<ns>.ingress.hotline|video|cap``."""
+        return f"{self.prefix}.ingress.{_token(kind)}"
+
+    @property
+    def ingresses(self) -> str:
+        return f"{self.prefix}.ingress.>"
+
+    def mqtt(self, root: str) -> str:
+        """Where MQTT topics ``<root>/...`` land: the default namespace takes them as devices
+        send them (``sensors.wl-001.water_level``); any other namespace (a test, a second
+        system on one server) has its devices publish under ``<ns>/<root>/...``."""
+        return root if self.prefix == "ecc" else f"{self.prefix}.{root}"
+
+    def warning(self, incident_id: str) -> str:
+        """Public warnings ECC emits (CAP 1.2 XML), one subject per incident."""
+        return f"{self.prefix}.warning.cap.{incident_id}"
+
+    @property
+    def warnings(self) -> str:
+        return f"{self.prefix}.warning.>"
+
     def parse_signal_subject(self, subject: str) -> tuple[str | None, str | None]:
         """``(source, category)`` of a signal subject; ``None`` where a token is unusable."""
         parts = subject.split(".")
@@ -91,7 +114,7 @@ class Namespace:
     # --- streams ------------------------------------------------------------
     def stream(self, name: str) -> str:
         """Stream names: ``ECC_SIGNALS``, ``ECC_EVENTS``, ``ECC_DISPATCH``, ``ECC_UNITS``,
-        ``ECC_POSITIONS``, ``ECC_DEADLETTER``."""
+        ``ECC_POSITIONS``, ``ECC_DEADLETTER``, ``ECC_INGRESS``, ``ECC_MQTT``, ``ECC_WARNINGS``."""
         return f"{self.prefix.upper()}_{name}"
 
 

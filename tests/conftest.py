@@ -42,20 +42,23 @@ class Servers:
     nats: EmbeddedNats | None = None
     postgres: EmbeddedPostgres | None = None
     data_dir: Path | None = None
+    mqtt_url: str | None = None  # the nats-server's MQTT listener
 
 
 @pytest.fixture(scope="session")
 async def servers() -> AsyncIterator[Servers]:
     """A nats-server and a PostgreSQL for the whole session."""
     if os.environ.get("NATS_URL") and os.environ.get("DATABASE_URL"):
-        yield Servers(os.environ["NATS_URL"], os.environ["DATABASE_URL"])
+        yield Servers(os.environ["NATS_URL"], os.environ["DATABASE_URL"],
+                      mqtt_url=os.environ.get("MQTT_URL"))
         return
     data_dir = Path(tempfile.mkdtemp(prefix="ecc-test-"))
     data_dir.chmod(0o755)
     nats_srv, pg_srv = EmbeddedNats(data_dir), EmbeddedPostgres(data_dir)
     await asyncio.gather(nats_srv.start(), pg_srv.start())
     try:
-        yield Servers(nats_srv.url, pg_srv.url_for("postgres"), nats_srv, pg_srv, data_dir)
+        yield Servers(nats_srv.url, pg_srv.url_for("postgres"), nats_srv, pg_srv, data_dir,
+                      mqtt_url=nats_srv.mqtt_url)
     finally:
         await asyncio.gather(nats_srv.stop(), pg_srv.stop())
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -91,6 +94,15 @@ async def database_url(servers: Servers, template_db: str) -> AsyncIterator[str]
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+def mqtt_url(servers: Servers) -> str:
+    """The MQTT listener of the nats-server the tests use."""
+    if servers.mqtt_url is None:
+        pytest.fail("NATS_URL is set but MQTT_URL is not: set MQTT_URL to that nats-server's "
+                    "MQTT listener (mqtt://host:port)")
+    return servers.mqtt_url
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.cap import CapRejected, parse_cap, understand
+from adapters.cap import CapRejected, alert_key, parse_cap, understand
 from tests.helpers import shared_data
 
 
@@ -38,7 +38,8 @@ def test_areas_become_located_signals_and_updates_resolve_their_references() -> 
     assert storm.signals[0].location.lat == pytest.approx(38.49, abs=0.05)  # polygon centroid
     amber = parse_cap(shared_data("cap", "cap_amber_alert_example.xml").read_bytes())
     assert amber.signals == [] and "Los Angeles County" in amber.unplaced
-    assert any("refers to TRI13970876.1" in line for line in understand(quake))
+    assert any("updates TRI13970876.1" in line for line in understand(quake))
+    assert quake.signals[0].refers_to == (alert_key(quake.references[0][0], "TRI13970876.1"),)
 
 
 def test_entity_expansion_and_external_entities_are_refused() -> None:

@@ -40,6 +40,21 @@ def test_one_spike_is_not_an_emergency() -> None:
     assert run(WATER, [10, 45, 10, 10]) == []
 
 
+def test_water_rising_fast_alarms_before_the_level() -> None:
+    """A flash flood: 4 -> 12 -> 22 cm a minute apart is 10 cm/min, past a 5 cm/min limit,
+    so the alarm comes at 22 cm, before the 30 cm level; a slow rise does not."""
+    fast = SensorRules(alarm_at=30.0, clear_at=25.0, debounce=2, rise_per_min=5.0)
+    assert run(fast, [4, 12, 22, 29, 31, 33]) == ["alarm"]
+    state, first = SensorState(), []
+    for i, v in enumerate([4.0, 12.0, 22.0]):
+        state, decisions = step(fast, state, Reading(v, T0 + timedelta(minutes=i)))
+        first += decisions
+    assert [d.kind for d in first] == ["alarm"] and first[0].value == 12.0
+    assert "per minute" in first[0].reason
+    assert run(fast, [float(v) for v in range(0, 40, 2)]) == ["alarm"]  # 2/min: the level
+    assert run(WATER, [4, 12, 22, 24]) == []  # no rate rule: no alarm below the level
+
+
 def test_sentinels_and_impossible_values_are_rejected_not_alarmed_on() -> None:
     """-99999.992 (Chicago's sentinel), NaN and out-of-range values are rejected."""
     rules = SensorRules(alarm_at=30, clear_at=25, valid_min=-50, valid_max=500)

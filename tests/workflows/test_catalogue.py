@@ -9,12 +9,12 @@ import pytest
 from workflows.catalogue import Catalogue, CatalogueError, parse_catalogue
 
 TYPES = {"fire", "medical", "traffic", "crime", "flood", "gas_leak", "structural",
-         "utility_outage", "hazmat", "other"}
+         "utility_outage", "hazmat", "maintenance", "other"}
 TEXT = resources.files("workflows").joinpath("data/catalogue.toml").read_text()
 
 
 def test_the_built_in_catalogue_covers_every_type(catalogue: Catalogue) -> None:
-    """All ten incident types have a plan at every priority 1 to 4."""
+    """All eleven incident types have a plan at every priority 1 to 4."""
     assert set(catalogue.types) == TYPES
     for type_id in TYPES:
         for priority in (1, 2, 3, 4):
