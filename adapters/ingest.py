@@ -10,6 +10,9 @@ signal's id, so a redelivered record never becomes a second signal):
   becomes a retraction of the alerts it names;
 * sensor: readings from the MQTT listener on ``sensors.<device>.<metric>``
   (:mod:`adapters.sensor`), plus a heartbeat watch for silent devices;
+* cap out: ``incident.public_warning`` events from EVENTS become CAP 1.2 alerts
+  (:mod:`adapters.cap_out`, checked against the OASIS schema) on
+  ``<ns>.warning.cap.<incident>``, for public warning systems to pick up;
 * video: Frigate events from the MQTT listener on ``frigate.events`` and
   webhook detections on ``<ns>.ingress.video`` (:mod:`adapters.video`).
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,13 +35,39 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
+from adapters import cap_out
 from adapters.cap import Alert, CapRejected, parse_cap
 from adapters.hotline import CallRecord, to_signal
-from adapters.sensor import Devices, Registry, SensorRejected, parse_reading, parse_topic
+from adapters.sensor import (
+    Devices,
+    Registry,
+    SensorRejected,
+    parse_reading,
+    parse_registry,
+    parse_topic,
+)
 from adapters.sensor_rules import Reading
-from command.bus import SENSOR_ROOT, ConsumerSpec, Undeliverable, consume
-from command.model import MAX_SIGNAL_BYTES, RETRACTION, Retraction, Signal, describe_errors
+from adapters.video import (
+    Detection,
+    Tracking,
+    VideoConfig,
+    VideoRejected,
+    observe,
+    parse_frigate,
+    parse_video_config,
+    parse_webhook,
+)
+from command.bus import FRIGATE_ROOT, SENSOR_ROOT, ConsumerSpec, Undeliverable, consume
+from command.model import (
+    MAX_SIGNAL_BYTES,
+    RETRACTION,
+    RecordedEvent,
+    Retraction,
+    Signal,
+    describe_errors,
+)
 from command.subjects import Namespace
+from workflows.incident import PublicWarning as PublicWarningEvent
 
 log = structlog.get_logger("ecc.adapters")
 
@@ -161,6 +190,67 @@ class CapAdapter:
                          category=signal.category, msg_type=alert.msg_type)
 
 
+def warning_of(event: RecordedEvent, sender: str,
+               labels: dict[str, str]) -> cap_out.PublicWarning:
+    """The CAP message an ``incident.public_warning`` event asks for."""
+    w = PublicWarningEvent.model_validate(event.data)
+    incident_id = event.stream_id.partition(":")[2]
+    where = w.location
+    return cap_out.PublicWarning(
+        incident_id=incident_id, sequence=w.sequence, msg_type=w.msg_type, sent=w.at,
+        sender=sender, category=w.category,
+        event=labels.get(w.category, w.category.replace("_", " ").capitalize()),
+        urgency=w.urgency, severity=w.severity, certainty=w.certainty, headline=w.headline,
+        description=w.description if w.msg_type != "Cancel" else f"Ended: {w.reason}",
+        instruction=w.instruction if w.msg_type != "Cancel" else "The warning has ended.",
+        area_desc=where.address or "", lat=where.lat, lon=where.lon, radius_m=w.radius_m,
+        expires=w.expires_at,
+        references=tuple((sender, cap_out.identifier(incident_id, r.sequence), r.at)
+                         for r in w.references))
+
+
+class CapOutAdapter:
+    """Public warnings ECC decided on, out as CAP 1.2 (one message per warning event)."""
+
+    source = "cap_out"
+
+    def __init__(self, js: JetStreamContext, ns: Namespace, sender: str,
+                 labels: dict[str, str]) -> None:
+        self.js = js
+        self.ns = ns
+        self.sender = sender
+        self.labels = labels
+
+    def spec(self) -> ConsumerSpec:
+        return ConsumerSpec(stream=self.ns.stream("EVENTS"), durable="adapter-cap-out",
+                            subject=f"{self.ns.prefix}.event.incident.*")
+
+    def source_of(self, msg: Msg) -> str:
+        return self.source
+
+    def decode(self, msg: Msg) -> RecordedEvent | None:
+        if b'"incident.public_warning"' not in msg.data:
+            return None  # most events are not warnings: skip without parsing them
+        try:
+            event = RecordedEvent.model_validate_json(msg.data)
+        except ValidationError as exc:
+            raise Undeliverable("invalid", describe_errors(exc)) from exc
+        return event if event.type == "incident.public_warning" else None
+
+    async def handle(self, events: list[RecordedEvent | None]) -> None:
+        for event in events:
+            if event is None:
+                continue
+            warning = warning_of(event, self.sender, self.labels)
+            xml = cap_out.emit(warning)
+            ident = cap_out.identifier(warning.incident_id, warning.sequence)
+            await self.js.publish(self.ns.warning(warning.incident_id), xml,
+                                  headers={"Nats-Msg-Id": ident,
+                                           "Content-Type": "application/cap+xml"})
+            log.warning("cap_out.sent", incident_id=warning.incident_id, identifier=ident,
+                        msg_type=warning.msg_type)
+
+
 @dataclass(frozen=True)
 class SensorReading:
     device: str
@@ -227,13 +317,88 @@ class SensorAdapter:
             await asyncio.sleep(self.check_every)
 
 
+class VideoAdapter:
+    """Detections from Frigate (MQTT) and webhooks: one tracked object, one signal.
+
+    Two consumers (Frigate's MQTT events, the webhook ingress) share one tracking
+    state, so an object is reported once whichever door it came through.
+    """
+
+    source = "video"
+
+    def __init__(self, ns: Namespace, publisher: Publisher, config: VideoConfig) -> None:
+        self.ns = ns
+        self.publisher = publisher
+        self.config = config
+        self.tracking = Tracking()
+        self.frigate = f"{ns.mqtt(FRIGATE_ROOT)}.events"
+
+    def specs(self) -> list[ConsumerSpec]:
+        return [ConsumerSpec(stream=self.ns.stream("MQTT"), durable="adapter-video-frigate",
+                             subject=self.frigate),
+                ConsumerSpec(stream=self.ns.stream("INGRESS"), durable="adapter-video",
+                             subject=self.ns.ingress("video"))]
+
+    def source_of(self, msg: Msg) -> str:
+        return self.source
+
+    def decode(self, msg: Msg) -> Detection:
+        try:
+            if msg.subject == self.frigate:
+                return parse_frigate(msg.data)
+            return parse_webhook(msg.data)
+        except VideoRejected as exc:
+            raise Undeliverable("invalid", exc.reason) from exc
+
+    async def handle(self, detections: list[Detection]) -> None:
+        for d in detections:
+            try:
+                self.tracking, signal, why = observe(self.config, self.tracking, d)
+            except VideoRejected as exc:  # an unknown camera: nothing to place it by
+                log.warning("video.refused", camera=d.camera, object_id=d.object_id,
+                            reason=exc.reason)
+                continue
+            if signal is None:
+                log.debug("video.detection", camera=d.camera, object_id=d.object_id,
+                          label=d.label, outcome=why)
+                continue
+            await self.publisher.signal(signal)
+            log.warning("video.signal", camera=d.camera, object_id=d.object_id, label=d.label,
+                        signal_id=signal.signal_id, category=signal.category, score=d.score)
+
+
 @dataclass(frozen=True)
 class AdapterConfig:
     kinds: tuple[str, ...] = KINDS
     registry: Registry | None = None  # sensors: none registered, none read
-    video: Any = None  # adapters.video.VideoConfig
+    video: VideoConfig | None = None  # cameras: none registered, none placed
     area: Area | None = None
     heartbeat_check_s: float = 30.0
+    cap_sender: str = "ecc@localhost"  # <sender> of the CAP alerts ECC emits
+    labels: dict[str, str] = field(default_factory=dict)  # category -> label (the catalogue's)
+
+
+def config_from_city(doc: dict[str, Any], *, kinds: tuple[str, ...] = KINDS,
+                     labels: dict[str, str] | None = None, sender: str = "ecc@localhost",
+                     origin: str = "city file",
+                     categories: tuple[str, ...] | None = None) -> AdapterConfig:
+    """The adapters' settings from a parsed city file: its devices and sensor kinds, its
+    cameras, and its area (the stations' bounds and 30 km around them) for CAP's scope.
+
+    Raises ValueError (SensorRejected, VideoRejected) naming the entry at fault.
+    """
+    stations = doc.get("station") or []
+    area = None
+    if stations:
+        lats = [float(s["lat"]) for s in stations]
+        lons = [float(s["lon"]) for s in stations]
+        margin = 0.3  # about 30 km: the city's edge, not its stations'
+        area = Area(min(lats) - margin, max(lats) + margin, min(lons) - margin,
+                    max(lons) + margin)
+    return AdapterConfig(kinds=kinds, registry=parse_registry(doc, origin),
+                         video=parse_video_config(doc, origin, categories=categories),
+                         area=area,
+                         cap_sender=sender, labels=labels or {})
 
 
 async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfig,
@@ -247,11 +412,17 @@ async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfi
         if "cap" in config.kinds:
             cap = CapAdapter(ns, publisher, config.area)
             tg.create_task(consume(js, ns, cap.spec(), cap), name="adapter-cap")
+            out = CapOutAdapter(js, ns, config.cap_sender, config.labels)
+            tg.create_task(consume(js, ns, out.spec(), out), name="adapter-cap-out")
         if "sensor" in config.kinds and config.registry is not None:
             sensor = SensorAdapter(ns, publisher, config.registry,
                                    check_every=config.heartbeat_check_s)
             tg.create_task(consume(js, ns, sensor.spec(), sensor), name="adapter-sensor")
             tg.create_task(sensor.watch(), name="adapter-sensor-heartbeat")
+        if "video" in config.kinds and config.video is not None:
+            video = VideoAdapter(ns, publisher, config.video)
+            for spec in video.specs():
+                tg.create_task(consume(js, ns, spec, video), name=spec.durable)
         log.info("adapters.started", kinds=list(config.kinds), namespace=ns.prefix)
         if ready is not None:
             ready.set()

@@ -176,6 +176,14 @@ async def dead_letter(
     await js.publish(ns.deadletter(source), msg.data, headers=headers)
 
 
+async def dead_letter_bytes(js: JetStreamContext, ns: Namespace, data: bytes, source: str,
+                            code: str, reason: str, origin: str) -> None:
+    """Dead-letter bytes that came from outside NATS (an HTTP request): ``origin`` says where."""
+    await js.publish(ns.deadletter(source), data, headers={
+        "Ecc-Reason-Code": code, "Ecc-Reason": _one_line(reason),
+        "Ecc-Original-Subject": _one_line(origin, 200)})
+
+
 @dataclass(frozen=True)
 class ConsumerSpec:
     """A durable pull consumer. Limits are explicit; see docs/protocol.md."""

@@ -34,13 +34,14 @@ from typing import Any
 
 import structlog
 
+from adapters.ingest import KINDS, AdapterConfig, config_from_city
 from command import bus, logs
 from command.city import City, CityError
 from command.model import Signal, SignalAck
 from command.roads import RoadNetwork
 from command.runtime import EmbeddedNats, EmbeddedPostgres, port_is_free
 from command.service import Service, ServiceConfig
-from command.settings import Settings, load_catalogue, load_city, load_roads
+from command.settings import Settings, load_catalogue, load_city, load_city_doc, load_roads
 from command.store import Store, migrate
 from command.subjects import Namespace
 from workflows.catalogue import Catalogue, CatalogueError
@@ -148,6 +149,19 @@ def _roads(settings: Settings, city: City | None) -> RoadNetwork | None:
         raise CliError(f"road network {city.road_network!r}: {exc}") from exc
 
 
+def _adapters(settings: Settings, catalogue: Catalogue,
+              kinds: tuple[str, ...]) -> AdapterConfig:
+    """The adapters' settings from the city file (the demo city's when none is set)."""
+    try:
+        doc = load_city_doc(settings.city_path)
+        return config_from_city(doc, kinds=kinds, sender=settings.cap_sender,
+                                labels={t: catalogue.types[t].label for t in catalogue.types},
+                                categories=tuple(catalogue.types),
+                                origin=str(settings.city_path or "sim/data/zhengzhou.toml"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"city file, adapters' sections: {exc}") from exc
+
+
 async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     _check_half_external(settings)
     catalogue = _catalogue(settings)  # before anything starts: a bad plan stops us here
@@ -178,12 +192,18 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
         if port and not port_is_free(port, settings.console_host):
             log.warning("up.console_port_taken", port=port)
             port = 0
+        ingress_port = settings.ingress_port
+        if ingress_port and not port_is_free(ingress_port, settings.console_host):
+            log.warning("up.ingress_port_taken", port=ingress_port)
+            ingress_port = 0
         service = Service(ServiceConfig(
             nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
             console_host=settings.console_host, console_port=port,
             console_origins=settings.console_origins, fault_point=settings.fault_point,
             ack_wait=settings.ack_wait, catalogue=catalogue, city=city,
             roads=_roads(settings, city),
+            adapters=_adapters(settings, catalogue, settings.adapters),
+            ingress_port=ingress_port,
         ))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run())
@@ -193,6 +213,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
                 "database_url": database_url,
                 "mqtt_url": mqtt_url,
                 "console_url": service.console_url,
+                "ingress_url": service.ingress.url if service.ingress else None,
                 "token": token,
                 "namespace": settings.namespace,
                 "pid": os.getpid(),
@@ -214,6 +235,8 @@ def _announce(endpoints: dict[str, Any], path: Path) -> None:
         f"  nats      {endpoints['nats_url']}",
         f"  postgres  {endpoints['database_url']}",
         f"  mqtt      {endpoints['mqtt_url'] or '(external NATS: its own MQTT listener, if any)'}",
+        f"  ingress   {endpoints['ingress_url']}  (HTTP: /v1/calls, /v1/video/detections, "
+        "/v1/cap)",
         f"  written   {path}",
         "",
         "Try:  .venv/bin/ecc signal send --category fire --lat 34.7466 --lon 113.6254 "
@@ -230,14 +253,45 @@ def _announce(endpoints: dict[str, Any], path: Path) -> None:
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     nats_url, database_url = server_urls(settings)
     city = _city(settings, demo=False)
+    catalogue = _catalogue(settings)
     service = Service(ServiceConfig(
         nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
         console_host=settings.console_host, console_port=args.console_port,
         console_origins=settings.console_origins, fault_point=settings.fault_point,
-        ack_wait=settings.ack_wait, catalogue=_catalogue(settings),
+        ack_wait=settings.ack_wait, catalogue=catalogue,
         city=city, roads=_roads(settings, city),
+        adapters=_adapters(settings, catalogue, settings.adapters) if city else None,
+        ingress_port=settings.ingress_port,
     ))
     await service.run()
+
+
+async def cmd_adapter(settings: Settings, args: argparse.Namespace) -> None:
+    """One adapter as its own process (leave it out of ECC_ADAPTERS for `ecc up`)."""
+    from adapters.http import Ingress
+    from adapters.ingest import run_adapters
+
+    nats_url, database_url = server_urls(settings)
+    config = _adapters(settings, _catalogue(settings), (args.kind,))
+    ns = Namespace(settings.namespace)
+    nc = await bus.connect(nats_url, name=f"ecc-adapter-{args.kind}")
+    store: Store | None = None
+    try:
+        js = nc.jetstream()
+        await bus.ensure_streams(js, ns)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_adapters(js, ns, config))
+            if args.http_port is not None:
+                store = await Store.connect(database_url, ns, min_size=1, max_size=2)
+                ingress = Ingress(store, js, ns, host=settings.console_host,
+                                  port=args.http_port)
+                tg.create_task(ingress.run())
+                await ingress.ready.wait()
+                print(f"ingress {ingress.url}", flush=True)
+    finally:
+        if store is not None:
+            await store.close()
+        await nc.close()
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -420,6 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--console-port", type=int, default=int(os.environ.get(
         "ECC_CONSOLE_PORT", "8780")))
     sub.add_parser("migrate", help="apply database migrations")
+    adapter = sub.add_parser("adapter", help="run one adapter as its own process")
+    adapter.add_argument("kind", choices=KINDS)
+    adapter.add_argument("--http-port", type=int, default=None,
+                         help="also serve the HTTP ingress on this port (needs the database "
+                              "for tokens)")
 
     sig = sub.add_parser("signal", help="signals").add_subparsers(dest="signal_command",
                                                                   required=True)
@@ -471,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {
     ("up", None): cmd_up,
     ("serve", None): cmd_serve,
+    ("adapter", None): cmd_adapter,
     ("migrate", None): cmd_migrate,
     ("signal", "send"): cmd_signal_send,
     ("token", "create"): cmd_token_create,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import structlog
 from nats.aio.client import Client as NATS
 
+from adapters.http import Ingress
 from adapters.ingest import AdapterConfig, run_adapters
 from command import bus
 from command.city import City
@@ -51,6 +52,8 @@ class ServiceConfig:
     roads: RoadNetwork | None = None
     # the adapters to run in this process (ecc up runs them all); None runs none
     adapters: AdapterConfig | None = None
+    # the HTTP ingress (hotline calls, video webhooks, CAP) on this port; None: no HTTP
+    ingress_port: int | None = None
 
 
 class Service:
@@ -66,6 +69,7 @@ class Service:
         self.engine: Engine | None = None
         self.timers: TimerScheduler | None = None
         self.dispatcher: Dispatcher | None = None
+        self.ingress: Ingress | None = None
 
     @property
     def console_url(self) -> str:
@@ -105,6 +109,11 @@ class Service:
                     tg.create_task(run_adapters(js, self.ns, cfg.adapters, adapters_ready),
                                    name="adapters")
                     await adapters_ready.wait()
+                if cfg.ingress_port is not None:
+                    self.ingress = Ingress(store, js, self.ns, host=cfg.console_host,
+                                           port=cfg.ingress_port)
+                    tg.create_task(self.ingress.run(), name="ingress")
+                    await self.ingress.ready.wait()
                 await self.gateway.ready.wait()
                 self.ready.set()
                 log.info("service.ready", console_url=self.gateway.url, namespace=self.ns.prefix)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from command.city import City, parse_city
 from command.roads import RoadNetwork, parse_osm
@@ -40,6 +42,13 @@ class Settings(BaseModel):
     catalogue_path: Path | None = None
     # Stations and units; `ecc up` falls back to the demo city, `ecc serve` to none.
     city_path: Path | None = None
+    # The HTTP ingress (hotline platforms, video webhooks, CAP feeds); 0: a free port.
+    ingress_port: int = Field(default=8781, ge=0, le=65535)
+    # The adapters `ecc up` and `ecc serve` run in-process; one run as its own process
+    # (`ecc adapter sensor`) must be left out here, or the two share its consumer.
+    adapters: tuple[str, ...] = ("hotline", "cap", "sensor", "video")
+    # <sender> of the CAP alerts ECC emits
+    cap_sender: str = Field(default="ecc@localhost", pattern=r"^[^\s,<&]{1,200}$")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,7 +66,20 @@ class Settings(BaseModel):
             ack_wait=float(env.get("ECC_ACK_WAIT", "30")),
             catalogue_path=Path(env["ECC_CATALOGUE"]) if env.get("ECC_CATALOGUE") else None,
             city_path=Path(env["ECC_CITY"]) if env.get("ECC_CITY") else None,
+            ingress_port=int(env.get("ECC_INGRESS_PORT", "8781")),
+            cap_sender=env.get("ECC_CAP_SENDER", "ecc@localhost"),
+            adapters=tuple(a.strip() for a in env.get(
+                "ECC_ADAPTERS", "hotline,cap,sensor,video").split(",") if a.strip()),
         )
+
+    @field_validator("adapters")
+    @classmethod
+    def _known_adapters(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = set(value) - {"hotline", "cap", "sensor", "video"}
+        if unknown:
+            raise ValueError(f"ECC_ADAPTERS: unknown {sorted(unknown)}; "
+                             "choose from hotline, cap, sensor, video")
+        return value
 
     @property
     def external(self) -> bool:
@@ -81,6 +103,13 @@ def load_city(path: Path | None = None) -> City:
         text = resources.files("sim").joinpath("data/zhengzhou.toml").read_text()
         return parse_city(text, "sim/data/zhengzhou.toml")
     return parse_city(path.read_text(), str(path))
+
+
+def load_city_doc(path: Path | None = None) -> dict[str, Any]:
+    """The city file as parsed TOML, for the adapters' sections (devices, cameras)."""
+    if path is None:
+        return tomllib.loads(resources.files("sim").joinpath("data/zhengzhou.toml").read_text())
+    return tomllib.loads(path.read_text())
 
 
 def load_roads(city: City, city_path: Path | None) -> RoadNetwork | None:

@@ -51,6 +51,7 @@ from workflows.incident_messages import (
     ControlIncident,
     DeclineTask,
     DetachSignal,
+    EndWarning,
     Escalate,
     Escalation,
     FireTimer,
@@ -63,6 +64,7 @@ from workflows.incident_messages import (
     IncidentReclassified,
     IncidentReported,
     IncidentVerified,
+    IssueWarning,
     LinkIncident,
     MergeAbsorbed,
     MergeInto,
@@ -71,6 +73,7 @@ from workflows.incident_messages import (
     NoteAdded,
     OfferTask,
     PriorityChanged,
+    PublicWarning,
     Reclassify,
     ReleaseMerge,
     ReopenIncident,
@@ -100,6 +103,8 @@ from workflows.incident_messages import (
     TimerScheduled,
     UndoMerge,
     VerifyIncident,
+    WarningRef,
+    WarningText,
     is_open,
 )
 from workflows.messages import Command, Rejected
@@ -126,6 +131,7 @@ __all__ = [
     "ControlIncident",
     "DeclineTask",
     "DetachSignal",
+    "EndWarning",
     "Escalate",
     "Escalation",
     "FireTimer",
@@ -138,6 +144,7 @@ __all__ = [
     "IncidentReclassified",
     "IncidentReported",
     "IncidentVerified",
+    "IssueWarning",
     "LinkIncident",
     "MergeAbsorbed",
     "MergeInto",
@@ -146,6 +153,7 @@ __all__ = [
     "NoteAdded",
     "OfferTask",
     "PriorityChanged",
+    "PublicWarning",
     "Reclassify",
     "Rejected",
     "ReleaseMerge",
@@ -176,6 +184,8 @@ __all__ = [
     "TimerScheduled",
     "UndoMerge",
     "VerifyIncident",
+    "WarningRef",
+    "WarningText",
     "combined_confidence",
     "decide",
     "evolve",
@@ -217,6 +227,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "task.complete": ACTIVE,
     "task.cancel": ACTIVE,
     "timer.fire": ANY,
+    "incident.warn": OPEN,
+    "incident.end_warning": ANY,
 }
 
 # Which task statuses each task command may be given in.
@@ -271,10 +283,15 @@ def step(
 
 def _with_progress(state: Incident | None, events: list[AnyIncidentEvent],
                    cmd: Command) -> tuple[list[AnyIncidentEvent], Incident | None]:
-    """Fold once, then add the automatic status step the new state implies."""
+    """Fold once, then add the automatic status step the new state implies (and the
+    public warning's end when the incident leaves the live picture)."""
     after = state
     for event in events:
         after = evolve(after, event)
+    if after is not None and after.warning_active and not is_open(after):
+        end = _warning(after, cmd.at, "Cancel", by="system",
+                       reason=f"the incident is {after.status}")
+        events, after = [*events, end], evolve(after, end)
     if after is None or after.status not in PROGRESS:
         return events, after
     target = after.status
@@ -613,6 +630,35 @@ def _fire(state: Incident, cmd: FireTimer, cat: Catalogue) -> list[AnyIncidentEv
     return events
 
 
+def _warn(state: Incident, cmd: IssueWarning, cat: Catalogue) -> list[AnyIncidentEvent]:
+    return [_warning(state, cmd.at, "Update" if state.warning_active else "Alert", by=cmd.by,
+                     cmd=cmd)]
+
+
+def _end_warning(state: Incident, cmd: EndWarning, cat: Catalogue) -> list[AnyIncidentEvent]:
+    if not state.warning_active:
+        raise Rejected("no_warning", "this incident has no public warning standing")
+    return [_warning(state, cmd.at, "Cancel", by=cmd.by, reason=cmd.reason)]
+
+
+def _warning(state: Incident, at: datetime, msg_type: Literal["Alert", "Update", "Cancel"], *,
+             by: str, cmd: IssueWarning | None = None, reason: str = "") -> PublicWarning:
+    """The next warning of the incident; an Update or Cancel carries the last one's text."""
+    last = state.warning_text
+    text = cmd if cmd is not None else last
+    assert text is not None, "an Update or Cancel follows an Alert"
+    expires = None
+    if cmd is not None and cmd.expires_in_s is not None:
+        expires = at + _s(cmd.expires_in_s)
+    return PublicWarning(
+        at=at, sequence=len(state.warnings) + 1, msg_type=msg_type, category=state.category,
+        location=state.location, headline=text.headline, instruction=text.instruction,
+        description=text.description, radius_m=text.radius_m, severity=text.severity,
+        urgency=text.urgency, expires_at=expires if cmd is not None else None,
+        certainty="Likely" if state.status == "reported" else "Observed",
+        references=state.warnings if msg_type != "Alert" else (), by=by, reason=reason)
+
+
 _HANDLERS: dict[type, Callable[..., list[AnyIncidentEvent]]] = {
     AttachSignal: _attach, DetachSignal: _detach, VerifyIncident: _verify_cmd,
     Reclassify: _reclassify,
@@ -622,7 +668,7 @@ _HANDLERS: dict[type, Callable[..., list[AnyIncidentEvent]]] = {
     ControlIncident: _control, ResolveIncident: _resolve, CloseIncident: _close,
     ReopenIncident: _reopen, OfferTask: _offer, AcceptTask: _accept, DeclineTask: _decline,
     TaskEnRoute: _move, TaskOnScene: _move, CompleteTask: _move, CancelTask: _cancel_task,
-    FireTimer: _fire,
+    FireTimer: _fire, IssueWarning: _warn, EndWarning: _end_warning,
 }
 
 
@@ -699,6 +745,12 @@ def _evolve_fields(s: Incident, e: AnyIncidentEvent) -> dict[str, object]:
                                                   observed_at=e.observed_at))}
     if isinstance(e, SignalDetached):
         return {"signals": tuple(x for x in s.signals if x.signal_id != e.signal_id)}
+    if isinstance(e, PublicWarning):
+        return {"warnings": (*s.warnings, WarningRef(sequence=e.sequence, at=e.at)),
+                "warning_active": e.msg_type != "Cancel",
+                "warning_text": None if e.msg_type == "Cancel" else WarningText(
+                    headline=e.headline, instruction=e.instruction, description=e.description,
+                    radius_m=e.radius_m, severity=e.severity, urgency=e.urgency)}
     if isinstance(e, IncidentVerified):
         return {"status": "verified"}
     if isinstance(e, IncidentReclassified):

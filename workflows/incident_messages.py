@@ -52,6 +52,24 @@ class SignalRef(Frozen):
     observed_at: datetime | None = None  # when the source saw it (fusion's clock)
 
 
+class WarningRef(Frozen):
+    sequence: int
+    at: datetime
+
+
+Severity = Literal["Extreme", "Severe", "Moderate", "Minor"]
+Urgency = Literal["Immediate", "Expected", "Future"]
+
+
+class WarningText(Frozen):
+    headline: str
+    instruction: str
+    description: str = ""
+    radius_m: float
+    severity: Severity
+    urgency: Urgency
+
+
 class Task(Frozen):
     task_id: str
     agency: str
@@ -90,6 +108,11 @@ class Incident(Frozen):
     status_before_merge: str | None = None
     notes: int = 0
     close_reason: str | None = None
+    # public warnings issued (CAP out): each one's sequence and time, and whether the
+    # last one still stands (a Cancel ends it)
+    warnings: tuple[WarningRef, ...] = ()
+    warning_active: bool = False
+    warning_text: WarningText | None = None  # what the standing warning says
     reported_at: datetime
     updated_at: datetime
     version: int = 0
@@ -231,6 +254,26 @@ class ReopenIncident(Command):
     reason: Reason = Field(min_length=1)
 
 
+class IssueWarning(Command):
+    """A supervisor marks the incident for public warning (CAP out); again to update it."""
+
+    type: Literal["incident.warn"] = "incident.warn"
+    headline: str = Field(min_length=1, max_length=160)
+    instruction: str = Field(min_length=1, max_length=2000)
+    description: str = Field(default="", max_length=4000)
+    radius_m: float = Field(gt=0, le=100_000, allow_inf_nan=False)
+    severity: Severity = "Severe"
+    urgency: Urgency = "Immediate"
+    expires_in_s: float | None = Field(default=None, gt=0, le=7 * 86400, allow_inf_nan=False)
+
+
+class EndWarning(Command):
+    """The public warning no longer stands (a CAP Cancel goes out)."""
+
+    type: Literal["incident.end_warning"] = "incident.end_warning"
+    reason: Reason = Field(min_length=1)
+
+
 class OfferTask(Command):
     type: Literal["task.offer"] = "task.offer"
     task_id: str
@@ -282,7 +325,7 @@ IncidentCommand = Annotated[
     | AddNote | LinkIncident | MergeInto | AbsorbMerge | UndoMerge | ReleaseMerge | SplitOff
     | CancelIncident | ControlIncident | ResolveIncident | CloseIncident | ReopenIncident
     | OfferTask | AcceptTask | DeclineTask | TaskEnRoute | TaskOnScene | CompleteTask
-    | CancelTask | FireTimer,
+    | CancelTask | FireTimer | IssueWarning | EndWarning,
     Field(discriminator="type"),
 ]
 
@@ -444,6 +487,27 @@ class TaskCancelled(Event):
     reason: str
 
 
+class PublicWarning(Event):
+    """A public warning to send as CAP 1.2: everything the emitter needs is here."""
+
+    type: Literal["incident.public_warning"] = "incident.public_warning"
+    sequence: int
+    msg_type: Literal["Alert", "Update", "Cancel"]
+    category: str
+    location: Location
+    headline: str
+    instruction: str = ""
+    description: str = ""
+    radius_m: float
+    severity: Severity
+    urgency: Urgency
+    certainty: Literal["Observed", "Likely"]
+    expires_at: datetime | None = None
+    references: tuple[WarningRef, ...] = ()  # the earlier warnings this one replaces
+    by: Actor
+    reason: str = ""
+
+
 class TimerScheduled(Event):
     type: Literal["timer.scheduled"] = "timer.scheduled"
     timer_id: str
@@ -467,7 +531,7 @@ IncidentEvent = Annotated[
     | PriorityChanged | IncidentEscalated | NoteAdded | IncidentLinked | IncidentMerged
     | MergeAbsorbed | MergeUndone | MergeReleased | SignalsSplitOff | StatusChanged
     | TaskCreated | TaskOffered | TaskAccepted | TaskReturned | TaskMoved | TaskCancelled
-    | TimerScheduled | TimerCancelled | TimerFired,
+    | TimerScheduled | TimerCancelled | TimerFired | PublicWarning,
     Field(discriminator="type"),
 ]
 AnyIncidentEvent = (
@@ -475,7 +539,7 @@ AnyIncidentEvent = (
     | PriorityChanged | IncidentEscalated | NoteAdded | IncidentLinked | IncidentMerged
     | MergeAbsorbed | MergeUndone | MergeReleased | SignalsSplitOff | StatusChanged
     | TaskCreated | TaskOffered | TaskAccepted | TaskReturned | TaskMoved | TaskCancelled
-    | TimerScheduled | TimerCancelled | TimerFired
+    | TimerScheduled | TimerCancelled | TimerFired | PublicWarning
 )
 AnyIncidentCommand = (
     ReportIncident | AttachSignal | DetachSignal | VerifyIncident | Reclassify | SetPriority
@@ -483,5 +547,5 @@ AnyIncidentCommand = (
     | AddNote | LinkIncident | MergeInto | AbsorbMerge | UndoMerge | ReleaseMerge | SplitOff
     | CancelIncident | ControlIncident | ResolveIncident | CloseIncident | ReopenIncident
     | OfferTask | AcceptTask | DeclineTask | TaskEnRoute | TaskOnScene | CompleteTask
-    | CancelTask | FireTimer
+    | CancelTask | FireTimer | IssueWarning | EndWarning
 )

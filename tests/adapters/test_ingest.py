@@ -16,6 +16,7 @@ import pytest
 
 from adapters.ingest import AdapterConfig
 from adapters.sensor import parse_registry
+from adapters.video import parse_video_config
 from command.service import Service, ServiceConfig
 from command.store import Store
 from command.subjects import Namespace
@@ -220,3 +221,121 @@ async def test_cap_alert_update_and_cancel_drive_one_incident(
     letter = await eventually(lambda: dead_letter(js, ns, "cap"))
     assert "not well-formed" in letter.headers["Ecc-Reason"]
     assert done["incident_id"] == incident["incident_id"]
+
+
+@pytest.mark.parametrize("with_adapters", [AdapterConfig(
+    kinds=("cap",), cap_sender="ecc@zhengzhou.example", labels={"gas_leak": "Gas leak"})],
+    indirect=True)
+async def test_a_public_warning_goes_out_as_valid_cap_and_is_cancelled_with_the_incident(
+        with_adapters: Service, ns: Namespace, store: Store, js: Any) -> None:
+    """A supervisor's warning on a gas leak is published as CAP 1.2 that the OASIS schema
+    (read by xmlschema from the shared data) accepts and our own parser reads back; when
+    the incident is cancelled, a CAP Cancel naming the Alert follows."""
+    from datetime import datetime as dt
+
+    import xmlschema
+
+    from adapters.cap import alert_key, parse_cap
+    from command.engine import Meta
+    from tests.helpers import make_signal, publish_signal, shared_data
+    from workflows.incident import CancelIncident, IssueWarning
+
+    signal = make_signal(category="gas_leak", summary="smell of gas in the street")
+    await publish_signal(js, ns, signal, msg_id=signal.signal_id)
+    found = await eventually(lambda: incidents(store))
+    incident_id = found[0]["incident_id"]
+    engine = with_adapters.engine
+    assert engine is not None
+    await engine.execute(incident_id, IssueWarning(
+        at=dt.now(UTC), by="supervisor 1", headline="Gas leak: keep away from Jingsan Road",
+        instruction="Do not use flames or switches; leave the area to the north",
+        radius_m=400), Meta(actor="supervisor 1"))
+    subject = ns.warning(incident_id)
+
+    async def last() -> Any:
+        try:
+            return await js.get_last_msg(ns.stream("WARNINGS"), subject)
+        except Exception:
+            return None
+
+    sent = await eventually(last, timeout=15)
+    schema = xmlschema.XMLSchema(str(shared_data("cap", "schema", "cap12.xsd")))
+    schema.validate(sent.data.decode())
+    alert = parse_cap(sent.data)
+    assert (alert.msg_type, alert.sender, alert.status) == ("Alert", "ecc@zhengzhou.example",
+                                                            "Actual")
+    assert alert.signals[0].location.lat == pytest.approx(signal.location.lat, abs=1e-4)
+    assert "Gas leak" in sent.data.decode()
+    await engine.execute(incident_id, CancelIncident(at=dt.now(UTC), by="supervisor 1",
+                                                     reason="false alarm"),
+                         Meta(actor="supervisor 1"))
+
+    async def cancel() -> Any:
+        msg = await last()
+        return msg if msg is not None and b"<msgType>Cancel" in msg.data else None
+
+    ended = await eventually(cancel, timeout=15)
+    schema.validate(ended.data.decode())
+    cancelled = parse_cap(ended.data)
+    assert cancelled.references[0][1] == alert.identifier
+    assert cancelled.retraction is not None
+    assert cancelled.retraction.refers_to == (alert_key(alert.sender, alert.identifier),)
+
+
+CAM = far_apart()
+
+
+def frigate(kind: str, event_id: str, label: str, score: float, t: float,
+            camera: str = "cam-t1", zones: tuple[str, ...] = (),
+            stationary: bool = False) -> bytes:
+    """A frigate/events message as Frigate 0.14 publishes it (the fields we read)."""
+    obj = {"id": event_id, "camera": camera, "label": label, "sub_label": None,
+           "score": score, "top_score": score, "false_positive": False, "start_time": t - 5,
+           "end_time": t if kind == "end" else None, "frame_time": t,
+           "box": [100, 120, 220, 260], "region": [0, 0, 320, 320], "area": 16800,
+           "current_zones": list(zones), "entered_zones": list(zones),
+           "stationary": stationary, "active": not stationary, "motionless_count": 0,
+           "has_snapshot": True, "has_clip": True}
+    return json.dumps({"type": kind, "before": obj, "after": obj}).encode()
+
+
+@pytest.mark.parametrize("with_adapters", [AdapterConfig(
+    kinds=("video",), video=parse_video_config({
+        "camera": [{"id": "cam-t1", "lat": CAM.lat, "lon": CAM.lon, "address": "Test gate"}]}))],
+    indirect=True)
+async def test_frigate_over_mqtt_one_tracked_object_is_one_signal(
+        with_adapters: Service, mqtt_url: str, ns: Namespace, store: Store, js: Any) -> None:
+    """Frigate tracks smoke over forty frames (score rising past the minimum), publishes
+    new/update/end over a real MQTT client: one fire incident with one video signal. A
+    person walking by raises nothing; an unknown camera's smoke is refused. The same
+    object reported by webhook afterwards is still the same one signal."""
+    topic = ns.mqtt("frigate").replace(".", "/") + "/events"
+    t = datetime.now(UTC).timestamp()
+    messages = [(topic, frigate("new", "1700.5-abc", "smoke", 0.55, t))]
+    messages += [(topic, frigate("update", "1700.5-abc", "smoke", min(0.99, 0.55 + i / 50),
+                                 t + i)) for i in range(1, 40)]
+    messages += [(topic, frigate("update", "1701.1-p", "person", 0.9, t + 3)),
+                 (topic, frigate("end", "1700.5-abc", "smoke", 0.99, t + 41)),
+                 (topic, frigate("new", "9.9-x", "smoke", 0.9, t, camera="cam-unknown")),
+                 (topic, b'{"type": "new", "after": 5}')]
+    await asyncio.to_thread(mqtt_publish, mqtt_url, messages)
+    [incident] = await eventually(lambda: incidents(store), timeout=20)
+    assert incident["category"] == "fire"
+    assert [s["source"] for s in incident["signals"]] == ["video"]
+    assert incident["location"]["lat"] == pytest.approx(CAM.lat)
+    letter = await eventually(lambda: dead_letter(js, ns, "video"))
+    assert letter.data == b'{"type": "new", "after": 5}'
+    webhook = {"platform": "frigate", "camera": "cam-t1", "object_id": "1700.5-abc",
+               "label": "smoke", "score": 0.95, "at": datetime.now(UTC).isoformat()}
+    await js.publish(ns.ingress("video"), json.dumps(webhook).encode())
+    # then a new object on the same door: once it is in, the repeat before it was handled
+    await js.publish(ns.ingress("video"), json.dumps(
+        {**webhook, "object_id": "later-1", "label": "person_down", "score": 0.9}).encode())
+
+    async def both() -> list[str]:
+        rows = await store.pool.fetch("SELECT data->>'signal_id' AS id FROM events "
+                                      "WHERE type = 'signal.received' ORDER BY seq")
+        return [r["id"] for r in rows] if len(rows) >= 2 else []
+
+    ids = await eventually(both, timeout=15)
+    assert len(ids) == 2 and "later-1" in ids[1] and "1700" in ids[0]

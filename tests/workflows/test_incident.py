@@ -197,6 +197,8 @@ def sample_commands() -> list[Any]:
         inc.TaskEnRoute(at=a, task_id="t1"), inc.TaskOnScene(at=a, task_id="t1"),
         inc.CompleteTask(at=a, task_id="t1"), inc.CancelTask(at=a, task_id="t1", reason="r"),
         inc.FireTimer(at=a, timer_id="i1/verify/-/1.0"),
+        inc.IssueWarning(at=a, headline="Gas leak", instruction="Stay away", radius_m=300),
+        inc.EndWarning(at=a, reason="over"),
     ]
 
 
@@ -462,3 +464,40 @@ def test_events_round_trip_through_json(catalogue: Catalogue, dispatching: Incid
     live = fold(events)
     replayed = fold([adapter.validate_json(e.model_dump_json()) for e in events])
     assert live == replayed and live is not None and evolve(None, events[0]).version == 1
+
+
+# --- public warnings (CAP out) ------------------------------------------------------------
+
+def test_a_public_warning_is_issued_updated_and_ends_with_the_incident(
+        catalogue: Catalogue, dispatching: Incident) -> None:
+    """Alert, then Update naming the Alert, then an automatic Cancel naming both when the
+    incident is cancelled; each carries what the emitter needs (place, text, radius)."""
+    warn = inc.IssueWarning(at=at(30), by="supervisor 1", headline="Gas leak on Jingsan Road",
+                            instruction="Keep windows shut; do not use flames", radius_m=400,
+                            expires_in_s=3600)
+    state, events = run(dispatching, warn, catalogue)
+    [alert] = events
+    assert isinstance(alert, inc.PublicWarning)
+    assert (alert.msg_type, alert.sequence, alert.references) == ("Alert", 1, ())
+    assert alert.location == dispatching.location and alert.category == "fire"
+    assert alert.certainty == "Observed" and alert.expires_at == at(3630)
+    state, [update] = run(state, warn.model_copy(update={"radius_m": 800, "at": at(60)}),
+                          catalogue)
+    assert isinstance(update, inc.PublicWarning)
+    assert (update.msg_type, update.sequence, update.radius_m) == ("Update", 2, 800)
+    assert [r.sequence for r in update.references] == [1]
+    state, events = run(state, inc.CancelIncident(at=at(90), reason="false alarm"), catalogue)
+    [end] = [e for e in events if isinstance(e, inc.PublicWarning)]
+    assert end.msg_type == "Cancel" and [r.sequence for r in end.references] == [1, 2]
+    assert end.headline == "Gas leak on Jingsan Road" and "cancelled" in end.reason
+    assert not state.warning_active
+    with pytest.raises(Rejected) as refused:
+        decide(state, inc.EndWarning(at=at(95), reason="again"), catalogue)
+    assert refused.value.code == "no_warning"
+
+
+def test_an_unverified_incident_warns_as_likely(catalogue: Catalogue,
+                                                reported: Incident) -> None:
+    _, [alert] = run(reported, inc.IssueWarning(at=at(5), headline="Smoke", instruction="Avoid",
+                                                radius_m=200), catalogue)
+    assert isinstance(alert, inc.PublicWarning) and alert.certainty == "Likely"

@@ -1,0 +1,190 @@
+"""Shell: the HTTP ingress for platforms that speak HTTP rather than NATS or MQTT.
+
+Starlette on uvicorn, inside ECC's event loop. Each route checks the record at
+once (so the platform gets a clear 400 with the reason, and the bad bytes are
+dead-lettered), then publishes it on the same ingress subject the NATS door
+uses and answers 202 only after the broker has stored it: an acknowledged
+record is never lost.
+
+* ``POST /v1/calls``: a hotline call record (JSON, :class:`adapters.hotline.CallRecord`);
+* ``POST /v1/video/detections``: a detection from a video analytics platform
+  (JSON, :class:`adapters.video.Webhook`);
+* ``POST /v1/cap``: a CAP 1.0-1.2 alert (XML);
+* ``GET /healthz``.
+
+Every POST needs ``Authorization: Bearer <token>`` of a token with the role
+``adapter`` (``ecc token create --role adapter --name "119 platform"``) or
+``admin``; revoking the token shuts the platform out at its next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+
+import structlog
+import uvicorn
+from nats.js import JetStreamContext
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from adapters.cap import CapRejected, parse_cap, understand
+from adapters.ingest import parse_call
+from command.bus import Undeliverable, dead_letter_bytes
+from command.model import MAX_SIGNAL_BYTES
+from command.store import Store
+from command.subjects import Namespace
+
+log = structlog.get_logger("ecc.ingress")
+
+ROLES = frozenset({"adapter", "admin"})
+CAP_LIMIT = 512 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: ``ecc up`` owns Ctrl-C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+Check = Callable[[bytes], tuple[str, str]]  # body -> (message id, what was understood)
+
+
+class Ingress:
+    """The HTTP door. ``await ingress.run()``; cancel it to stop."""
+
+    def __init__(self, store: Store, js: JetStreamContext, ns: Namespace, *,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.store = store
+        self.js = js
+        self.ns = ns
+        self.host = host
+        self.port = port
+        self.ready = asyncio.Event()
+        self.app = Starlette(routes=[
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/v1/calls", self._door("hotline", MAX_SIGNAL_BYTES, check_call),
+                  methods=["POST"]),
+            Route("/v1/video/detections", self._door("video", MAX_SIGNAL_BYTES, check_video),
+                  methods=["POST"]),
+            Route("/v1/cap", self._door("cap", CAP_LIMIT, check_cap), methods=["POST"]),
+        ])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    def _door(self, kind: str, limit: int,
+              check: Check) -> Callable[[Request], Awaitable[Response]]:
+        async def door(request: Request) -> Response:
+            who = await self._principal(request)
+            if isinstance(who, Response):
+                return who
+            try:
+                body = await _read(request, limit)
+            except _TooLarge:
+                return _error(413, f"the body is over {limit} bytes; send one record per "
+                                   "request")
+            try:
+                msg_id, understood = check(body)
+            except Undeliverable as exc:
+                await dead_letter_bytes(self.js, self.ns, body, kind, exc.code, exc.reason,
+                                        f"POST {request.url.path} by {who}")
+                log.warning("ingress.refused", kind=kind, by=who, reason=exc.reason)
+                return _error(400, exc.reason)
+            ack = await self.js.publish(self.ns.ingress(kind), body,
+                                        headers={"Nats-Msg-Id": f"{kind}:{msg_id}"})
+            log.info("ingress.accepted", kind=kind, by=who, id=msg_id, seq=ack.seq,
+                     duplicate=ack.duplicate)
+            return JSONResponse({"accepted": msg_id, "seq": ack.seq,
+                                 "duplicate": bool(ack.duplicate), "understood": understood},
+                                status_code=202)
+        return door
+
+    async def _principal(self, request: Request) -> str | Response:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _error(401, "send Authorization: Bearer <token>; an admin creates one "
+                               "with: ecc token create --role adapter --name <platform>")
+        principal = await self.store.principal(token.strip())
+        if principal is None:
+            return _error(401, "unknown or revoked token; ask an admin for a new one")
+        if principal.role not in ROLES:
+            return _error(403, f"a {principal.role} token cannot feed records; use a token "
+                               "with the role adapter")
+        return principal.name
+
+    async def run(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        server = _QuietServer(uvicorn.Config(self.app, log_config=None, lifespan="off",
+                                             access_log=False, timeout_graceful_shutdown=2))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            self.ready.set()
+            log.info("ingress.listening", url=self.url)
+            await asyncio.shield(serving)
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(serving, 5)
+            sock.close()
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, reason: str) -> Response:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def check_call(body: bytes) -> tuple[str, str]:
+    record = parse_call(body)
+    return f"call-{record.call_id}", f"call {record.call_id} from {record.platform}"
+
+
+def check_video(body: bytes) -> tuple[str, str]:
+    from adapters.video import VideoRejected, parse_webhook
+    try:
+        d = parse_webhook(body)
+    except VideoRejected as exc:
+        raise Undeliverable("invalid", exc.reason) from exc
+    return (f"{d.platform}-{d.camera}-{d.object_id}-{d.phase}-{d.at.timestamp():.3f}",
+            f"{d.label} on camera {d.camera}")
+
+
+def check_cap(body: bytes) -> tuple[str, str]:
+    try:
+        alert = parse_cap(body)
+    except CapRejected as exc:
+        raise Undeliverable("invalid", exc.reason) from exc
+    return f"{alert.sender}-{alert.identifier}", "; ".join(understand(alert))[:2000]
+
