@@ -106,9 +106,9 @@ def to_signal(record: CallRecord) -> Signal:
         location=record.location,
         observed_at=record.received_at,
         summary=record.narrative[:2000],
-        confidence=c.confidence,
+        confidence=c.confidence, priority=c.priority,
         details={"platform": record.platform, "rule": c.rule, "matched": c.matched,
-                 "priority_hint": c.priority},
+                 "confidence": c.confidence},
         reporter=record.caller,
     )
 

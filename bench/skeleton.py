@@ -6,7 +6,11 @@ and measures, from this process's clock:
 
 * latency: one signal at a time, publish -> delta on the console (median, p90, p99);
 * throughput: a burst of signals published with many in flight, the rate at
-  which their deltas reach the console.
+  which their deltas reach the console (the durable ingest rate of the whole
+  pipeline: broker, intake and fusion, PostgreSQL commit, outbox, gateway);
+* the raw JetStream durable publish rate on the same server, in the same run
+  (the same payloads, the same number in flight, a file stream of its own, acks
+  awaited), and the ratio of the pipeline's rate to it.
 
 Prints the figures and writes them to bench/results/skeleton.json.
 
@@ -137,6 +141,21 @@ async def run(burst: int, single: int) -> dict[str, Any]:
                 await wait_delta(console, {sig.signal_id}, arrived)
                 latencies.append((arrived[sig.signal_id] - start) * 1000)
 
+            # raw JetStream: what the broker alone takes durably, for the ratio
+            from nats.js import api
+            raw_subject = f"{ns.prefix}.rawbench.x"
+            await js.add_stream(api.StreamConfig(
+                name=f"{ns.prefix.upper()}_RAWBENCH", subjects=[raw_subject],
+                storage=api.StorageType.FILE, duplicate_window=120.0))
+            payloads = [signal(i).model_dump_json().encode() for i in range(burst)]
+            raw_start = time.perf_counter()
+            raw_acks = [await js.publish_async(raw_subject, p,
+                                               headers={"Nats-Msg-Id": uuid.uuid4().hex})
+                        for p in payloads]
+            await asyncio.gather(*raw_acks)
+            raw_s = time.perf_counter() - raw_start
+            await js.delete_stream(f"{ns.prefix.upper()}_RAWBENCH")
+
             # throughput, a burst with many in flight
             sigs = [signal(i) for i in range(burst)]
             arrived = {}
@@ -186,6 +205,11 @@ async def run(burst: int, single: int) -> dict[str, Any]:
             "latency_ms_p50": round(statistics.median(burst_lat), 1),
             "latency_ms_p99": round(pct(burst_lat, 0.99), 1),
         },
+        "raw_jetstream": {
+            "messages": burst,
+            "messages_per_s": round(burst / raw_s, 1),
+        },
+        "pipeline_to_raw_ratio": round((burst / (done - start)) / (burst / raw_s), 3),
     }
 
 
@@ -204,6 +228,9 @@ def main() -> None:
     print(f"burst of {b['signals']}: {b['signals_per_s']} signals/s through to the console "
           f"({b['total_s']} s; publish took {b['publish_s']} s); "
           f"latency p50 {b['latency_ms_p50']} ms, p99 {b['latency_ms_p99']} ms")
+    print(f"raw JetStream durable publish, same server and run: "
+          f"{result['raw_jetstream']['messages_per_s']} msgs/s; the pipeline does "
+          f"{result['pipeline_to_raw_ratio']:.1%} of it")
     print(f"written {RESULTS}")
 
 

@@ -192,6 +192,7 @@ class SignalIntake:
             incident_id=incident_id, signal_id=signal.signal_id, source=signal.source,
             category=signal.category, location=signal.location, summary=signal.summary,
             confidence=signal.confidence, observed_at=seen, at=now, by=actor,
+            priority=signal.priority,
         )
         try:
             await uow.run(incident_id, command, meta, new=True)

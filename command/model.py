@@ -45,6 +45,8 @@ class Signal(Frozen):
     observed_at: AwareDatetime
     summary: str = Field(default="", max_length=2000)
     confidence: float = Field(default=0.5, ge=0.0, le=1.0, allow_inf_nan=False)
+    # the source's own judgement of urgency (a call taker's classifier); None: the type's
+    priority: int | None = Field(default=None, ge=1, le=4)
     details: dict[str, Any] = Field(default_factory=dict)
     reporter: Reporter | None = None
     # Earlier signals of the same source this one updates (a CAP Update names the

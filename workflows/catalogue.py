@@ -51,9 +51,30 @@ class Plan(_Frozen):
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
 
 
-class Verification(_Frozen):
+class Threshold(_Frozen):
+    """When ECC verifies an incident without a person: one signal this sure (or the
+    evidence combined this sure), or this many different kinds of source."""
+
     auto_confidence: float = Field(default=0.9, gt=0, le=1)
     auto_sources: int = Field(default=2, ge=2, le=10)
+
+
+class Verification(Threshold):
+    # per type, where it differs (a medical call is acted on as it comes; a calibrated
+    # water gauge past its level is believed)
+    types: dict[str, Threshold] = Field(default_factory=dict)
+
+    def for_type(self, category: str) -> Threshold:
+        return self.types.get(category, self)
+
+
+class Corroboration(_Frozen):
+    """Evidence piling up raises the priority by one (never above 1), once per threshold:
+    when the incident reaches this many kinds of source, and when it reaches this many
+    signals. 0 turns a rule off."""
+
+    raise_at_sources: int = Field(default=3, ge=0, le=10)
+    raise_at_signals: int = Field(default=5, ge=0, le=1000)
 
 
 class Sla(_Frozen):
@@ -72,6 +93,7 @@ class Catalogue(_Frozen):
     plans: dict[str, tuple[Plan, ...]]  # by type, sorted by priority
     verification: Verification
     sla: Sla
+    corroboration: Corroboration = Field(default_factory=Corroboration)
     # type -> the lowest priority (largest number) dispatched without a person's confirmation
     auto_dispatch: dict[str, int] = Field(default_factory=dict)
 
@@ -167,8 +189,12 @@ def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
     try:
         verification = Verification.model_validate(doc.get("verification", {}))
         sla = Sla.model_validate(doc.get("sla", {}))
+        corroboration = Corroboration.model_validate(doc.get("corroboration", {}))
     except ValidationError as exc:
         raise CatalogueError(origin, None, _describe(exc)) from exc
+    for type_id in verification.types:
+        if type_id not in types:
+            raise CatalogueError(origin, None, f"[verification.types.{type_id}]: unknown type")
     auto = doc.get("dispatch", {}).get("auto", {})
     for type_id, priority in auto.items():
         if type_id not in types or not isinstance(priority, int) or not 0 <= priority <= 4:
@@ -176,7 +202,7 @@ def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
                                                "type and a priority 0-4")
     extra: dict[str, Any] = {k: v for k, v in doc.items()
                              if k not in {"agencies", "type", "plan", "verification", "sla",
-                                          "dispatch"}}
+                                          "dispatch", "corroboration"}}
     if extra:
         raise CatalogueError(origin, None, f"unknown sections: {', '.join(sorted(extra))}")
     return Catalogue(
@@ -185,5 +211,6 @@ def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
         plans={k: tuple(sorted(v, key=lambda p: p.priority)) for k, v in plans.items()},
         verification=verification,
         sla=sla,
+        corroboration=corroboration,
         auto_dispatch=dict(auto),
     )

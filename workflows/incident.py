@@ -317,7 +317,7 @@ def _report(cmd: ReportIncident, cat: Catalogue) -> list[AnyIncidentEvent]:
     )
     state = evolve(None, reported)
     events: list[AnyIncidentEvent] = [reported]
-    if cmd.confidence >= cat.verification.auto_confidence:
+    if cmd.confidence >= cat.verification.for_type(cmd.category).auto_confidence:
         events += _verify(state, cmd.at, "system",
                           f"one signal at confidence {cmd.confidence:.2f}", cat)
     else:
@@ -336,15 +336,38 @@ def _attach(state: Incident, cmd: AttachSignal, cat: Catalogue) -> list[AnyIncid
     after = _fold_from(state, events)
     sources = {s.source for s in after.signals}
     combined = combined_confidence(after.signals)
+    raised = _corroborated(state, after, cmd.at, cat)  # before verifying: the plan follows it
+    events += raised
+    after = _fold_from(after, raised)
+    rule = cat.verification.for_type(state.category)
     if state.status == "reported":
-        if len(sources) >= cat.verification.auto_sources:
+        if len(sources) >= rule.auto_sources:
             events += _verify(after, cmd.at, "system",
                               f"{len(sources)} independent sources ({', '.join(sorted(sources))}"
                               f"), combined confidence {combined:.2f}", cat)
-        elif combined >= cat.verification.auto_confidence:
+        elif combined >= rule.auto_confidence:
             events += _verify(after, cmd.at, "system",
                               f"combined confidence {combined:.2f}", cat)
     return events
+
+
+def _corroborated(before: Incident, after: Incident, at: datetime,
+                  cat: Catalogue) -> list[AnyIncidentEvent]:
+    """A priority raise when this signal takes the evidence past a corroboration rule."""
+    rules = cat.corroboration
+    kinds = (len({s.source for s in before.signals}), len({s.source for s in after.signals}))
+    counts = (len(before.signals), len(after.signals))
+    why = None
+    if rules.raise_at_sources and kinds[0] < rules.raise_at_sources <= kinds[1]:
+        why = f"{kinds[1]} kinds of source report it"
+    elif rules.raise_at_signals and counts[0] < rules.raise_at_signals <= counts[1]:
+        why = f"{counts[1]} signals report it"
+    if why is None or after.priority <= 1:
+        return []
+    raised: list[AnyIncidentEvent] = [PriorityChanged(
+        at=at, priority=after.priority - 1, previous=after.priority, by="system",
+        reason=f"corroborated: {why}")]
+    return _replanned(after, raised, at, cat)
 
 
 def combined_confidence(signals: tuple[SignalRef, ...]) -> float:
@@ -460,7 +483,8 @@ def _absorb(state: Incident, cmd: AbsorbMerge, cat: Catalogue) -> list[AnyIncide
     events: list[AnyIncidentEvent] = [MergeAbsorbed(at=cmd.at, source_id=cmd.source_id,
                                                     signals=new)]
     sources = {s.source for s in state.signals} | {s.source for s in new}
-    if state.status == "reported" and len(sources) >= cat.verification.auto_sources:
+    if state.status == "reported" and \
+            len(sources) >= cat.verification.for_type(state.category).auto_sources:
         events += _verify(_fold_from(state, events), cmd.at, "system",
                           f"{len(sources)} independent sources after a merge", cat)
     return events

@@ -33,12 +33,12 @@ async def test_a_signal_becomes_an_incident_and_an_event_on_EVENTS(
     service: Service, store: Store, js: Any, ns: Namespace
 ) -> None:
     """A hotline signal is committed as incident.reported and relayed to EVENTS once."""
-    sig = make_signal(category="medical", summary="man collapsed at bus stop")
+    sig = make_signal(category="crime", summary="man shouting at bus stop", confidence=0.6)
     await publish_signal(js, ns, sig, msg_id=sig.signal_id)
     await eventually(lambda: incident_count(store))
     [row] = await store.pool.fetch("SELECT incident_id, view FROM incidents")
-    assert row["view"]["summary"] == "man collapsed at bus stop"
-    assert row["view"]["category"] == "medical"
+    assert row["view"]["summary"] == "man shouting at bus stop"
+    assert row["view"]["category"] == "crime"
     events = await store.read_stream(f"incident:{row['incident_id']}")
     # below the auto-verify bar: reported, with the verify SLA timer running
     assert [e.type for e in events] == ["incident.reported", "timer.scheduled"]

@@ -501,3 +501,42 @@ def test_an_unverified_incident_warns_as_likely(catalogue: Catalogue,
     _, [alert] = run(reported, inc.IssueWarning(at=at(5), headline="Smoke", instruction="Avoid",
                                                 radius_m=200), catalogue)
     assert isinstance(alert, inc.PublicWarning) and alert.certainty == "Likely"
+
+
+# --- per-type verification and corroboration ---------------------------------------------
+
+def test_verification_thresholds_are_per_type(catalogue: Catalogue) -> None:
+    """One medical call at 0.7 verifies (calls for an ambulance are acted on as they come);
+    one fire call at 0.7 waits for corroboration; a water gauge at 0.8 verifies a flood."""
+    medical, _ = run(None, report(category="medical", source="hotline", confidence=0.7),
+                     catalogue)
+    fire, _ = run(None, report(category="fire", source="hotline", confidence=0.7), catalogue)
+    flood, _ = run(None, report(category="flood", confidence=0.8), catalogue)
+    assert (medical.status, fire.status, flood.status) == ("dispatching", "reported",
+                                                           "dispatching")
+
+
+def test_corroboration_raises_the_priority_once_per_rule(catalogue: Catalogue) -> None:
+    """A fire reported by a detector (P2) then confirmed by a camera and callers: the third
+    kind of source raises it to P1, with the reason; the fifth signal would raise it
+    again but P1 is the top. A P3 crime raised by five calls goes to P2, once."""
+    state, _ = run(None, report(priority=2), catalogue)
+    state, _ = run(state, inc.AttachSignal(at=at(5), signal_id="v1", source="video",
+                                           confidence=0.8), catalogue)
+    assert state.priority == 2
+    state, events = run(state, inc.AttachSignal(at=at(9), signal_id="c1", source="hotline",
+                                                confidence=0.7), catalogue)
+    [raised] = [e for e in events if isinstance(e, inc.PriorityChanged)]
+    assert (raised.previous, raised.priority) == (2, 1)
+    assert raised.reason == "corroborated: 3 kinds of source report it"
+    assert state.priority == 1
+    plan = catalogue.plan_for("fire", 1)
+    assert len(state.tasks) == sum(spec.count for spec in plan.tasks)  # the P1 plan's tasks
+    crime, _ = run(None, report(category="crime", source="hotline", priority=3), catalogue)
+    for n in range(2, 8):
+        crime, events = run(crime, inc.AttachSignal(at=at(n), signal_id=f"c{n}",
+                                                    source="hotline", confidence=0.6),
+                            catalogue)
+        changed = [e for e in events if isinstance(e, inc.PriorityChanged)]
+        assert len(changed) == (1 if n == 5 else 0), n
+    assert crime.priority == 2
