@@ -6,7 +6,9 @@ expansion and external entities) into an :class:`Alert`: its header, its
 block and area, a located :class:`command.model.Signal` (a polygon's centroid or
 a circle's centre; an area given only by geocodes cannot be placed and is
 reported as such). :func:`understand` says, for ``ecc cap check``, what ECC
-would do with it. Emitting CAP is not built yet.
+would do with it. An Update's signals name the alerts it replaces
+(``refers_to``); a Cancel becomes a :class:`command.model.Retraction` of them.
+Emitting CAP is :mod:`adapters.cap_out`.
 """
 
 from __future__ import annotations

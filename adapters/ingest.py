@@ -298,10 +298,15 @@ class SensorAdapter:
 
     async def handle(self, readings: list[SensorReading]) -> None:
         for r in readings:
+            mark = self.devices.mark(r.device)
             signal, what = self.devices.read(r.device, r.metric, r.reading,
                                              r.received_at)
             if signal is not None:
-                await self.publisher.signal(signal)
+                try:
+                    await self.publisher.signal(signal)
+                except BaseException:
+                    self.devices.undo(r.device, mark)  # redelivered, it alarms again
+                    raise
                 log.warning("sensor.alarm", device=r.device, signal_id=signal.signal_id,
                             category=signal.category, value=r.reading.value, rule=what)
             elif what != "ok":
@@ -311,7 +316,13 @@ class SensorAdapter:
         """Every ``check_every`` seconds: a maintenance signal for each newly silent device."""
         while True:
             for signal in self.devices.silences(self.clock()):
-                await self.publisher.signal(signal)
+                try:
+                    await self.publisher.signal(signal)
+                except Exception as exc:  # the broker is away: try again next round
+                    self.devices.silent.discard(signal.details["device"])
+                    log.warning("sensor.silent_unsent", device=signal.details["device"],
+                                error=str(exc))
+                    continue
                 log.warning("sensor.silent", device=signal.details["device"],
                              signal_id=signal.signal_id)
             await asyncio.sleep(self.check_every)
@@ -344,25 +355,23 @@ class VideoAdapter:
 
     def decode(self, msg: Msg) -> Detection:
         try:
-            if msg.subject == self.frigate:
-                return parse_frigate(msg.data)
-            return parse_webhook(msg.data)
+            d = parse_frigate(msg.data) if msg.subject == self.frigate else \
+                parse_webhook(msg.data)
+            observe(self.config, Tracking(), d)  # an unknown camera that matters: refused
+            return d
         except VideoRejected as exc:
             raise Undeliverable("invalid", exc.reason) from exc
 
     async def handle(self, detections: list[Detection]) -> None:
         for d in detections:
-            try:
-                self.tracking, signal, why = observe(self.config, self.tracking, d)
-            except VideoRejected as exc:  # an unknown camera: nothing to place it by
-                log.warning("video.refused", camera=d.camera, object_id=d.object_id,
-                            reason=exc.reason)
-                continue
+            tracking, signal, why = observe(self.config, self.tracking, d)
             if signal is None:
+                self.tracking = tracking
                 log.debug("video.detection", camera=d.camera, object_id=d.object_id,
                           label=d.label, outcome=why)
                 continue
             await self.publisher.signal(signal)
+            self.tracking = tracking  # only once published: a failure retries the object
             log.warning("video.signal", camera=d.camera, object_id=d.object_id, label=d.label,
                         signal_id=signal.signal_id, category=signal.category, score=d.score)
 
@@ -395,7 +404,7 @@ def config_from_city(doc: dict[str, Any], *, kinds: tuple[str, ...] = KINDS,
         margin = 0.3  # about 30 km: the city's edge, not its stations'
         area = Area(min(lats) - margin, max(lats) + margin, min(lons) - margin,
                     max(lons) + margin)
-    return AdapterConfig(kinds=kinds, registry=parse_registry(doc, origin),
+    return AdapterConfig(kinds=kinds, registry=parse_registry(doc, origin, categories),
                          video=parse_video_config(doc, origin, categories=categories),
                          area=area,
                          cap_sender=sender, labels=labels or {})

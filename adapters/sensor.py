@@ -96,8 +96,10 @@ def _problems(exc: ValidationError) -> str:
                      for e in exc.errors(include_url=False)[:5])
 
 
-def parse_registry(doc: dict[str, Any], origin: str = "city file") -> Registry:
-    """The ``[sensor_kind.*]`` tables and ``[[device]]`` entries of a parsed city file."""
+def parse_registry(doc: dict[str, Any], origin: str = "city file",
+                   categories: tuple[str, ...] | None = None) -> Registry:
+    """The ``[sensor_kind.*]`` tables and ``[[device]]`` entries of a parsed city file;
+    with ``categories`` (the catalogue's types), each kind's category is checked."""
     kinds: dict[str, SensorKind] = {}
     for name, raw in (doc.get("sensor_kind") or {}).items():
         if not re.match(_TOKEN, str(name)):
@@ -108,6 +110,10 @@ def parse_registry(doc: dict[str, Any], origin: str = "city file") -> Registry:
         except (ValidationError, ValueError) as exc:
             why = _problems(exc) if isinstance(exc, ValidationError) else str(exc)
             raise SensorRejected(f"{origin}: [sensor_kind.{name}]: {why}") from exc
+        if categories is not None and kind.category not in categories:
+            raise SensorRejected(f"{origin}: [sensor_kind.{name}]: category "
+                                 f"{kind.category!r} is not an incident type of the "
+                                 f"catalogue ({', '.join(categories)})")
         kinds[name] = kind
     devices: dict[str, Device] = {}
     for i, raw in enumerate(doc.get("device") or []):
@@ -208,6 +214,28 @@ class Devices:
                 return None, f"clear: {d.reason}"
             return _alarm(device, kind, d.value, d.at, d.reason), f"alarm: {d.reason}"
         return None, "ok"
+
+    def mark(self, device_id: str) -> tuple[SensorState | None, datetime | None, bool]:
+        """What :meth:`undo` needs to put one device back as it was."""
+        return (self.states.get(device_id), self.heard.get(device_id),
+                device_id in self.silent)
+
+    def undo(self, device_id: str, mark: tuple[SensorState | None, datetime | None, bool]
+             ) -> None:
+        """Forget a reading whose alarm could not be published, so its redelivery alarms."""
+        state, heard, silent = mark
+        if state is None:
+            self.states.pop(device_id, None)
+        else:
+            self.states[device_id] = state
+        if heard is None:
+            self.heard.pop(device_id, None)
+        else:
+            self.heard[device_id] = heard
+        if silent:
+            self.silent.add(device_id)
+        else:
+            self.silent.discard(device_id)
 
     def silences(self, now: datetime) -> list[Signal]:
         """A maintenance signal for each device newly silent past its heartbeat."""

@@ -11,6 +11,10 @@ DISPATCH       ``<ns>.dispatch.>``   durability boundary for orders to units: fi
 UNITS          ``<ns>.unit.*.status`` durability boundary for crews' status reports: 7 days
 POSITIONS      ``<ns>.unit.*.position`` last known position per unit (one per subject)
 DEADLETTER     ``<ns>.deadletter.>`` what could not be accepted, with the reason: 30 days
+INGRESS        ``<ns>.ingress.>``    raw calls, webhooks and CAP alerts for the adapters: 7 days
+MQTT           ``sensors.>``,        what devices and Frigate publish over MQTT: 1 day
+               ``frigate.events``    (``<ns>.`` in front in any other namespace)
+WARNINGS       ``<ns>.warning.>``    CAP 1.2 public warnings ECC emitted: 30 days
 =============  ===================  =====================================================
 
 All are file-backed on a server with ``sync_interval: always``. The dedupe
@@ -98,7 +102,8 @@ def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
         cfg("INGRESS", ns.ingresses, 7 * DAY,
             "Raw hotline calls, video webhooks and CAP alerts (durability boundary)"),
         # what devices and camera platforms publish over MQTT, kept for the adapters
-        cfg("MQTT", [f"{ns.mqtt(SENSOR_ROOT)}.>", f"{ns.mqtt(FRIGATE_ROOT)}.>"], 1 * DAY,
+        # (frigate.events only: Frigate's other topics carry snapshots and state)
+        cfg("MQTT", [f"{ns.mqtt(SENSOR_ROOT)}.>", f"{ns.mqtt(FRIGATE_ROOT)}.events"], 1 * DAY,
             "Sensor readings and Frigate events from the MQTT listener"),
         cfg("WARNINGS", ns.warnings, 30 * DAY, "Public warnings ECC emitted (CAP 1.2)"),
     ]

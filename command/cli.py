@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from adapters.ingest import KINDS, AdapterConfig, config_from_city
 from command import bus, logs
@@ -49,7 +50,8 @@ from workflows.geo import Location
 
 log = structlog.get_logger("ecc.cli")
 
-ROLES = ("viewer", "call_taker", "dispatcher", "supervisor", "admin", "field_unit")
+# adapter: a hotline platform, camera platform or CAP feed posting to the HTTP ingress
+ROLES = ("viewer", "call_taker", "dispatcher", "supervisor", "admin", "field_unit", "adapter")
 
 
 class CliError(Exception):
@@ -166,6 +168,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     _check_half_external(settings)
     catalogue = _catalogue(settings)  # before anything starts: a bad plan stops us here
     city = _city(settings, demo=True)
+    adapters = _adapters(settings, catalogue, settings.adapters)  # and a bad device
     nats_srv: EmbeddedNats | None = None
     pg_srv: EmbeddedPostgres | None = None
     mqtt_url: str | None = None
@@ -202,8 +205,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             console_origins=settings.console_origins, fault_point=settings.fault_point,
             ack_wait=settings.ack_wait, catalogue=catalogue, city=city,
             roads=_roads(settings, city),
-            adapters=_adapters(settings, catalogue, settings.adapters),
-            ingress_port=ingress_port,
+            adapters=adapters, ingress_port=ingress_port,
         ))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run())
@@ -549,7 +551,11 @@ def main(argv: list[str] | None = None) -> int:
            or getattr(args, "console_command", None) or getattr(args, "catalogue_command", None)
            or getattr(args, "cap_command", None))
     logs.configure()
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except (ValidationError, ValueError) as exc:
+        print(f"ecc: settings from the environment: {exc}", file=sys.stderr)
+        return 2
     handler = _COMMANDS[(args.command, sub)]
 
     async def run() -> None:

@@ -43,6 +43,8 @@ RULES: dict[str, Rule] = {
     "flood": Rule(2000, 10800, "water"),
     "structural": Rule(300, 3600, "structure"),
     "utility_outage": Rule(2000, 10800, "utility"),
+    # a silent device: only the same device's next silence (same place) within a day
+    "maintenance": Rule(50, 86400, "maintenance"),
 }
 DEFAULT_RULE = Rule(100, 900, "other")
 

@@ -59,13 +59,27 @@ class Threshold(_Frozen):
     auto_sources: int = Field(default=2, ge=2, le=10)
 
 
+class TypeThreshold(_Frozen):
+    """A type's own threshold; what it leaves out comes from ``[verification]``."""
+
+    auto_confidence: float | None = Field(default=None, gt=0, le=1)
+    auto_sources: int | None = Field(default=None, ge=2, le=10)
+
+
 class Verification(Threshold):
     # per type, where it differs (a medical call is acted on as it comes; a calibrated
     # water gauge past its level is believed)
-    types: dict[str, Threshold] = Field(default_factory=dict)
+    types: dict[str, TypeThreshold] = Field(default_factory=dict)
 
     def for_type(self, category: str) -> Threshold:
-        return self.types.get(category, self)
+        own = self.types.get(category)
+        if own is None:
+            return self
+        return Threshold(
+            auto_confidence=own.auto_confidence if own.auto_confidence is not None
+            else self.auto_confidence,
+            auto_sources=own.auto_sources if own.auto_sources is not None
+            else self.auto_sources)
 
 
 class Corroboration(_Frozen):

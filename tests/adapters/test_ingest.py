@@ -325,6 +325,11 @@ async def test_frigate_over_mqtt_one_tracked_object_is_one_signal(
     assert incident["location"]["lat"] == pytest.approx(CAM.lat)
     letter = await eventually(lambda: dead_letter(js, ns, "video"))
     assert letter.data == b'{"type": "new", "after": 5}'
+
+    async def two_letters() -> bool:  # that one, and the unknown camera's smoke
+        return int((await js.stream_info(ns.stream("DEADLETTER"))).state.messages) == 2
+
+    await eventually(two_letters)
     webhook = {"platform": "frigate", "camera": "cam-t1", "object_id": "1700.5-abc",
                "label": "smoke", "score": 0.95, "at": datetime.now(UTC).isoformat()}
     await js.publish(ns.ingress("video"), json.dumps(webhook).encode())

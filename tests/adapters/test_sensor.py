@@ -119,3 +119,28 @@ def test_any_sensor_kind_table_is_a_registry_or_a_reason(table: dict[str, Any]) 
     except SensorRejected as exc:
         assert exc.reason.startswith("city file: [sensor_kind.k]")
 
+
+
+def test_a_kind_must_raise_a_type_the_catalogue_knows() -> None:
+    doc = {"sensor_kind": {"w": {**KINDS["water_level"], "category": "floood"}}}
+    with pytest.raises(SensorRejected) as refused:
+        parse_registry(doc, categories=("flood", "fire"))
+    assert "'floood' is not an incident type" in refused.value.reason
+    assert parse_registry(doc).kinds["w"].category == "floood"  # no catalogue: not checked
+
+
+def test_an_alarm_that_could_not_be_published_alarms_again_when_redelivered() -> None:
+    """The shell marks the device before a reading and undoes it if the publish fails: the
+    same reading, delivered again, raises the same alarm (same signal id)."""
+    registry = parse_registry({"sensor_kind": {"w": {**KINDS["water_level"], "debounce": 1}},
+                               "device": [{"id": "d1", "kind": "w", "lat": 1, "lon": 1}]})
+    devices = Devices(registry, started=T0)
+    reading = parse_reading(b'{"value": 40, "at": "2026-07-20T08:01:00+00:00"}', T0)
+    mark = devices.mark("d1")
+    first, _ = devices.read("d1", "water_level", reading, received_at=T0)
+    assert first is not None
+    devices.undo("d1", mark)  # the broker did not take it
+    again, _ = devices.read("d1", "water_level", reading, received_at=T0)
+    assert again is not None and again.signal_id == first.signal_id
+    once_more, _ = devices.read("d1", "water_level", reading, received_at=T0)
+    assert once_more is None  # now it was kept: a repeat is out of order, not an alarm

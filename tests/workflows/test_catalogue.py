@@ -79,3 +79,17 @@ def test_two_plans_for_one_type_and_priority_are_refused() -> None:
     with pytest.raises(CatalogueError, match="two plans") as info:
         parse_catalogue(TEXT + extra)
     assert info.value.line == len((TEXT + extra).splitlines()) - 3
+
+
+def test_a_types_verification_takes_what_it_leaves_out_from_the_default() -> None:
+    """[verification.types.fire] sets only auto_sources: its confidence bar is the one in
+    [verification], not a built-in value; a type with no table takes [verification]."""
+    text = TEXT.replace("auto_confidence = 0.9\n", "auto_confidence = 0.95\n", 1) + (
+        "\n[verification.types.fire]\nauto_sources = 3\n")
+    cat = parse_catalogue(text)
+    fire, crime = cat.verification.for_type("fire"), cat.verification.for_type("crime")
+    assert (fire.auto_confidence, fire.auto_sources) == (0.95, 3)
+    assert (crime.auto_confidence, crime.auto_sources) == (0.95, 2)
+    assert cat.verification.for_type("medical").auto_confidence == 0.7
+    with pytest.raises(CatalogueError, match="verification.types.drone"):
+        parse_catalogue(TEXT + "\n[verification.types.drone]\nauto_sources = 3\n")
