@@ -91,5 +91,5 @@ def test_a_types_verification_takes_what_it_leaves_out_from_the_default() -> Non
     assert (fire.auto_confidence, fire.auto_sources) == (0.95, 3)
     assert (crime.auto_confidence, crime.auto_sources) == (0.95, 2)
     assert cat.verification.for_type("medical").auto_confidence == 0.7
-    with pytest.raises(CatalogueError, match="verification.types.drone"):
+    with pytest.raises(CatalogueError, match=r"verification\.types\.drone"):
         parse_catalogue(TEXT + "\n[verification.types.drone]\nauto_sources = 3\n")
