@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import TypeAdapter
@@ -30,6 +30,8 @@ from workflows.catalogue import Catalogue
 from workflows.dispatching import unit_commands
 from workflows.incident import AnyIncidentCommand, AnyIncidentEvent, Incident
 from workflows.unit import AnyUnitEvent, Unit
+
+T = TypeVar("T")
 
 log = structlog.get_logger("ecc.engine")
 
@@ -276,6 +278,28 @@ class Engine:
                     raise
                 log.info("engine.retry", incident_id=incident_id, command=command.type,
                          stream_id=exc.stream_id, attempt=attempt)
+                await _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    async def transact(
+        self, work: Callable[[UnitOfWork], Awaitable[T]],
+        after: Callable[[Any, list[RecordedEvent]], Awaitable[None]] | None = None,
+    ) -> tuple[T, list[RecordedEvent]]:
+        """Run ``work`` (any commands on any incidents and units) in one transaction, then
+        ``after(conn, recorded)`` in the same transaction (an audit row commits with the
+        events or not at all). Retries when a stream moved; raises Rejected untouched."""
+        for attempt in range(1, self.retries + 1):
+            try:
+                async with self.store.transaction() as tx:
+                    uow = UnitOfWork(tx, self.catalogue, self.ids)
+                    value = await work(uow)
+                    recorded = await uow.flush()
+                    if after is not None:
+                        await after(tx.conn, recorded)
+                    return value, recorded
+            except ConcurrencyError:
+                if attempt == self.retries:
+                    raise
                 await _backoff(attempt)
         raise AssertionError("unreachable")
 

@@ -28,6 +28,7 @@ from command.settings import load_catalogue
 from command.store import Store
 from command.subjects import Namespace
 from command.timers import TimerScheduler
+from consoles.commands import ConsoleCommands
 from consoles.gateway import Gateway
 from workflows.catalogue import Catalogue
 
@@ -95,7 +96,8 @@ class Service:
                                          interval=cfg.dispatch_interval, roads=cfg.roads)
             self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point)
             self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
-                                   port=cfg.console_port, origins=cfg.console_origins)
+                                   port=cfg.console_port, origins=cfg.console_origins,
+                                   commands=ConsoleCommands(self.engine, js, self.ns))
             async with asyncio.TaskGroup() as tg:
                 spec = replace(intake.spec(), ack_wait=cfg.ack_wait)
                 tg.create_task(bus.consume(js, self.ns, spec, intake), name="intake")

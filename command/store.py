@@ -399,6 +399,23 @@ class Store:
         )
         return None if row is None else Principal(row["name"], row["role"], row["agency"])
 
+    async def revoked(self, tokens: list[str]) -> set[str]:
+        """Which of these tokens are revoked or gone (for consoles already connected)."""
+        if not tokens:
+            return set()
+        hashes = {hash_token(t): t for t in tokens}
+        rows = await self.pool.fetch(
+            "SELECT token_hash FROM tokens WHERE token_hash = ANY($1::bytea[]) "
+            "AND revoked_at IS NULL", list(hashes))
+        valid = {bytes(r["token_hash"]) for r in rows}
+        return {t for h, t in hashes.items() if h not in valid}
+
+    async def revoke_token(self, name: str) -> int:
+        """Revoke every live token of this name; returns how many."""
+        result = await self.pool.execute(
+            "UPDATE tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name)
+        return int(result.split()[-1])
+
     # --- schema -------------------------------------------------------------
 
     async def migrate(self) -> list[str]:

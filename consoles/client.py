@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from consoles.protocol import Delta, Error, Resync, Snapshot, Welcome, server_message
+from consoles.protocol import Delta, Error, Result, Resync, Snapshot, Welcome, server_message
 
-ServerMsg = Welcome | Snapshot | Delta | Resync | Error
+ServerMsg = Welcome | Snapshot | Delta | Resync | Error | Result
 
 
 class ConsoleClient:
@@ -19,10 +21,35 @@ class ConsoleClient:
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.backlog: deque[ServerMsg] = deque()  # what arrived while awaiting a result
+        self._ids = itertools.count(1)
 
     async def receive(self) -> ServerMsg:
+        if self.backlog:
+            return self.backlog.popleft()
         raw = await self.ws.recv()
         return server_message.validate_json(raw)
+
+    async def request(self, message: dict[str, Any]) -> Result:
+        """Send a command or query and wait for its result; deltas meanwhile are kept."""
+        await self.ws.send(json.dumps(message))
+        while True:
+            got = server_message.validate_json(await self.ws.recv())
+            if isinstance(got, Result) and got.request_id == message["request_id"]:
+                return got
+            self.backlog.append(got)
+
+    async def command(self, name: str, incident_id: str | None = None,
+                      **args: Any) -> Result:
+        message: dict[str, Any] = {"type": "command", "request_id": f"r{next(self._ids)}",
+                                   "name": name, "args": args}
+        if incident_id is not None:
+            message["incident_id"] = incident_id
+        return await self.request(message)
+
+    async def detail(self, incident_id: str) -> Result:
+        return await self.request({"type": "query", "request_id": f"r{next(self._ids)}",
+                                   "name": "incident.detail", "incident_id": incident_id})
 
     async def __aiter__(self) -> AsyncIterator[ServerMsg]:  # pragma: no cover - sugar
         while True:

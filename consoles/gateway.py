@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
+import random
 from importlib import resources
 from typing import Literal
 from urllib.parse import urlsplit
@@ -38,17 +39,24 @@ from command.model import RecordedEvent
 from command.store import Principal, Store
 from command.subjects import Namespace
 from command.tasks import check_cancelled
+from consoles.authz import CONSOLE_ROLES, allowed_commands
+from consoles.commands import Caller, ConsoleCommands
 from consoles.protocol import (
     CLOSE_BAD_HELLO,
+    CLOSE_BUSY,
+    CLOSE_FORBIDDEN,
     CLOSE_RESYNC,
     CLOSE_UNAUTHORIZED,
     MAX_CLIENT_MESSAGE_BYTES,
     RESUME_LIMIT,
+    CommandRequest,
     Delta,
     Error,
     FeedOrder,
     Hello,
     Ordering,
+    QueryRequest,
+    Result,
     Resync,
     Snapshot,
     Welcome,
@@ -67,9 +75,12 @@ SEND_STALL = 5.0
 class ConsoleSession:
     """One connected console: its bounded queue of (seq, frame) deltas."""
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, ws: ServerConnection | None = None,
+                 token: str = "") -> None:
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=queue_size)
         self.overflowed = asyncio.Event()
+        self.ws = ws
+        self.token = token
 
     def offer(self, seq: int, frame: str) -> None:
         """Queue a delta without waiting; on overflow, mark the session for resync."""
@@ -93,6 +104,11 @@ class Gateway:
         origins: tuple[str, ...] = (),
         queue_size: int = 1024,
         send_stall: float = SEND_STALL,
+        commands: ConsoleCommands | None = None,
+        max_per_token: int = 8,
+        max_starting: int = 16,
+        max_waiting: int = 256,
+        revoke_check: float = 2.0,
     ) -> None:
         self.store = store
         self.nc = nc
@@ -103,6 +119,14 @@ class Gateway:
         self.queue_size = queue_size
         self.send_stall = send_stall
         self.sessions: set[ConsoleSession] = set()
+        self.commands = commands
+        self.max_per_token = max_per_token
+        # A reconnect storm (a thousand consoles after a network cut) queues for a few
+        # snapshot slots; past max_waiting, consoles are told to come back in a moment.
+        self.starting = asyncio.Semaphore(max_starting)
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self.revoke_check = revoke_check
         self.ready = asyncio.Event()
         self.feed = FeedOrder()
         self._page = resources.files("consoles").joinpath("static/index.html").read_bytes()
@@ -134,10 +158,30 @@ class Gateway:
                 self.port = _bound_port(server)
                 self.ready.set()
                 log.info("gateway.listening", url=self.url)
-                await server.serve_forever()
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(server.serve_forever())
+                    tg.create_task(self._watch_tokens())
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _watch_tokens(self) -> None:
+        """Revoking a token closes the consoles using it within ``revoke_check`` seconds."""
+        while True:
+            await asyncio.sleep(self.revoke_check)
+            live = [s for s in self.sessions if s.ws is not None]
+            try:
+                gone = await self.store.revoked(list({s.token for s in live}))
+            except Exception as exc:  # the database is away: check again next round
+                log.warning("gateway.token_check_failed", error=str(exc))
+                continue
+            for session in live:
+                if session.token in gone and session.ws is not None:
+                    log.warning("gateway.token_revoked")
+                    with contextlib.suppress(Exception):
+                        await _refuse(session.ws, CLOSE_UNAUTHORIZED, "revoked",
+                                      "this token was revoked; ask an administrator for a "
+                                      "new one")
 
     # --- the live feed ------------------------------------------------------
 
@@ -172,6 +216,10 @@ class Gateway:
             return None
         if path == "/":
             return _response(http.HTTPStatus.OK, self._page, "text/html; charset=utf-8")
+        if path.startswith("/static/"):
+            found = _static(path.removeprefix("/static/"))
+            if found is not None:
+                return _response(http.HTTPStatus.OK, *found)
         if path == "/healthz":
             return _response(http.HTTPStatus.OK, b"ok\n", "text/plain")
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
@@ -193,7 +241,9 @@ class Gateway:
         try:
             raw = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT)
             hello = client_message.validate_json(raw)
-        except (TimeoutError, ValidationError, ConnectionClosed):
+            if not isinstance(hello, Hello):
+                raise ValueError("not a hello")
+        except (TimeoutError, ValidationError, ValueError, ConnectionClosed):
             await _refuse(ws, CLOSE_BAD_HELLO, "bad_hello",
                           'send {"type": "hello", "token": "..."} first')
             return
@@ -204,14 +254,38 @@ class Gateway:
                           "unknown or revoked token; ask an administrator for a new one")
             return
         bound = bound.bind(console=principal.name, role=principal.role)
-        session = ConsoleSession(self.queue_size)
+        if principal.role not in CONSOLE_ROLES:
+            bound.warning("gateway.forbidden_role")
+            await _refuse(ws, CLOSE_FORBIDDEN, "forbidden",
+                          f"a {principal.role} token cannot open a console; ask an "
+                          "administrator for a console token")
+            return
+        if sum(1 for s in self.sessions if s.token == hello.token) >= self.max_per_token:
+            bound.warning("gateway.too_many_consoles", limit=self.max_per_token)
+            await _refuse(ws, CLOSE_BUSY, "too_many_consoles",
+                          f"this token already has {self.max_per_token} consoles open; close "
+                          "one, or ask an administrator for a token of your own")
+            return
+        if self.waiting >= self.max_waiting:
+            retry = round(random.uniform(1.0, 5.0), 1)
+            bound.info("gateway.busy", waiting=self.waiting)
+            await _refuse(ws, CLOSE_BUSY, "busy", f"many consoles are connecting; "
+                                                  f"retry in {retry} s")
+            return
+        session = ConsoleSession(self.queue_size, ws, hello.token)
         self.sessions.add(session)  # before the snapshot: see the module docstring
         try:
-            ordering = await self._start(ws, hello, principal)
+            self.waiting += 1
+            try:
+                async with self.starting:
+                    ordering = await self._start(ws, hello, principal)
+            finally:
+                self.waiting -= 1
             bound.info("gateway.console_joined", seq=ordering.baseline)
+            caller = Caller(principal, peer)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._send_live(ws, session, ordering))
-                tg.create_task(self._receive(ws))
+                tg.create_task(self._receive(ws, caller))
         except* (ConnectionClosed, _Gone):
             pass
         except* _Overflow:
@@ -263,11 +337,28 @@ class Gateway:
             if get is not None:
                 get.cancel()
 
-    async def _receive(self, ws: ServerConnection) -> None:
-        async for _ in ws:
-            # Commands over the socket arrive with issue 6; say so rather than ignore.
-            refusal = Error(code="unsupported", message="this gateway does not take commands yet")
-            await ws.send(refusal.model_dump_json())
+    async def _receive(self, ws: ServerConnection, caller: Caller) -> None:
+        """Commands and queries, one at a time, each answered with a result."""
+        async for raw in ws:
+            try:
+                msg = client_message.validate_json(raw)
+            except ValidationError as exc:
+                await ws.send(Error(code="invalid", message=_first_problem(exc))
+                              .model_dump_json())
+                continue
+            if isinstance(msg, Hello):
+                await ws.send(Error(code="invalid", message="already said hello")
+                              .model_dump_json())
+                continue
+            if self.commands is None:
+                result = Result(request_id=msg.request_id, ok=False, code="error",
+                                message="this gateway takes no commands")
+            elif isinstance(msg, CommandRequest):
+                result = await self.commands.run(caller, msg)
+            else:
+                assert isinstance(msg, QueryRequest)
+                result = await self.commands.query(caller, msg)
+            await ws.send(result.model_dump_json())
         raise _Gone  # the console closed: stop sending to it
 
 
@@ -281,7 +372,14 @@ class _Gone(Exception):
 
 def _welcome(principal: Principal, mode: Literal["snapshot", "resume"]) -> str:
     return Welcome(name=principal.name, role=principal.role, agency=principal.agency,
-                   mode=mode).model_dump_json()
+                   mode=mode, commands=allowed_commands(principal.role, principal.agency)
+                   ).model_dump_json()
+
+
+def _first_problem(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or "message"
+    return f"{where}: {err['msg']}; see docs/protocol.md (console websocket)"
 
 
 async def _resync(ws: ServerConnection) -> None:
@@ -313,6 +411,24 @@ def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Respon
         ]
     )
     return Response(status.value, status.phrase, headers, body)
+
+
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                ".geojson": "application/geo+json", ".json": "application/json",
+                ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8"}
+
+
+def _static(name: str) -> tuple[bytes, str] | None:
+    """A file of consoles/static by its plain name (no folders, no dot files), or None."""
+    if "/" in name or "\\" in name or name.startswith(".") or ".." in name:
+        return None
+    kind = STATIC_TYPES.get(name[name.rfind("."):] if "." in name else "")
+    if kind is None:
+        return None
+    item = resources.files("consoles").joinpath("static", name)
+    if not item.is_file():
+        return None
+    return item.read_bytes(), kind
 
 
 def _bound_port(server: Server) -> int:

@@ -22,6 +22,8 @@ RESUME_LIMIT = 5000
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_RESYNC = 4409
 CLOSE_BAD_HELLO = 4400
+CLOSE_FORBIDDEN = 4403
+CLOSE_BUSY = 4429  # too many consoles on one token, or a reconnect storm: retry later
 
 
 class _Msg(BaseModel):
@@ -36,8 +38,34 @@ class Hello(_Msg):
     since: int | None = Field(default=None, ge=0)
 
 
-ClientMessage = Annotated[Hello, Field(discriminator="type")]
-client_message: TypeAdapter[Hello] = TypeAdapter(ClientMessage)
+RequestId = Annotated[str, Field(min_length=1, max_length=64)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,30}\.[a-z][a-z_]{0,30}$")]
+EntityRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_:\-]{0,127}$")]
+
+
+class CommandRequest(_Msg):
+    """A console asks ECC to do something; the answer is a :class:`Result` with the same
+    ``request_id``. What each ``name`` takes in ``args`` is in consoles/commands.py."""
+
+    type: Literal["command"]
+    request_id: RequestId
+    name: Name
+    incident_id: EntityRef | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class QueryRequest(_Msg):
+    """A console asks to read something the live feed does not carry (an incident's
+    timeline, its signals, the recommendations)."""
+
+    type: Literal["query"]
+    request_id: RequestId
+    name: Literal["incident.detail"]
+    incident_id: EntityRef
+
+
+ClientMessage = Annotated[Hello | CommandRequest | QueryRequest, Field(discriminator="type")]
+client_message: TypeAdapter[Hello | CommandRequest | QueryRequest] = TypeAdapter(ClientMessage)
 
 
 class Welcome(_Msg):
@@ -46,6 +74,8 @@ class Welcome(_Msg):
     role: str
     agency: str | None
     mode: Literal["snapshot", "resume"]
+    # the commands this console may send (its role and agency): what the UI offers
+    commands: list[str] = []
 
 
 class Snapshot(_Msg):
@@ -72,12 +102,23 @@ class Error(_Msg):
     message: str
 
 
+class Result(_Msg):
+    """The answer to one command or query. ``ok`` false: ``code`` (forbidden, rejected,
+    invalid, not_found, busy, error) and ``message``, a sentence a person can act on."""
+
+    type: Literal["result"] = "result"
+    request_id: str
+    ok: bool
+    code: str | None = None
+    message: str | None = None
+    data: dict[str, Any] = {}
+
+
 ServerMessage = Annotated[
-    Welcome | Snapshot | Delta | Resync | Error, Field(discriminator="type")
+    Welcome | Snapshot | Delta | Resync | Error | Result, Field(discriminator="type")
 ]
-server_message: TypeAdapter[Welcome | Snapshot | Delta | Resync | Error] = TypeAdapter(
-    ServerMessage
-)
+server_message: TypeAdapter[Welcome | Snapshot | Delta | Resync | Error | Result] = \
+    TypeAdapter(ServerMessage)
 
 
 def console_visible(event: RecordedEvent) -> bool:

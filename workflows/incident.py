@@ -74,6 +74,7 @@ from workflows.incident_messages import (
     OfferTask,
     PriorityChanged,
     PublicWarning,
+    ReassignTask,
     Reclassify,
     ReleaseMerge,
     ReopenIncident,
@@ -154,6 +155,7 @@ __all__ = [
     "OfferTask",
     "PriorityChanged",
     "PublicWarning",
+    "ReassignTask",
     "Reclassify",
     "Rejected",
     "ReleaseMerge",
@@ -226,6 +228,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "task.on_scene": ACTIVE,
     "task.complete": ACTIVE,
     "task.cancel": ACTIVE,
+    "task.reassign": ACTIVE,
     "timer.fire": ANY,
     "incident.warn": OPEN,
     "incident.end_warning": ANY,
@@ -240,6 +243,7 @@ TASK_ALLOWED: dict[str, frozenset[str]] = {
     "task.on_scene": frozenset({"accepted", "en_route"}),
     "task.complete": frozenset({"on_scene"}),
     "task.cancel": LIVE_TASK,
+    "task.reassign": frozenset({"offered", "accepted", "en_route"}),
 }
 
 
@@ -603,6 +607,20 @@ def _return_task(state: Incident, task: Task, at: datetime, why: Literal["declin
     return events
 
 
+def _reassign(state: Incident, cmd: ReassignTask, cat: Catalogue) -> list[AnyIncidentEvent]:
+    task = state.task(cmd.task_id)
+    if task.unit_id == cmd.unit_id:
+        raise Rejected("no_change", f"task {task.task_id} is already {cmd.unit_id}'s")
+    assert task.unit_id is not None
+    events: list[AnyIncidentEvent] = [TaskReturned(
+        at=cmd.at, task_id=task.task_id, unit_id=task.unit_id, why="reassigned",
+        reason=cmd.reason)]
+    events += _cancel_timers(state, kinds={"ack"}, at=cmd.at, task_id=task.task_id)
+    after = _fold_from(state, events)
+    return events + _offer(after, OfferTask(at=cmd.at, by=cmd.by, task_id=task.task_id,
+                                            unit_id=cmd.unit_id), cat)
+
+
 def _move(state: Incident, cmd: TaskEnRoute | TaskOnScene | CompleteTask,
           cat: Catalogue) -> list[AnyIncidentEvent]:
     status: Literal["en_route", "on_scene", "completed"] = {
@@ -692,7 +710,7 @@ _HANDLERS: dict[type, Callable[..., list[AnyIncidentEvent]]] = {
     ControlIncident: _control, ResolveIncident: _resolve, CloseIncident: _close,
     ReopenIncident: _reopen, OfferTask: _offer, AcceptTask: _accept, DeclineTask: _decline,
     TaskEnRoute: _move, TaskOnScene: _move, CompleteTask: _move, CancelTask: _cancel_task,
-    FireTimer: _fire, IssueWarning: _warn, EndWarning: _end_warning,
+    FireTimer: _fire, IssueWarning: _warn, EndWarning: _end_warning, ReassignTask: _reassign,
 }
 
 

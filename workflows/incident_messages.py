@@ -303,6 +303,15 @@ class TaskOnScene(Command):
     task_id: str
 
 
+class ReassignTask(Command):
+    """A dispatcher takes a task from its unit and offers it to another."""
+
+    type: Literal["task.reassign"] = "task.reassign"
+    task_id: str
+    unit_id: EntityId
+    reason: Reason = Field(min_length=1)
+
+
 class CompleteTask(Command):
     type: Literal["task.complete"] = "task.complete"
     task_id: str
@@ -325,7 +334,7 @@ IncidentCommand = Annotated[
     | AddNote | LinkIncident | MergeInto | AbsorbMerge | UndoMerge | ReleaseMerge | SplitOff
     | CancelIncident | ControlIncident | ResolveIncident | CloseIncident | ReopenIncident
     | OfferTask | AcceptTask | DeclineTask | TaskEnRoute | TaskOnScene | CompleteTask
-    | CancelTask | FireTimer | IssueWarning | EndWarning,
+    | CancelTask | FireTimer | IssueWarning | EndWarning | ReassignTask,
     Field(discriminator="type"),
 ]
 
@@ -470,7 +479,7 @@ class TaskReturned(Event):
     type: Literal["task.returned"] = "task.returned"
     task_id: str
     unit_id: str
-    why: Literal["declined", "ack_timeout"]
+    why: Literal["declined", "ack_timeout", "reassigned"]
     reason: str = ""
 
 
@@ -547,5 +556,5 @@ AnyIncidentCommand = (
     | AddNote | LinkIncident | MergeInto | AbsorbMerge | UndoMerge | ReleaseMerge | SplitOff
     | CancelIncident | ControlIncident | ResolveIncident | CloseIncident | ReopenIncident
     | OfferTask | AcceptTask | DeclineTask | TaskEnRoute | TaskOnScene | CompleteTask
-    | CancelTask | FireTimer | IssueWarning | EndWarning
+    | CancelTask | FireTimer | IssueWarning | EndWarning | ReassignTask
 )

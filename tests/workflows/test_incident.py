@@ -199,6 +199,7 @@ def sample_commands() -> list[Any]:
         inc.FireTimer(at=a, timer_id="i1/verify/-/1.0"),
         inc.IssueWarning(at=a, headline="Gas leak", instruction="Stay away", radius_m=300),
         inc.EndWarning(at=a, reason="over"),
+        inc.ReassignTask(at=a, task_id="t1", unit_id="E7", reason="closer unit"),
     ]
 
 
@@ -540,3 +541,17 @@ def test_corroboration_raises_the_priority_once_per_rule(catalogue: Catalogue) -
         changed = [e for e in events if isinstance(e, inc.PriorityChanged)]
         assert len(changed) == (1 if n == 5 else 0), n
     assert crime.priority == 2
+
+
+def test_reassign_takes_the_task_from_one_unit_and_offers_it_to_another(
+        catalogue: Catalogue, dispatching: Incident) -> None:
+    state = offered(catalogue, dispatching)
+    state, events = run(state, inc.ReassignTask(at=at(30), task_id="t1", unit_id="E2",
+                                                reason="E2 is closer"), catalogue)
+    assert types(events)[:1] == ["task.returned"] and "task.offered" in types(events)
+    assert state.task("t1").unit_id == "E2" and state.task("t1").status == "offered"
+    assert "E1" in state.task("t1").passed_over
+    with pytest.raises(Rejected) as same:
+        decide(state, inc.ReassignTask(at=at(31), task_id="t1", unit_id="E2", reason="r"),
+               catalogue)
+    assert same.value.code == "no_change"

@@ -1,0 +1,405 @@
+"""Shell: what a console may ask of ECC, checked, run and written to the audit log.
+
+:class:`ConsoleCommands` takes a :class:`consoles.protocol.CommandRequest` from an
+authenticated principal, validates its ``args`` (one pydantic model per command,
+below), asks :func:`consoles.authz.authorize` (with the task's agency for task
+commands), runs the core commands through the engine in one transaction and
+writes the audit row in that same transaction: a command that took effect is
+always in the audit log, and a refusal is written too, on its own.
+
+Queries (``incident.detail``) read the incident's timeline, its signals (callers'
+personal data masked for roles that do not need it) and the dispatcher's
+recommendations.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from nats.js import JetStreamContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from adapters.hotline import CallRecord, classify, to_signal
+from command.engine import Engine, Meta, UnitOfWork, utc_now
+from command.model import RecordedEvent, Reporter, describe_errors
+from command.store import Principal
+from command.subjects import Namespace
+from consoles.authz import SEES_CALLERS, authorize
+from consoles.protocol import CommandRequest, QueryRequest, Result, console_visible
+from workflows import incident as inc
+from workflows.geo import Location
+from workflows.messages import Rejected
+
+log = structlog.get_logger("ecc.console_commands")
+
+Text = Field(min_length=1, max_length=2000)
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NoArgs(_Args):
+    pass
+
+
+class Reason(_Args):
+    reason: str = Text
+
+
+class TakeCall(_Args):
+    narrative: str = Field(min_length=1, max_length=4000)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
+    address: str | None = Field(default=None, max_length=500)
+    caller_name: str | None = Field(default=None, max_length=200)
+    caller_phone: str | None = Field(default=None, max_length=40)
+
+
+class Reclassify(_Args):
+    category: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    reason: str = Field(default="", max_length=2000)
+
+
+class SetPriority(_Args):
+    priority: int = Field(ge=1, le=4)
+    reason: str = Text
+
+
+class Note(_Args):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class Detach(_Args):
+    signal_id: str = Field(min_length=1, max_length=128)
+    reason: str = Text
+
+
+class Link(_Args):
+    other_id: str = Field(min_length=1, max_length=128)
+
+
+class Merge(_Args):
+    into: str = Field(min_length=1, max_length=128)
+
+
+class Split(_Args):
+    signal_ids: tuple[str, ...] = Field(min_length=1, max_length=100)
+
+
+class Warn(_Args):
+    headline: str = Field(min_length=1, max_length=160)
+    instruction: str = Text
+    description: str = Field(default="", max_length=4000)
+    radius_m: float = Field(gt=0, le=100_000, allow_inf_nan=False)
+    severity: Literal["Extreme", "Severe", "Moderate", "Minor"] = "Severe"
+    urgency: Literal["Immediate", "Expected", "Future"] = "Immediate"
+    expires_in_s: float | None = Field(default=None, gt=0, le=7 * 86400, allow_inf_nan=False)
+
+
+class Dispatch(_Args):
+    task_id: str = Field(min_length=1, max_length=64)
+    unit_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")
+
+
+class Reassign(Dispatch):
+    reason: str = Text
+
+
+class CancelTask(_Args):
+    task_id: str = Field(min_length=1, max_length=64)
+    reason: str = Text
+
+
+ARGS: dict[str, type[_Args]] = {
+    "call.take": TakeCall, "incident.verify": NoArgs, "incident.reclassify": Reclassify,
+    "incident.set_priority": SetPriority, "incident.escalate": Reason,
+    "incident.add_note": Note, "incident.detach_signal": Detach, "incident.link": Link,
+    "incident.merge": Merge, "incident.undo_merge": NoArgs, "incident.split": Split,
+    "incident.warn": Warn, "incident.end_warning": Reason, "incident.cancel": Reason,
+    "incident.resolve": NoArgs, "incident.close": NoArgs, "incident.reopen": Reason,
+    "task.dispatch": Dispatch, "task.reassign": Reassign, "task.cancel": CancelTask,
+}
+
+Work = Callable[[UnitOfWork], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sends the command, for authorisation and the audit log."""
+
+    principal: Principal
+    peer: str | None
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ConsoleCommands:
+    def __init__(self, engine: Engine, js: JetStreamContext, ns: Namespace) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.js = js
+        self.ns = ns
+
+    # --- commands -------------------------------------------------------------------
+
+    async def run(self, caller: Caller, req: CommandRequest) -> Result:
+        p = caller.principal
+        bound = log.bind(actor=p.name, role=p.role, command=req.name,
+                         incident_id=req.incident_id, request_id=req.request_id)
+        args_json = _safe_json(req.args)
+        try:
+            model = ARGS.get(req.name)
+            if model is None:
+                raise _Refused("invalid", f"there is no command {req.name!r}")
+            try:
+                args = model.model_validate(req.args)
+            except ValidationError as exc:
+                raise _Refused("invalid", describe_errors(exc)) from exc
+            if req.name != "call.take" and req.incident_id is None:
+                raise _Refused("invalid", f"{req.name} needs incident_id")
+            target = await self._target_agency(req, args)
+            decision = authorize(p.role, p.agency, req.name, target)
+            if not decision.allowed:
+                raise _Refused("forbidden", decision.reason)
+            if isinstance(args, TakeCall):
+                data = await self._take_call(caller, args)
+                await self._audit(caller, req, args_json, "ok", "", [])
+                bound.info("console.command", outcome="ok", call_id=data["call_id"])
+                return Result(request_id=req.request_id, ok=True, data=data)
+            work = self._work(caller, req, args)
+
+            async def audited(conn: Any, recorded: list[RecordedEvent]) -> None:
+                await _insert_audit(conn, caller, req, args_json, "ok", "",
+                                    [r.seq for r in recorded])
+
+            data, recorded = await self.engine.transact(work, audited)
+        except _Refused as exc:
+            await self._audit(caller, req, args_json, exc.code, exc.message, [])
+            bound.warning("console.command", outcome=exc.code, reason=exc.message)
+            return Result(request_id=req.request_id, ok=False, code=exc.code,
+                          message=exc.message)
+        except Rejected as exc:
+            await self._audit(caller, req, args_json, "rejected", exc.reason, [])
+            bound.info("console.command", outcome="rejected", code=exc.code, reason=exc.reason)
+            return Result(request_id=req.request_id, ok=False, code="rejected",
+                          message=exc.reason, data={"core_code": exc.code})
+        except Exception as exc:
+            bound.exception("console.command_failed")
+            await self._audit(caller, req, args_json, "error", type(exc).__name__, [])
+            return Result(request_id=req.request_id, ok=False, code="error",
+                          message="ECC could not do that just now and changed nothing; "
+                                  "try again, and tell a supervisor if it keeps happening")
+        seqs = [r.seq for r in recorded]
+        bound.info("console.command", outcome="ok", seqs=seqs)
+        return Result(request_id=req.request_id, ok=True, data={**data, "seqs": seqs})
+
+    async def _target_agency(self, req: CommandRequest, args: _Args) -> str | None:
+        """The agency a task command acts on (for agency-scoped roles)."""
+        if not isinstance(args, Dispatch | CancelTask) or req.incident_id is None:
+            return None
+        found = await self.store.incident_view(req.incident_id)
+        if found is None:
+            raise _Refused("not_found", f"no incident {req.incident_id}")
+        for task in found[1].get("tasks", []):
+            if task["task_id"] == args.task_id:
+                return str(task["agency"])
+        raise _Refused("not_found", f"incident {req.incident_id} has no task {args.task_id}")
+
+    def _work(self, caller: Caller, req: CommandRequest, args: _Args) -> Work:
+        by = f"{caller.principal.role}:{caller.principal.name}"
+        meta = Meta(actor=by, correlation_id=req.request_id)
+        incident_id = req.incident_id
+        assert incident_id is not None
+        now = utc_now()
+
+        def one(command: inc.AnyIncidentCommand) -> Work:
+            async def work(uow: UnitOfWork) -> dict[str, Any]:
+                await _exists(uow, incident_id)
+                await uow.run(incident_id, command, meta)
+                return {}
+            return work
+
+        a: Any = args
+        match req.name:
+            case "incident.verify":
+                return one(inc.VerifyIncident(at=now, by=by))
+            case "incident.reclassify":
+                return one(inc.Reclassify(at=now, by=by, category=a.category, reason=a.reason))
+            case "incident.set_priority":
+                return one(inc.SetPriority(at=now, by=by, priority=a.priority, reason=a.reason))
+            case "incident.escalate":
+                return one(inc.Escalate(at=now, by=by, reason=a.reason))
+            case "incident.add_note":
+                return one(inc.AddNote(at=now, by=by, text=a.text))
+            case "incident.detach_signal":
+                return one(inc.DetachSignal(at=now, by=by, signal_id=a.signal_id,
+                                            reason=a.reason))
+            case "incident.link":
+                return one(inc.LinkIncident(at=now, by=by, other_id=a.other_id))
+            case "incident.warn":
+                return one(inc.IssueWarning(at=now, by=by, headline=a.headline,
+                                            instruction=a.instruction,
+                                            description=a.description, radius_m=a.radius_m,
+                                            severity=a.severity, urgency=a.urgency,
+                                            expires_in_s=a.expires_in_s))
+            case "incident.end_warning":
+                return one(inc.EndWarning(at=now, by=by, reason=a.reason))
+            case "incident.cancel":
+                return one(inc.CancelIncident(at=now, by=by, reason=a.reason))
+            case "incident.resolve":
+                return one(inc.ResolveIncident(at=now, by=by))
+            case "incident.close":
+                return one(inc.CloseIncident(at=now, by=by))
+            case "incident.reopen":
+                return one(inc.ReopenIncident(at=now, by=by, reason=a.reason))
+            case "task.dispatch":
+                return one(inc.OfferTask(at=now, by=by, task_id=a.task_id, unit_id=a.unit_id))
+            case "task.reassign":
+                return one(inc.ReassignTask(at=now, by=by, task_id=a.task_id,
+                                            unit_id=a.unit_id, reason=a.reason))
+            case "task.cancel":
+                return one(inc.CancelTask(at=now, by=by, task_id=a.task_id, reason=a.reason))
+            case "incident.merge":
+                return self._merge(incident_id, a.into, now, by, meta)
+            case "incident.undo_merge":
+                return self._undo_merge(incident_id, now, by, meta)
+            case "incident.split":
+                return self._split(incident_id, a.signal_ids, now, by, meta)
+        raise _Refused("invalid", f"there is no command {req.name!r}")
+
+    def _merge(self, source: str, target: str, now: Any, by: str, meta: Meta) -> Work:
+        async def work(uow: UnitOfWork) -> dict[str, Any]:
+            state = await _exists(uow, source)
+            await _exists(uow, target)
+            await uow.run(source, inc.MergeInto(at=now, by=by, target_id=target), meta)
+            await uow.run(target, inc.AbsorbMerge(at=now, by=by, source_id=source,
+                                                  signals=state.signals), meta)
+            return {"into": target}
+        return work
+
+    def _undo_merge(self, source: str, now: Any, by: str, meta: Meta) -> Work:
+        async def work(uow: UnitOfWork) -> dict[str, Any]:
+            state = await _exists(uow, source)
+            if state.merged_into is None:
+                raise Rejected("not_merged", "this incident is not merged into another")
+            await uow.run(source, inc.UndoMerge(at=now, by=by), meta)
+            await uow.run(state.merged_into, inc.ReleaseMerge(at=now, by=by, source_id=source),
+                          meta)
+            return {"from": state.merged_into}
+        return work
+
+    def _split(self, source: str, signal_ids: tuple[str, ...], now: Any, by: str,
+               meta: Meta) -> Work:
+        async def work(uow: UnitOfWork) -> dict[str, Any]:
+            state = await _exists(uow, source)
+            new_id = str(uuid.uuid4())
+            await uow.run(source, inc.SplitOff(at=now, by=by, new_incident_id=new_id,
+                                               signal_ids=signal_ids), meta)
+            refs = {s.signal_id: s for s in state.signals}
+            first, *rest = [refs[s] for s in signal_ids]
+            await uow.run(new_id, inc.ReportIncident(
+                at=now, by=by, incident_id=new_id, signal_id=first.signal_id,
+                source=first.source, category=state.category, location=state.location,
+                summary=f"split from {source}: {state.summary}"[:2000],
+                confidence=first.confidence, observed_at=first.observed_at,
+                split_from=source), meta, new=True)
+            for ref in rest:
+                await uow.run(new_id, inc.AttachSignal(
+                    at=now, by=by, signal_id=ref.signal_id, source=ref.source,
+                    confidence=ref.confidence, observed_at=ref.observed_at,
+                    reason=f"split from {source} with {first.signal_id}"), meta)
+            return {"new_incident_id": new_id}
+        return work
+
+    async def _take_call(self, caller: Caller, args: TakeCall) -> dict[str, Any]:
+        """A call taken on the console is a hotline call: classified, fused, durable once
+        the broker acks (the console's result says so)."""
+        call_id = f"console-{uuid.uuid4().hex[:20]}"
+        caller_data = Reporter(name=args.caller_name, phone=args.caller_phone) \
+            if args.caller_name or args.caller_phone else None
+        record = CallRecord(
+            call_id=call_id, platform="console", received_at=utc_now(),
+            narrative=args.narrative, caller=caller_data,
+            location=Location(lat=args.lat, lon=args.lon, accuracy_m=args.accuracy_m,
+                              address=args.address))
+        signal = to_signal(record)  # the hotline adapter's own reading of a call
+        await self.js.publish(self.ns.signal(signal.source, signal.category),
+                              signal.model_dump_json().encode(),
+                              headers={"Nats-Msg-Id": f"{signal.source}:{signal.signal_id}"})
+        c = classify(args.narrative)
+        return {"call_id": call_id, "signal_id": f"call-{call_id}", "category": c.category,
+                "priority": c.priority, "rule": c.rule, "matched": c.matched,
+                "confidence": c.confidence}
+
+    async def _audit(self, caller: Caller, req: CommandRequest, args_json: dict[str, Any],
+                     outcome: str, reason: str, seqs: list[int]) -> None:
+        async with self.store.pool.acquire() as conn:
+            await _insert_audit(conn, caller, req, args_json, outcome, reason, seqs)
+
+    # --- queries --------------------------------------------------------------------
+
+    async def query(self, caller: Caller, req: QueryRequest) -> Result:
+        found = await self.store.incident_view(req.incident_id)
+        if found is None:
+            return Result(request_id=req.request_id, ok=False, code="not_found",
+                          message=f"no incident {req.incident_id}")
+        _, view = found
+        events = await self.store.read_stream(f"incident:{req.incident_id}")
+        timeline = [e.model_dump(mode="json") for e in events if console_visible(e)]
+        sees = caller.principal.role in SEES_CALLERS
+        signals = []
+        for ref in view.get("signals", []):
+            evidence = await self.store.read_stream(f"signal:{ref['source']}-{ref['signal_id']}")
+            if not evidence:
+                continue
+            data = dict(evidence[0].data)
+            if data.get("reporter") and not sees:
+                data["reporter"] = {"name": "(hidden)" if data["reporter"].get("name") else None,
+                                    "phone": "(hidden)" if data["reporter"].get("phone")
+                                    else None}
+            signals.append(data)
+        rows = await self.store.pool.fetch(
+            "SELECT task_id, candidates FROM recommendations WHERE incident_id = $1 "
+            "ORDER BY task_id", req.incident_id)
+        return Result(request_id=req.request_id, ok=True, data={
+            "incident": view, "timeline": timeline, "signals": signals,
+            "recommendations": [{"task_id": r["task_id"], "candidates": r["candidates"]}
+                                for r in rows]})
+
+
+async def _exists(uow: UnitOfWork, incident_id: str) -> inc.Incident:
+    state = await uow.incident(incident_id)
+    if state is None:
+        raise _Refused("not_found", f"no incident {incident_id}")
+    return state
+
+
+async def _insert_audit(conn: Any, caller: Caller, req: CommandRequest,
+                        args_json: dict[str, Any], outcome: str, reason: str,
+                        seqs: list[int]) -> None:
+    p = caller.principal
+    await conn.execute(
+        "INSERT INTO audit_log (actor, role, agency, peer, command, incident_id, args, "
+        "outcome, reason, seqs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        p.name, p.role, p.agency, caller.peer, req.name, req.incident_id, args_json, outcome,
+        reason[:2000], seqs)
+
+
+def _safe_json(args: dict[str, Any]) -> dict[str, Any]:
+    """The args as the audit log keeps them: callers' names and numbers are not copied."""
+    kept = {k: ("(withheld)" if k in ("caller_phone", "caller_name") and v else v)
+            for k, v in args.items()}
+    text = json.dumps(kept, default=str)
+    return json.loads(text) if len(text) <= 8192 else {"truncated": text[:8000]}

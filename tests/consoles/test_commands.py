@@ -1,0 +1,255 @@
+"""Console commands over a real websocket against the real service: every role x command
+cell of the authorisation table, the audit log, masking, revocation and connection limits."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from command.service import Service
+from command.store import Store
+from command.subjects import Namespace
+from consoles.authz import COMMANDS, CONSOLE_ROLES, TABLE
+from consoles.client import ConsoleClient, open_console
+from consoles.protocol import CLOSE_BUSY, CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Error, Welcome
+from tests.helpers import eventually, make_signal, publish_signal
+
+
+async def new_token(store: Store, role: str, agency: str | None = None) -> str:
+    value = f"{role}-{uuid.uuid4().hex}"
+    await store.create_token(value, name=f"{role} desk {value[-4:]}", role=role, agency=agency)
+    return value
+
+
+async def incident(store: Store, js: Any, ns: Namespace, **signal: Any) -> dict[str, Any]:
+    """A verified incident with its plan's tasks (a sure signal verifies at once)."""
+    sig = make_signal(confidence=0.95, **signal)
+    await publish_signal(js, ns, sig, msg_id=sig.signal_id)
+
+    async def found() -> Any:
+        return await store.pool.fetchval(
+            "SELECT view FROM incidents WHERE view->'signals' @> $1::jsonb",
+            [{"signal_id": sig.signal_id}])
+
+    return dict(await eventually(found))
+
+
+async def joined(console: ConsoleClient) -> Welcome:
+    welcome = await asyncio.wait_for(console.receive(), 10)
+    assert isinstance(welcome, Welcome)
+    await asyncio.wait_for(console.receive(), 10)  # the snapshot
+    return welcome
+
+
+def args_for(command: str, other: dict[str, Any], signal_id: str) -> dict[str, Any]:
+    """Valid arguments for each command (so a refusal is the table's, not the schema's)."""
+    return {
+        "call.take": {"narrative": "smoke from a shop", "lat": 34.75, "lon": 113.62},
+        "incident.reclassify": {"category": "hazmat", "reason": "chemical smell"},
+        "incident.set_priority": {"priority": 1, "reason": "people trapped"},
+        "incident.escalate": {"reason": "no unit free"},
+        "incident.add_note": {"text": "caller on the line"},
+        "incident.detach_signal": {"signal_id": signal_id, "reason": "other event"},
+        "incident.link": {"other_id": other["incident_id"]},
+        "incident.merge": {"into": other["incident_id"]},
+        "incident.split": {"signal_ids": [signal_id]},
+        "incident.warn": {"headline": "Smoke", "instruction": "Keep windows shut",
+                          "radius_m": 300},
+        "incident.end_warning": {"reason": "over"},
+        "incident.cancel": {"reason": "false alarm"},
+        "incident.reopen": {"reason": "called again"},
+        "task.dispatch": {"task_id": "t1", "unit_id": "E11"},
+        "task.reassign": {"task_id": "t1", "unit_id": "E12", "reason": "closer"},
+        "task.cancel": {"task_id": "t1", "reason": "not needed"},
+    }.get(command, {})
+
+
+@pytest.mark.parametrize("role", sorted(CONSOLE_ROLES))
+async def test_every_role_and_command_cell_over_the_socket(
+        role: str, service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    """Each command a role may not send is refused as forbidden (and nothing changes);
+    each it may send is not; every one of them is in the audit log with its outcome."""
+    token = await new_token(store, role)
+    mine, other = await incident(store, js, ns), await incident(store, js, ns)
+    signal_id = mine["signals"][0]["signal_id"]
+    before = await store.head()
+    async with open_console(service.console_url, token) as console:
+        welcome = await joined(console)
+        assert set(welcome.commands) == {c for c in COMMANDS if role in TABLE[c]}
+        outcomes = {}
+        for command in COMMANDS:
+            target = None if command == "call.take" else mine["incident_id"]
+            result = await console.command(command, target,
+                                           **args_for(command, other, signal_id))
+            outcomes[command] = result.code or "ok"
+            if role in TABLE[command]:
+                assert result.code != "forbidden", (command, result.message)
+            else:
+                assert result.code == "forbidden", (command, result)
+                assert result.message and "ask a" in result.message
+    rows = await store.pool.fetch(
+        "SELECT command, outcome, actor, role FROM audit_log ORDER BY id")
+    assert [r["command"] for r in rows] == list(COMMANDS)
+    assert {r["command"]: r["outcome"] for r in rows} == outcomes
+    assert {r["role"] for r in rows} == {role}
+    if not any(role in TABLE[c] for c in COMMANDS):
+        assert await store.head() == before  # a viewer changed nothing at all
+
+
+async def test_a_fire_dispatcher_sends_fire_units_only(
+        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    token = await new_token(store, "dispatcher", agency="police")
+    fire = await incident(store, js, ns, category="fire")
+    fire_task = next(t for t in fire["tasks"] if t["agency"] == "fire")
+    police_task = next(t for t in fire["tasks"] if t["agency"] == "police")
+    async with open_console(service.console_url, token) as console:
+        await joined(console)
+        refused = await console.command("task.dispatch", fire["incident_id"],
+                                        task_id=fire_task["task_id"], unit_id="E11")
+        assert refused.code == "forbidden" and "belongs to fire" in (refused.message or "")
+        allowed = await console.command("task.dispatch", fire["incident_id"],
+                                        task_id=police_task["task_id"], unit_id="P11")
+        assert allowed.code != "forbidden"  # (no such unit registered here: rejected)
+
+
+async def test_commands_take_effect_and_the_audit_row_names_their_events(
+        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    token = await new_token(store, "supervisor")
+    a, b = await incident(store, js, ns), await incident(store, js, ns)
+    async with open_console(service.console_url, token) as console:
+        await joined(console)
+        noted = await console.command("incident.add_note", a["incident_id"], text="gate locked")
+        assert noted.ok and noted.data["seqs"]
+        merged = await console.command("incident.merge", b["incident_id"],
+                                       into=a["incident_id"])
+        assert merged.ok, merged.message
+        detail = await console.detail(a["incident_id"])
+        assert detail.ok
+        assert len(detail.data["incident"]["signals"]) == 2
+        types = [e["type"] for e in detail.data["timeline"]]
+        assert types[0] == "incident.reported" and "incident.note_added" in types
+        assert "incident.merge_absorbed" in types
+        undone = await console.command("incident.undo_merge", b["incident_id"])
+        assert undone.ok, undone.message
+        bad = await console.command("incident.set_priority", a["incident_id"], priority=9,
+                                    reason="x")
+        assert bad.code == "invalid" and "priority" in (bad.message or "")
+        nowhere = await console.command("incident.verify", "no-such-incident")
+        assert nowhere.code == "not_found"
+    row = await store.pool.fetchrow(
+        "SELECT * FROM audit_log WHERE command = 'incident.add_note'")
+    assert row["outcome"] == "ok" and list(row["seqs"]) == noted.data["seqs"]
+    assert row["actor"].startswith("supervisor desk") and row["peer"] == "127.0.0.1"
+    assert row["args"] == {"text": "gate locked"}
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await store.pool.execute("UPDATE audit_log SET outcome = 'ok'")
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await store.pool.execute("DELETE FROM audit_log")
+
+
+async def test_callers_details_are_masked_for_roles_that_do_not_need_them(
+        service: Service, store: Store, ns: Namespace) -> None:
+    """A call taken on the console: the dispatcher sees the caller's number, a viewer sees
+    that there is one but not what it is; the audit log does not copy it."""
+    taker, viewer = await new_token(store, "call_taker"), await new_token(store, "viewer")
+    dispatcher = await new_token(store, "dispatcher")
+    async with open_console(service.console_url, taker) as console:
+        await joined(console)
+        taken = await console.command("call.take", narrative="三楼着火了", lat=34.7466,
+                                      lon=113.6254, caller_name="Wang Fang",
+                                      caller_phone="+86 139 1111 2222")
+        assert taken.ok and taken.data["category"] == "fire" and taken.data["rule"] == "fire"
+
+    async def raised() -> Any:
+        return await store.pool.fetchval(
+            "SELECT incident_id FROM incidents WHERE view->'signals' @> $1::jsonb",
+            [{"signal_id": taken.data["signal_id"]}])
+
+    incident_id = await eventually(raised)
+    async with open_console(service.console_url, dispatcher) as console:
+        await joined(console)
+        [signal] = (await console.detail(incident_id)).data["signals"]
+        assert signal["reporter"] == {"name": "Wang Fang", "phone": "+86 139 1111 2222"}
+    async with open_console(service.console_url, viewer) as console:
+        await joined(console)
+        [signal] = (await console.detail(incident_id)).data["signals"]
+        assert signal["reporter"] == {"name": "(hidden)", "phone": "(hidden)"}
+    args = await store.pool.fetchval("SELECT args FROM audit_log WHERE command = 'call.take'")
+    assert args["caller_phone"] == "(withheld)" and "139" not in str(args)
+
+
+async def test_a_revoked_token_is_closed_on_open_consoles(service: Service,
+                                                          store: Store) -> None:
+    token = await new_token(store, "dispatcher")
+    name = (await store.principal(token)).name  # type: ignore[union-attr]
+    async with open_console(service.console_url, token) as console:
+        await joined(console)
+        assert await store.revoke_token(name) == 1
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:  # the error, then the close
+                msg = await asyncio.wait_for(console.receive(), 15)
+                if isinstance(msg, Error):
+                    assert msg.code == "revoked"
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_UNAUTHORIZED
+
+
+async def test_an_adapter_token_opens_no_console_and_one_token_opens_at_most_eight(
+        service: Service, store: Store) -> None:
+    adapter = await new_token(store, "adapter")
+    async with open_console(service.console_url, adapter) as console:
+        msg = await asyncio.wait_for(console.receive(), 10)
+        assert isinstance(msg, Error) and msg.code == "forbidden"
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(console.receive(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_FORBIDDEN
+    token = await new_token(store, "viewer")
+    consoles = [open_console(service.console_url, token) for _ in range(9)]
+    opened = [await c.__aenter__() for c in consoles[:8]]
+    try:
+        for c in opened:
+            await joined(c)
+        async with consoles[8] as ninth:
+            msg = await asyncio.wait_for(ninth.receive(), 10)
+            assert isinstance(msg, Error) and msg.code == "too_many_consoles"
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ninth.receive(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_BUSY
+    finally:
+        for c in consoles[:8]:
+            await c.__aexit__(None, None, None)
+
+
+async def test_a_reconnect_storm_is_queued_or_told_to_retry_and_all_get_in(
+        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    """400 consoles (50 tokens) connect at once, as after a network cut: those past the
+    waiting room are told to retry in a moment (4429), and with a jittered retry every
+    one of them gets its snapshot; the gateway answers a new console afterwards."""
+    await incident(store, js, ns)
+    tokens = [await new_token(store, "viewer") for _ in range(50)]
+    busy = 0
+
+    async def one(n: int) -> int:
+        nonlocal busy
+        for _ in range(30):
+            async with open_console(service.console_url, tokens[n % 50]) as console:
+                first = await asyncio.wait_for(console.receive(), 60)
+                if isinstance(first, Error) and first.code == "busy":
+                    busy += 1
+                    await asyncio.sleep(random.uniform(0.2, 1.0))
+                    continue
+                assert isinstance(first, Welcome)
+                snapshot = await asyncio.wait_for(console.receive(), 60)
+                return len(snapshot.incidents)  # type: ignore[union-attr]
+        raise AssertionError("never got in")
+
+    got = await asyncio.gather(*(one(n) for n in range(400)))
+    assert got == [1] * 400
+    print(f"reconnect storm: 400 consoles in, {busy} told to retry first")
+    async with open_console(service.console_url, tokens[0]) as late:
+        assert isinstance(await asyncio.wait_for(late.receive(), 10), Welcome)
