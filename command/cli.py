@@ -384,6 +384,19 @@ async def cmd_token_create(settings: Settings, args: argparse.Namespace) -> None
                       "agency": args.agency}))
 
 
+async def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    _, database_url = server_urls(settings)
+    store = await Store.connect(database_url, min_size=1, max_size=1)
+    try:
+        count = await store.revoke_token(args.name)
+    finally:
+        await store.close()
+    if count == 0:
+        raise CliError(f"no live token named {args.name!r}; `ecc token list` is not built "
+                       "yet: check the name you gave at `ecc token create`")
+    print(json.dumps({"revoked": count, "name": args.name}))
+
+
 # --- ecc console watch ------------------------------------------------------------
 
 
@@ -501,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=ROLES, required=True)
     create.add_argument("--name", required=True)
     create.add_argument("--agency", default=None)
+    revoke = tok.add_parser("revoke", help="revoke every token of a name (open consoles "
+                                           "using it are closed within seconds)")
+    revoke.add_argument("--name", required=True)
 
     con = sub.add_parser("console", help="console clients").add_subparsers(
         dest="console_command", required=True)
@@ -536,6 +552,7 @@ _COMMANDS = {
     ("migrate", None): cmd_migrate,
     ("signal", "send"): cmd_signal_send,
     ("token", "create"): cmd_token_create,
+    ("token", "revoke"): cmd_token_revoke,
     ("console", "watch"): cmd_console_watch,
     ("rebuild", None): cmd_rebuild,
     ("unit", None): cmd_unit,

@@ -253,3 +253,25 @@ async def test_a_reconnect_storm_is_queued_or_told_to_retry_and_all_get_in(
     print(f"reconnect storm: 400 consoles in, {busy} told to retry first")
     async with open_console(service.console_url, tokens[0]) as late:
         assert isinstance(await asyncio.wait_for(late.receive(), 10), Welcome)
+
+
+async def test_ecc_token_revoke(servers: Any, database_url: str, store: Store) -> None:
+    """`ecc token revoke --name` revokes; a second time it says there is none, exit 2."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    token = await new_token(store, "viewer")
+    name = (await store.principal(token)).name  # type: ignore[union-attr]
+    env = {**os.environ, "NATS_URL": servers.nats_url, "DATABASE_URL": database_url}
+
+    def revoke() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "command.cli", "token", "revoke", "--name",
+                               name], env=env, capture_output=True, text=True, timeout=60)
+
+    first = await asyncio.to_thread(revoke)
+    assert first.returncode == 0 and json.loads(first.stdout) == {"revoked": 1, "name": name}
+    assert await store.principal(token) is None
+    again = await asyncio.to_thread(revoke)
+    assert again.returncode == 2 and "no live token" in again.stderr
