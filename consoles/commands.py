@@ -379,6 +379,21 @@ class ConsoleCommands:
                                 for r in rows]})
 
 
+async def audit_connection(store: Any, principal: Principal | None, peer: str | None,
+                           what: str, outcome: str, reason: str = "") -> None:
+    """A console opening, or being shut out, in the audit log (never raises: a log that is
+    away must not keep a console out; the structlog line is still written)."""
+    try:
+        await store.pool.execute(
+            "INSERT INTO audit_log (actor, role, agency, peer, command, args, outcome, reason) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            principal.name if principal else "(unknown token)",
+            principal.role if principal else "-", principal.agency if principal else None,
+            peer, what, {}, outcome, reason[:2000])
+    except Exception as exc:
+        log.error("audit.write_failed", command=what, outcome=outcome, error=str(exc))
+
+
 async def _exists(uow: UnitOfWork, incident_id: str) -> inc.Incident:
     state = await uow.incident(incident_id)
     if state is None:

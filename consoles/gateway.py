@@ -40,7 +40,7 @@ from command.store import Principal, Store
 from command.subjects import Namespace
 from command.tasks import check_cancelled
 from consoles.authz import CONSOLE_ROLES, allowed_commands
-from consoles.commands import Caller, ConsoleCommands
+from consoles.commands import Caller, ConsoleCommands, audit_connection
 from consoles.protocol import (
     CLOSE_BAD_HELLO,
     CLOSE_BUSY,
@@ -76,11 +76,14 @@ class ConsoleSession:
     """One connected console: its bounded queue of (seq, frame) deltas."""
 
     def __init__(self, queue_size: int, ws: ServerConnection | None = None,
-                 token: str = "") -> None:
+                 token: str = "", principal: Principal | None = None,
+                 peer: str | None = None) -> None:
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=queue_size)
         self.overflowed = asyncio.Event()
         self.ws = ws
         self.token = token
+        self.principal = principal
+        self.peer = peer
 
     def offer(self, seq: int, frame: str) -> None:
         """Queue a delta without waiting; on overflow, mark the session for resync."""
@@ -177,7 +180,10 @@ class Gateway:
                 continue
             for session in live:
                 if session.token in gone and session.ws is not None:
-                    log.warning("gateway.token_revoked")
+                    log.warning("gateway.token_revoked", peer=session.peer)
+                    await audit_connection(self.store, session.principal, session.peer,
+                                           "console.revoked", "unauthorized",
+                                           "token revoked: console closed")
                     with contextlib.suppress(Exception):
                         await _refuse(session.ws, CLOSE_UNAUTHORIZED, "revoked",
                                       "this token was revoked; ask an administrator for a "
@@ -250,18 +256,24 @@ class Gateway:
         principal = await self.store.principal(hello.token)
         if principal is None:
             bound.warning("gateway.unauthorized")
+            await audit_connection(self.store, None, peer, "console.open", "unauthorized",
+                                   "unknown or revoked token")
             await _refuse(ws, CLOSE_UNAUTHORIZED, "unauthorized",
                           "unknown or revoked token; ask an administrator for a new one")
             return
         bound = bound.bind(console=principal.name, role=principal.role)
         if principal.role not in CONSOLE_ROLES:
             bound.warning("gateway.forbidden_role")
+            await audit_connection(self.store, principal, peer, "console.open", "forbidden",
+                                   f"a {principal.role} token opens no console")
             await _refuse(ws, CLOSE_FORBIDDEN, "forbidden",
                           f"a {principal.role} token cannot open a console; ask an "
                           "administrator for a console token")
             return
         if sum(1 for s in self.sessions if s.token == hello.token) >= self.max_per_token:
             bound.warning("gateway.too_many_consoles", limit=self.max_per_token)
+            await audit_connection(self.store, principal, peer, "console.open", "busy",
+                                   f"{self.max_per_token} consoles already open on this token")
             await _refuse(ws, CLOSE_BUSY, "too_many_consoles",
                           f"this token already has {self.max_per_token} consoles open; close "
                           "one, or ask an administrator for a token of your own")
@@ -272,7 +284,7 @@ class Gateway:
             await _refuse(ws, CLOSE_BUSY, "busy", f"many consoles are connecting; "
                                                   f"retry in {retry} s")
             return
-        session = ConsoleSession(self.queue_size, ws, hello.token)
+        session = ConsoleSession(self.queue_size, ws, hello.token, principal, peer)
         self.sessions.add(session)  # before the snapshot: see the module docstring
         try:
             self.waiting += 1
@@ -282,6 +294,8 @@ class Gateway:
             finally:
                 self.waiting -= 1
             bound.info("gateway.console_joined", seq=ordering.baseline)
+            await audit_connection(self.store, principal, peer, "console.open", "ok",
+                                   f"joined at seq {ordering.baseline}")
             caller = Caller(principal, peer)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._send_live(ws, session, ordering))

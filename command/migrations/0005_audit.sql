@@ -1,5 +1,6 @@
 -- The audit log: every console command and every refusal, who, what, when, from
--- where and the outcome. Append-only: the database itself refuses to change or
+-- where and the outcome; consoles opening (console.open) and being shut out
+-- (unauthorized, forbidden, busy, revoked) too. Append-only: the database itself refuses to change or
 -- delete a row (only the owner's TRUNCATE, for a test database, gets past it).
 CREATE TABLE audit_log (
     id          bigserial PRIMARY KEY,
@@ -12,7 +13,8 @@ CREATE TABLE audit_log (
     incident_id text,
     args        jsonb NOT NULL,
     outcome     text NOT NULL CHECK (outcome IN ('ok', 'forbidden', 'rejected', 'invalid',
-                                                 'not_found', 'error')),
+                                                 'not_found', 'error', 'unauthorized',
+                                                 'busy')),
     reason      text NOT NULL DEFAULT '',
     seqs        bigint[] NOT NULL DEFAULT '{}'
 );

@@ -94,8 +94,11 @@ async def test_every_role_and_command_cell_over_the_socket(
                 assert result.code == "forbidden", (command, result)
                 assert result.message and "ask a" in result.message
     rows = await store.pool.fetch(
-        "SELECT command, outcome, actor, role FROM audit_log ORDER BY id")
+        "SELECT command, outcome, actor, role FROM audit_log WHERE command NOT LIKE 'console.%'"
+        " ORDER BY id")
     assert [r["command"] for r in rows] == list(COMMANDS)
+    assert await store.pool.fetchval(
+        "SELECT outcome FROM audit_log WHERE command = 'console.open'") == "ok"
     assert {r["command"]: r["outcome"] for r in rows} == outcomes
     assert {r["role"] for r in rows} == {role}
     if not any(role in TABLE[c] for c in COMMANDS):
@@ -197,6 +200,14 @@ async def test_a_revoked_token_is_closed_on_open_consoles(service: Service,
                 if isinstance(msg, Error):
                     assert msg.code == "revoked"
     assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_UNAUTHORIZED
+    rows = await store.pool.fetch("SELECT command, outcome, actor FROM audit_log ORDER BY id")
+    assert [(r["command"], r["outcome"]) for r in rows] == [
+        ("console.open", "ok"), ("console.revoked", "unauthorized")]
+    async with open_console(service.console_url, token) as console:
+        assert isinstance(await asyncio.wait_for(console.receive(), 10), Error)
+    last = await store.pool.fetchrow("SELECT * FROM audit_log ORDER BY id DESC LIMIT 1")
+    assert (last["command"], last["outcome"], last["actor"]) == (
+        "console.open", "unauthorized", "(unknown token)")
 
 
 async def test_an_adapter_token_opens_no_console_and_one_token_opens_at_most_eight(
