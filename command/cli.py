@@ -4,7 +4,8 @@
     ecc serve              the service alone, against external servers
     ecc migrate            apply database migrations
     ecc signal send        publish one signal (for trying things out)
-    ecc token create       make an access token for a console or a unit
+    ecc token create       make an access token for a console, a unit or an adapter
+    ecc token revoke       revoke a token by name (open consoles are closed)
     ecc console watch      print what a console receives
     ecc unit --id E12      a field unit's terminal: orders in, status and position out
     ecc replay FILE        replay real call records through the hotline adapter

@@ -5,8 +5,9 @@ command to the roles that may send it and the scope they have. A role missing
 from a command's row may not send it. ``agency`` scope means a principal bound
 to an agency (a fire dispatcher) acts only on what belongs to that agency (the
 task's agency); a principal with no agency acts on all. :func:`authorize` is
-pure; the gateway asks it before anything runs and writes its answer, either
-way, to the audit log.
+pure; :class:`consoles.commands.ConsoleCommands` asks it (for the role, before
+any lookup; then, for a task command, with the task's agency) before anything
+runs, and writes its answer, either way, to the audit log.
 
 Personal data of callers (name, phone) is shown only to :data:`SEES_CALLERS`.
 """
@@ -77,15 +78,19 @@ def authorize(role: str, agency: str | None, command: str,
         return Decision(False, f"there is no command {command!r}")
     scope = row.get(role)  # type: ignore[call-overload]
     if scope is None:
-        who = ", ".join(sorted(row))
-        return Decision(False, f"a {role} may not {command.replace('.', ' ').replace('_', ' ')}"
-                               f"; ask a {who}")
+        who = " or ".join(f"{_article(r)} {r}" for r in sorted(row))
+        return Decision(False, f"{_article(role)} {role} may not "
+                               f"{command.replace('.', ' ').replace('_', ' ')}; ask {who}")
     if scope == "agency" and agency is not None and target_agency is not None \
             and target_agency != agency:
         return Decision(False, f"this task belongs to {target_agency}; a {agency} {role} "
                                f"dispatches only {agency} units — ask the {target_agency} desk "
                                "or a supervisor")
     return Decision(True, "")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def allowed_commands(role: str, agency: str | None) -> list[str]:

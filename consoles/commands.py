@@ -169,12 +169,14 @@ class ConsoleCommands:
                 raise _Refused("invalid", describe_errors(exc)) from exc
             if req.name != "call.take" and req.incident_id is None:
                 raise _Refused("invalid", f"{req.name} needs incident_id")
-            target = await self._target_agency(req, args)
-            decision = authorize(p.role, p.agency, req.name, target)
+            decision = authorize(p.role, p.agency, req.name)  # the role, before any lookup
+            if decision.allowed:
+                target = await self._target_agency(req, args)
+                decision = authorize(p.role, p.agency, req.name, target)
             if not decision.allowed:
                 raise _Refused("forbidden", decision.reason)
             if isinstance(args, TakeCall):
-                data = await self._take_call(caller, args)
+                data = await self._take_call(caller, args)  # durable once this returns
                 await self._audit(caller, req, args_json, "ok", "", [])
                 bound.info("console.command", outcome="ok", call_id=data["call_id"])
                 return Result(request_id=req.request_id, ok=True, data=data)
@@ -247,7 +249,7 @@ class ConsoleCommands:
                 return one(inc.DetachSignal(at=now, by=by, signal_id=a.signal_id,
                                             reason=a.reason))
             case "incident.link":
-                return one(inc.LinkIncident(at=now, by=by, other_id=a.other_id))
+                return self._link(incident_id, a.other_id, now, by, meta)
             case "incident.warn":
                 return one(inc.IssueWarning(at=now, by=by, headline=a.headline,
                                             instruction=a.instruction,
@@ -287,6 +289,15 @@ class ConsoleCommands:
             await uow.run(target, inc.AbsorbMerge(at=now, by=by, source_id=source,
                                                   signals=state.signals), meta)
             return {"into": target}
+        return work
+
+    def _link(self, one_id: str, other_id: str, now: Any, by: str, meta: Meta) -> Work:
+        async def work(uow: UnitOfWork) -> dict[str, Any]:
+            await _exists(uow, one_id)
+            await _exists(uow, other_id)
+            await uow.run(one_id, inc.LinkIncident(at=now, by=by, other_id=other_id), meta)
+            await uow.run(other_id, inc.LinkIncident(at=now, by=by, other_id=one_id), meta)
+            return {"linked": other_id}
         return work
 
     def _undo_merge(self, source: str, now: Any, by: str, meta: Meta) -> Work:
@@ -345,8 +356,14 @@ class ConsoleCommands:
 
     async def _audit(self, caller: Caller, req: CommandRequest, args_json: dict[str, Any],
                      outcome: str, reason: str, seqs: list[int]) -> None:
-        async with self.store.pool.acquire() as conn:
-            await _insert_audit(conn, caller, req, args_json, outcome, reason, seqs)
+        """An audit row on its own (refusals, and a call already in the broker): a failure
+        to write it is logged loudly, never turned into a false "nothing changed"."""
+        try:
+            async with self.store.pool.acquire() as conn:
+                await _insert_audit(conn, caller, req, args_json, outcome, reason, seqs)
+        except Exception as exc:
+            log.error("audit.write_failed", command=req.name, outcome=outcome,
+                      actor=caller.principal.name, error=str(exc))
 
     # --- queries --------------------------------------------------------------------
 
@@ -373,6 +390,11 @@ class ConsoleCommands:
         rows = await self.store.pool.fetch(
             "SELECT task_id, candidates FROM recommendations WHERE incident_id = $1 "
             "ORDER BY task_id", req.incident_id)
+        shown = sees and any(s.get("reporter") for s in signals)
+        await self._audit(caller, CommandRequest(type="command", request_id=req.request_id,
+                                                 name="incident.detail",
+                                                 incident_id=req.incident_id),
+                          {"callers_shown": shown}, "ok", "", [])
         return Result(request_id=req.request_id, ok=True, data={
             "incident": view, "timeline": timeline, "signals": signals,
             "recommendations": [{"task_id": r["task_id"], "candidates": r["candidates"]}

@@ -104,7 +104,7 @@ class Error(_Msg):
 
 class Result(_Msg):
     """The answer to one command or query. ``ok`` false: ``code`` (forbidden, rejected,
-    invalid, not_found, busy, error) and ``message``, a sentence a person can act on."""
+    invalid, not_found, error) and ``message``, a sentence a person can act on."""
 
     type: Literal["result"] = "result"
     request_id: str
@@ -125,8 +125,9 @@ def console_visible(event: RecordedEvent) -> bool:
     """Whether an event goes to consoles at all.
 
     Signal evidence carries callers' personal data; it stays out of the live
-    feed until role-based masking lands (issue 6). Timer bookkeeping is the
-    scheduler's business; what a timer causes (an escalation) is visible.
+    feed for every role, and a console reads it with ``incident.detail``, masked
+    for roles that do not need it. Timer bookkeeping is the scheduler's
+    business; what a timer causes (an escalation) is visible.
     """
     return event.stream_id.startswith(("incident:", "unit:")) and not event.type.startswith(
         "timer.")

@@ -286,3 +286,27 @@ async def test_ecc_token_revoke(servers: Any, database_url: str, store: Store) -
     assert await store.principal(token) is None
     again = await asyncio.to_thread(revoke)
     assert again.returncode == 2 and "no live token" in again.stderr
+
+
+async def test_a_refused_role_learns_nothing_and_links_and_reads_are_recorded(
+        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    """A viewer asking to dispatch on an incident that does not exist hears "forbidden", not
+    "not found"; a link is written on both incidents; a detail read is in the audit log."""
+    viewer, supervisor = await new_token(store, "viewer"), await new_token(store, "supervisor")
+    async with open_console(service.console_url, viewer) as console:
+        await joined(console)
+        probe = await console.command("task.dispatch", "no-such", task_id="t1", unit_id="E1")
+        assert probe.code == "forbidden"
+    a, b = await incident(store, js, ns), await incident(store, js, ns)
+    async with open_console(service.console_url, supervisor) as console:
+        await joined(console)
+        assert (await console.command("incident.link", a["incident_id"],
+                                      other_id=b["incident_id"])).ok
+        missing = await console.command("incident.link", a["incident_id"], other_id="nope")
+        assert missing.code == "not_found"
+        [left, right] = [(await console.detail(i["incident_id"])).data["incident"]
+                         for i in (a, b)]
+        assert left["links"] == [b["incident_id"]] and right["links"] == [a["incident_id"]]
+    reads = await store.pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE command = 'incident.detail'")
+    assert reads == 2
