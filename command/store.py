@@ -233,7 +233,7 @@ class Tx:
             "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])",
             [event_subject(self.ns, r.stream_id) for r in recorded],
             [r.event_id for r in recorded],
-            [r.model_dump_json().encode() for r in recorded],
+            [on_the_bus(r).model_dump_json().encode() for r in recorded],
         )
         await self.conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
         self.recorded.extend(recorded)
@@ -421,6 +421,16 @@ class Store:
     async def migrate(self) -> list[str]:
         """Apply pending migrations in order; returns the names applied."""
         return await migrate(self.pool)
+
+
+def on_the_bus(event: RecordedEvent) -> RecordedEvent:
+    """The copy of an event that goes on EVENTS: a caller's name and number stay in the
+    store (consoles that need them read them there, by role); the bus has no roles."""
+    reporter = event.data.get("reporter") if event.type == "signal.received" else None
+    if not reporter:
+        return event
+    hidden = {k: "(withheld)" for k, v in reporter.items() if v}
+    return event.model_copy(update={"data": {**event.data, "reporter": hidden}})
 
 
 def _recorded(row: asyncpg.Record) -> RecordedEvent:

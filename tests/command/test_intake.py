@@ -193,3 +193,29 @@ async def test_a_batch_commits_together_and_skips_repeats_within_it(
     assert await incident_count(store) == 2
     again = await intake.accept([b])
     assert again == [None]
+
+
+async def test_callers_details_stay_in_the_store_not_on_the_bus(
+    service: Service, store: Store, js: Any, ns: Namespace
+) -> None:
+    """The evidence in PostgreSQL keeps the caller's name and number; the copy relayed to
+    EVENTS (which any NATS client could read) has them withheld."""
+    from command.model import Reporter
+
+    sig = make_signal(reporter=Reporter(name="Li Na", phone="+86 137 0000 1111"))
+    await publish_signal(js, ns, sig, msg_id=sig.signal_id)
+    stream = f"signal:hotline-{sig.signal_id}"
+    [kept] = await eventually(lambda: store.read_stream(stream))
+    assert kept.data["reporter"] == {"name": "Li Na", "phone": "+86 137 0000 1111"}
+
+    async def relayed() -> Any:
+        try:
+            return await js.get_last_msg(ns.stream("EVENTS"), ns.event("signal",
+                                                                       f"hotline-{sig.signal_id}"))
+        except Exception:
+            return None
+
+    msg = await eventually(relayed)
+    assert json.loads(msg.data)["data"]["reporter"] == {"name": "(withheld)",
+                                                        "phone": "(withheld)"}
+    assert b"0000 1111" not in msg.data
