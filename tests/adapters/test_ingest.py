@@ -323,13 +323,16 @@ async def test_frigate_over_mqtt_one_tracked_object_is_one_signal(
     assert incident["category"] == "fire"
     assert [s["source"] for s in incident["signals"]] == ["video"]
     assert incident["location"]["lat"] == pytest.approx(CAM.lat)
-    letter = await eventually(lambda: dead_letter(js, ns, "video"))
-    assert letter.data == b'{"type": "new", "after": 5}'
-
-    async def two_letters() -> bool:  # that one, and the unknown camera's smoke
+    async def two_letters() -> bool:  # the broken message and the unknown camera's smoke
         return int((await js.stream_info(ns.stream("DEADLETTER"))).state.messages) == 2
 
     await eventually(two_letters)
+    info = await js.stream_info(ns.stream("DEADLETTER"))
+    letters = [await js.get_msg(ns.stream("DEADLETTER"), seq)
+               for seq in range(info.state.first_seq, info.state.last_seq + 1)]
+    reasons = sorted(m.headers["Ecc-Reason"] for m in letters)
+    assert b'{"type": "new", "after": 5}' in [m.data for m in letters]
+    assert any("cam-unknown" in r and "[[camera]]" in r for r in reasons), reasons
     webhook = {"platform": "frigate", "camera": "cam-t1", "object_id": "1700.5-abc",
                "label": "smoke", "score": 0.95, "at": datetime.now(UTC).isoformat()}
     await js.publish(ns.ingress("video"), json.dumps(webhook).encode())
