@@ -97,7 +97,10 @@ class Service:
             self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point)
             self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
                                    port=cfg.console_port, origins=cfg.console_origins,
-                                   commands=ConsoleCommands(self.engine, js, self.ns))
+                                   commands=ConsoleCommands(self.engine, js, self.ns),
+                                   sla={"verify_s": self.catalogue.sla.verify_s,
+                                        "task_pending_s": self.catalogue.sla.task_pending_s,
+                                        "ack_s": self.catalogue.sla.ack_s})
             async with asyncio.TaskGroup() as tg:
                 spec = replace(intake.spec(), ack_wait=cfg.ack_wait)
                 tg.create_task(bus.consume(js, self.ns, spec, intake), name="intake")

@@ -112,6 +112,7 @@ class Gateway:
         max_starting: int = 16,
         max_waiting: int = 256,
         revoke_check: float = 2.0,
+        sla: dict[str, float] | None = None,
     ) -> None:
         self.store = store
         self.nc = nc
@@ -130,6 +131,7 @@ class Gateway:
         self.max_waiting = max_waiting
         self.waiting = 0
         self.revoke_check = revoke_check
+        self.sla = sla
         self.ready = asyncio.Event()
         self.feed = FeedOrder()
         self._page = resources.files("consoles").joinpath("static/index.html").read_bytes()
@@ -316,14 +318,14 @@ class Gateway:
         since = hello.since
         if since is not None and since <= head and head - since <= RESUME_LIMIT:
             missed = await self.store.read_all(after=since, limit=RESUME_LIMIT)
-            await ws.send(_welcome(principal, "resume"))
+            await ws.send(_welcome(principal, "resume", self.sla))
             ordering = Ordering(since)
             for event in missed:
                 if ordering.admit(event.seq) and console_visible(event):
                     await ws.send(Delta(seq=event.seq, event=event).model_dump_json())
             return ordering
         seq, incidents, units = await self.store.snapshot()
-        await ws.send(_welcome(principal, "snapshot"))
+        await ws.send(_welcome(principal, "snapshot", self.sla))
         await ws.send(Snapshot(seq=seq, incidents=incidents, units=units).model_dump_json())
         return Ordering(seq)
 
@@ -384,10 +386,11 @@ class _Gone(Exception):
     """The console closed the connection."""
 
 
-def _welcome(principal: Principal, mode: Literal["snapshot", "resume"]) -> str:
+def _welcome(principal: Principal, mode: Literal["snapshot", "resume"],
+             sla: dict[str, float] | None) -> str:
     return Welcome(name=principal.name, role=principal.role, agency=principal.agency,
-                   mode=mode, commands=allowed_commands(principal.role, principal.agency)
-                   ).model_dump_json()
+                   mode=mode, commands=allowed_commands(principal.role, principal.agency),
+                   sla=sla).model_dump_json()
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -76,6 +76,8 @@ class Welcome(_Msg):
     mode: Literal["snapshot", "resume"]
     # the commands this console may send (its role and agency): what the UI offers
     commands: list[str] = []
+    # the catalogue's SLA clocks in seconds (verify_s, task_pending_s, ack_s), for countdowns
+    sla: dict[str, float] | None = None
 
 
 class Snapshot(_Msg):

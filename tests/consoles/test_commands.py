@@ -82,6 +82,7 @@ async def test_every_role_and_command_cell_over_the_socket(
     async with open_console(service.console_url, token) as console:
         welcome = await joined(console)
         assert set(welcome.commands) == {c for c in COMMANDS if role in TABLE[c]}
+        assert welcome.sla == {"verify_s": 60, "task_pending_s": 30, "ack_s": 30}
         outcomes = {}
         for command in COMMANDS:
             target = None if command == "call.take" else mine["incident_id"]
@@ -238,17 +239,17 @@ async def test_an_adapter_token_opens_no_console_and_one_token_opens_at_most_eig
 
 async def test_a_reconnect_storm_is_queued_or_told_to_retry_and_all_get_in(
         service: Service, store: Store, js: Any, ns: Namespace) -> None:
-    """400 consoles (50 tokens) connect at once, as after a network cut: those past the
+    """1,000 consoles (125 tokens) connect at once, as after a network cut: those past the
     waiting room are told to retry in a moment (4429), and with a jittered retry every
     one of them gets its snapshot; the gateway answers a new console afterwards."""
     await incident(store, js, ns)
-    tokens = [await new_token(store, "viewer") for _ in range(50)]
+    tokens = [await new_token(store, "viewer") for _ in range(125)]
     busy = 0
 
     async def one(n: int) -> int:
         nonlocal busy
         for _ in range(30):
-            async with open_console(service.console_url, tokens[n % 50]) as console:
+            async with open_console(service.console_url, tokens[n % 125]) as console:
                 first = await asyncio.wait_for(console.receive(), 60)
                 if isinstance(first, Error) and first.code == "busy":
                     busy += 1
@@ -259,9 +260,9 @@ async def test_a_reconnect_storm_is_queued_or_told_to_retry_and_all_get_in(
                 return len(snapshot.incidents)  # type: ignore[union-attr]
         raise AssertionError("never got in")
 
-    got = await asyncio.gather(*(one(n) for n in range(400)))
-    assert got == [1] * 400
-    print(f"reconnect storm: 400 consoles in, {busy} told to retry first")
+    got = await asyncio.gather(*(one(n) for n in range(1000)))
+    assert got == [1] * 1000
+    print(f"reconnect storm: 1000 consoles in, {busy} told to retry first")
     async with open_console(service.console_url, tokens[0]) as late:
         assert isinstance(await asyncio.wait_for(late.receive(), 10), Welcome)
 
