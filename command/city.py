@@ -21,8 +21,8 @@ from workflows.unit import RegisterUnit
 _TOKEN = r"^[a-z][a-z0-9_]{0,39}$"
 # Sections of the city file that belong to the adapters, which validate them
 # themselves: [[camera]] (adapters.video), [[device]] and [sensor_kind.*]
-# (adapters.sensor).
-ADAPTER_SECTIONS = frozenset({"camera", "device", "sensor_kind", "video"})
+# (adapters.sensor), [[hospital]] (the simulator: where ambulances take patients).
+ADAPTER_SECTIONS = frozenset({"camera", "device", "sensor_kind", "video", "hospital"})
 
 
 class CityError(ValueError):
