@@ -52,6 +52,7 @@ TABLE: dict[str, dict[Role, Scope]] = {
     "task.reassign": _TASKS,
     "task.cancel": _TASKS,
     # ending an incident
+    "incident.control": _ALL,
     "incident.resolve": _ALL,
     "incident.cancel": _ALL,
     "incident.close": _SENIOR,

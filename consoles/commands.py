@@ -123,7 +123,8 @@ ARGS: dict[str, type[_Args]] = {
     "incident.add_note": Note, "incident.detach_signal": Detach, "incident.link": Link,
     "incident.merge": Merge, "incident.undo_merge": NoArgs, "incident.split": Split,
     "incident.warn": Warn, "incident.end_warning": Reason, "incident.cancel": Reason,
-    "incident.resolve": NoArgs, "incident.close": NoArgs, "incident.reopen": Reason,
+    "incident.control": NoArgs, "incident.resolve": NoArgs, "incident.close": NoArgs,
+    "incident.reopen": Reason,
     "task.dispatch": Dispatch, "task.reassign": Reassign, "task.cancel": CancelTask,
 }
 
@@ -260,6 +261,8 @@ class ConsoleCommands:
                 return one(inc.EndWarning(at=now, by=by, reason=a.reason))
             case "incident.cancel":
                 return one(inc.CancelIncident(at=now, by=by, reason=a.reason))
+            case "incident.control":
+                return one(inc.ControlIncident(at=now, by=by))
             case "incident.resolve":
                 return one(inc.ResolveIncident(at=now, by=by))
             case "incident.close":

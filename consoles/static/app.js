@@ -133,7 +133,7 @@ function onWelcome(welcome) {
   welcomedAt = Date.now();
   app.me = welcome;
   app.allowed = new Set(welcome.commands || []);
-  if (welcome.sla) Object.assign(SLA, welcome.sla);  // if the server ever says its SLA settings
+  if (welcome.sla) Object.assign(SLA, welcome.sla);  // the catalogue's clocks, from the gateway
   $("who").textContent = `${welcome.name} · ${welcome.role.replaceAll("_", " ")}${welcome.agency ? ` · ${welcome.agency}` : ""}`;
   $("new-call").hidden = !app.can("call.take");
   detail.rolesChanged();

@@ -40,6 +40,7 @@ const ACTIONS = [
     { name: "severity", label: "Severity", type: "select", options: ["Extreme", "Severe", "Moderate", "Minor"], value: "Severe" },
     { name: "urgency", label: "Urgency", type: "select", options: ["Immediate", "Expected", "Future"], value: "Immediate" }] },
   { name: "incident.end_warning", label: "End warning…", when: (v) => v.warning_active, fields: [REASON] },
+  { name: "incident.control", label: "Under control", when: (v) => ["responding", "on_scene"].includes(v.status), confirm: true },
   { name: "incident.resolve", label: "Resolve", when: (v) => ACTIVE.has(v.status), confirm: true },
   { name: "incident.cancel", label: "Cancel incident…", when: (v) => isOpen(v) && v.status !== "controlled", fields: [REASON] },
   { name: "incident.close", label: "Close", when: (v) => v.status === "resolved", confirm: true },
