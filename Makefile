@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ecc up
+	$(BIN)/ecc demo
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -1,6 +1,7 @@
 """Shell: the ``ecc`` command line.
 
     ecc up                 the whole system; embedded servers unless NATS_URL and DATABASE_URL
+    ecc demo               ecc up, and a simulated city feeding it (sim/; make demo)
     ecc serve              the service alone, against external servers
     ecc migrate            apply database migrations
     ecc signal send        publish one signal (for trying things out)
@@ -168,6 +169,10 @@ def _adapters(settings: Settings, catalogue: Catalogue,
 async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     _check_half_external(settings)
     catalogue = _catalogue(settings)  # before anything starts: a bad plan stops us here
+    if getattr(args, "scenario", None) and args.speed != 1:
+        from sim.run import scaled
+
+        catalogue = scaled(catalogue, args.speed)  # the SLA clocks keep the city's pace
     city = _city(settings, demo=True)
     adapters = _adapters(settings, catalogue, settings.adapters)  # and a bad device
     nats_srv: EmbeddedNats | None = None
@@ -223,10 +228,40 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             }
             path = write_endpoints(settings, endpoints)
             _announce(endpoints, path)
+            if getattr(args, "scenario", None):  # ecc demo: the living city
+                tg.create_task(_demo(args, settings, endpoints, city, catalogue))
     finally:
         stops = [s.stop() for s in (nats_srv, pg_srv) if s is not None]
         if stops:
             await asyncio.gather(*stops)
+
+
+async def _demo(args: argparse.Namespace, settings: Settings, endpoints: dict[str, Any],
+                city: City | None, catalogue: Catalogue) -> None:
+    """The simulator against the system `ecc up` just started, as its users see it."""
+    from sim.run import simulate
+
+    assert city is not None
+    if not endpoints.get("mqtt_url"):
+        raise CliError("ecc demo needs the embedded nats-server's MQTT listener; with "
+                       "external servers set MQTT_URL")
+    store = await Store.connect(endpoints["database_url"], Namespace(settings.namespace),
+                                min_size=1, max_size=1)
+    try:  # the simulated command-centre desk signs in like any supervisor
+        desk_token = secrets.token_urlsafe(24)
+        await store.create_token(desk_token, name=f"simulated desk {desk_token[:4]}",
+                                 role="supervisor", agency=None)
+    finally:
+        await store.close()
+    nc = await bus.connect(endpoints["nats_url"], name="ecc-sim")
+    try:
+        await simulate(nc=nc, ns=Namespace(settings.namespace), mqtt_url=endpoints["mqtt_url"],
+                       console_url=endpoints["console_url"], token=desk_token, city=city,
+                       city_doc=load_city_doc(settings.city_path), scenario=args.scenario,
+                       seed=args.seed, speed=args.speed, duration_s=args.hours * 3600,
+                       status=sys.stderr.isatty())
+    finally:
+        await nc.close()
 
 
 def _announce(endpoints: dict[str, Any], path: Path) -> None:
@@ -486,6 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("up", help="start everything (embedded servers unless NATS_URL/DATABASE_URL)")
+    demo = sub.add_parser("demo", help="ecc up, and a simulated city feeding it (make demo)")
+    demo.add_argument("--scenario", default="normal",
+                      choices=("normal", "rainstorm", "pileup", "chemical"))
+    demo.add_argument("--speed", type=float, default=1.0,
+                      help="simulated seconds per real second (10: ten times faster)")
+    demo.add_argument("--seed", type=int, default=1, help="the same seed, the same day")
+    demo.add_argument("--hours", type=float, default=24.0, help="simulated hours to play")
     serve = sub.add_parser("serve", help="run the service against external servers")
     serve.add_argument("--console-port", type=int, default=int(os.environ.get(
         "ECC_CONSOLE_PORT", "8780")))
@@ -549,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMANDS = {
     ("up", None): cmd_up,
     ("serve", None): cmd_serve,
+    ("demo", None): cmd_up,
     ("adapter", None): cmd_adapter,
     ("migrate", None): cmd_migrate,
     ("signal", "send"): cmd_signal_send,

@@ -33,13 +33,14 @@ def data_dir() -> Iterator[Path]:
 
 def embedded_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
-    env.update(ECC_DATA_DIR=str(data_dir), ECC_CONSOLE_PORT="0")
+    env.update(ECC_DATA_DIR=str(data_dir), ECC_CONSOLE_PORT="0", ECC_INGRESS_PORT="0")
     return env
 
 
-async def start_up(env: dict[str, str], data_dir: Path) -> tuple[subprocess.Popen[bytes], Any]:
+async def start_up(env: dict[str, str], data_dir: Path,
+                   command: tuple[str, ...] = ("up",)) -> tuple[subprocess.Popen[bytes], Any]:
     endpoints = data_dir / "endpoints.json"
-    proc = subprocess.Popen([sys.executable, "-m", "command.cli", "up"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "command.cli", *command], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def written() -> Any:
@@ -152,3 +153,30 @@ def test_a_missing_catalogue_file_is_a_clear_error(data_dir: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "command.cli", "catalogue", "check"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "check ECC_CATALOGUE" in out.stderr
+
+
+@pytest.mark.slow
+async def test_demo_starts_serves_the_console_and_the_city_comes_alive(data_dir: Path) -> None:
+    """`ecc demo` (what `make demo` runs), sped up: the console page is served, and the
+    simulated city's emergencies reach a console as incidents; Ctrl-C stops it all."""
+    import urllib.request
+
+    env = embedded_env(data_dir)
+    proc, endpoints = await start_up(env, data_dir, ("demo", "--speed", "60", "--seed", "3"))
+    try:
+        page = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(endpoints["console_url"], timeout=10).read())
+        assert b"<title>" in page and b"/static/app.js" in page
+        async with open_console(endpoints["console_url"], endpoints["token"]) as console:
+            assert isinstance(await asyncio.wait_for(console.receive(), 10), Welcome)
+            await asyncio.wait_for(console.receive(), 10)  # the snapshot
+
+            async def an_incident() -> Any:
+                msg = await asyncio.wait_for(console.receive(), 60)
+                return isinstance(msg, Delta) and msg.event.type == "incident.reported"
+
+            await eventually(an_incident, timeout=90)
+    finally:
+        code = await stop(proc)
+    assert code == 0
+    assert children_alive(data_dir) == []
