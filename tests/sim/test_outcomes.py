@@ -10,6 +10,8 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from adapters.ingest import config_from_city
 from command import bus
 from command.service import Service, ServiceConfig
@@ -20,6 +22,7 @@ from sim.run import Simulation, scaled
 from tests.conftest import Servers, running
 
 SPEED = 120.0
+MORNING = datetime(2026, 7, 20, 2, 0, tzinfo=UTC)  # 10:00 in Zhengzhou
 DONE = {"resolved", "closed"}
 QUIET = {"reported", "cancelled"}  # left unverified, or given up on
 
@@ -28,10 +31,14 @@ async def views(store: Store) -> list[dict[str, Any]]:
     return [dict(r["view"]) for r in await store.pool.fetch("SELECT view FROM incidents")]
 
 
-async def test_a_short_simulated_day_ends_as_it_should(
-        servers: Servers, database_url: str, ns: Namespace, js: Any, store: Store,
-        mqtt_url: str) -> None:
-    """Fifteen simulated minutes of a normal day at 120x, then until every unit is back:
+@pytest.mark.parametrize(("scenario", "seed", "minutes"), [("normal", 6, 30),
+                                                            ("normal", 4, 30),
+                                                            ("rainstorm", 2, 15)])
+async def test_a_simulated_city_ends_as_it_should(
+        scenario: str, seed: int, minutes: int, servers: Servers, database_url: str,
+        ns: Namespace, js: Any, store: Store, mqtt_url: str) -> None:
+    """Half an hour of a normal morning (two seeds: one with false alarms) and a quarter of
+    an hour of a rainstorm, at 120x, then until every unit is back:
     each emergency that produced evidence became exactly one incident and no incident
     mixes two; false alarms were left unverified (or cancelled); every P1 got units; no
     unit was double-booked; every real incident was resolved by the end."""
@@ -46,8 +53,8 @@ async def test_a_short_simulated_day_ends_as_it_should(
     async with running(service):
         nc = await bus.connect(servers.nats_url, name="sim-test")
         sim = Simulation(nc=nc, ns=ns, mqtt_url=mqtt_url, console_url=service.console_url,
-                         token=token, city=city, city_doc=doc, scenario="normal", seed=7,
-                         speed=SPEED, duration_s=900.0, start=datetime.now(UTC))
+                         token=token, city=city, city_doc=doc, scenario=scenario, seed=seed,
+                         speed=SPEED, duration_s=minutes * 60.0, start=MORNING)
         runner = asyncio.create_task(sim.run())
         try:
             await asyncio.wait_for(sim.fed.wait(), 120)
