@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ecc demo
+	$(BIN)/ecc demo --speed 5
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -22,7 +22,8 @@ _TOKEN = r"^[a-z][a-z0-9_]{0,39}$"
 # Sections of the city file that belong to the adapters, which validate them
 # themselves: [[camera]] (adapters.video), [[device]] and [sensor_kind.*]
 # (adapters.sensor), [[hospital]] (the simulator: where ambulances take patients).
-ADAPTER_SECTIONS = frozenset({"camera", "device", "sensor_kind", "video", "hospital"})
+ADAPTER_SECTIONS = frozenset({"camera", "device", "sensor_kind", "video", "hospital",
+                              "timezone"})
 
 
 class CityError(ValueError):

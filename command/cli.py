@@ -33,6 +33,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from pydantic import ValidationError
@@ -182,6 +183,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
         if settings.external:
             assert settings.nats_url and settings.database_url
             nats_url, database_url = settings.nats_url, settings.database_url
+            mqtt_url = os.environ.get("MQTT_URL") or None  # the external server's listener
             log.info("up.external", nats_url=nats_url)
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -243,8 +245,8 @@ async def _demo(args: argparse.Namespace, settings: Settings, endpoints: dict[st
 
     assert city is not None
     if not endpoints.get("mqtt_url"):
-        raise CliError("ecc demo needs the embedded nats-server's MQTT listener; with "
-                       "external servers set MQTT_URL")
+        raise CliError("ecc demo publishes sensor readings over MQTT: with external servers "
+                       "set MQTT_URL to that nats-server's MQTT listener (mqtt://host:port)")
     store = await Store.connect(endpoints["database_url"], Namespace(settings.namespace),
                                 min_size=1, max_size=1)
     try:  # the simulated command-centre desk signs in like any supervisor
@@ -253,13 +255,20 @@ async def _demo(args: argparse.Namespace, settings: Settings, endpoints: dict[st
                                  role="supervisor", agency=None)
     finally:
         await store.close()
+    doc = load_city_doc(settings.city_path)
+    try:
+        local = ZoneInfo(str(doc.get("timezone", "UTC")))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise CliError(f"city file: timezone {doc.get('timezone')!r} is not an IANA time "
+                       "zone (e.g. Asia/Shanghai)") from exc
     nc = await bus.connect(endpoints["nats_url"], name="ecc-sim")
     try:
         await simulate(nc=nc, ns=Namespace(settings.namespace), mqtt_url=endpoints["mqtt_url"],
                        console_url=endpoints["console_url"], token=desk_token, city=city,
-                       city_doc=load_city_doc(settings.city_path), scenario=args.scenario,
-                       seed=args.seed, speed=args.speed, duration_s=args.hours * 3600,
-                       status=sys.stderr.isatty())
+                       city_doc=doc, scenario=args.scenario, seed=args.seed, speed=args.speed,
+                       duration_s=args.hours * 3600, start=datetime.now(local),
+                       status=sys.stderr.isatty(), viewer_token=endpoints["token"],
+                       opening=True)
     finally:
         await nc.close()
 
@@ -516,6 +525,13 @@ async def cmd_cap_check(settings: Settings, args: argparse.Namespace) -> None:
 # --- main ---------------------------------------------------------------------------
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and value < 1e6):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecc", description="ECC: emergency command and coordination")
     sub = p.add_subparsers(dest="command", required=True)
@@ -524,10 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="ecc up, and a simulated city feeding it (make demo)")
     demo.add_argument("--scenario", default="normal",
                       choices=("normal", "rainstorm", "pileup", "chemical"))
-    demo.add_argument("--speed", type=float, default=1.0,
+    demo.add_argument("--speed", type=_positive, default=1.0,
                       help="simulated seconds per real second (10: ten times faster)")
-    demo.add_argument("--seed", type=int, default=1, help="the same seed, the same day")
-    demo.add_argument("--hours", type=float, default=24.0, help="simulated hours to play")
+    demo.add_argument("--seed", type=int, default=1,
+                      help="the same seed, start hour and --hours give the same emergencies")
+    demo.add_argument("--hours", type=_positive, default=24.0, help="simulated hours to play")
     serve = sub.add_parser("serve", help="run the service against external servers")
     serve.add_argument("--console-port", type=int, default=int(os.environ.get(
         "ECC_CONSOLE_PORT", "8780")))
@@ -611,12 +628,19 @@ def main(argv: list[str] | None = None) -> int:
     sub = (getattr(args, "signal_command", None) or getattr(args, "token_command", None)
            or getattr(args, "console_command", None) or getattr(args, "catalogue_command", None)
            or getattr(args, "cap_command", None))
-    logs.configure()
     try:
         settings = Settings.from_env()
     except (ValidationError, ValueError) as exc:
         print(f"ecc: settings from the environment: {exc}", file=sys.stderr)
         return 2
+    if args.command == "demo" and sys.stderr.isatty():
+        # the demo on a terminal: its status line there, the service's log in a file
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path = settings.data_dir / "ecc.log"
+        logs.configure(to=path.open("a", buffering=1))
+        print(f"ecc demo: the service's log goes to {path}", file=sys.stderr)
+    else:
+        logs.configure()
     handler = _COMMANDS[(args.command, sub)]
 
     async def run() -> None:
@@ -631,6 +655,13 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"ecc: {exc}", file=sys.stderr)
         return 2
+    except BaseExceptionGroup as group:  # a CliError from inside the running system
+        found = group.subgroup(CliError)
+        if found is None:
+            raise
+        for leaf in _leaves(found):
+            print(f"ecc: {leaf}", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, asyncio.CancelledError):
         log.info("cli.stopped")
         return 0
@@ -638,6 +669,13 @@ def main(argv: list[str] | None = None) -> int:
         print("ecc: timed out", file=sys.stderr)
         return 1
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return out
 
 
 if __name__ == "__main__":

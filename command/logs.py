@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure(*, json: bool | None = None, level: int = logging.INFO) -> None:
-    """Configure structlog for the process. Call once, before anything logs."""
+def configure(*, json: bool | None = None, level: int = logging.INFO,
+              to: TextIO | None = None) -> None:
+    """Configure structlog for the process (to stderr, or to ``to``: JSON lines)."""
+    if to is not None:
+        json = True
     if json is None:
         json = not sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
@@ -28,6 +32,6 @@ def configure(*, json: bool | None = None, level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=to or sys.stderr),
         cache_logger_on_first_use=True,
     )

@@ -1,1 +1,2 @@
-"""The simulated city: its data (stations, units) and, later, the simulator itself."""
+"""The simulated city: its data (stations, units, devices, cameras, hospitals) and the
+simulator that plays its outside world, its field units and its desk (``ecc demo``)."""

@@ -111,11 +111,12 @@ class Simulation:
                  token: str, city: City, city_doc: dict[str, Any], scenario: str = "normal",
                  seed: int = 1, speed: float = 1.0, duration_s: float = 3600.0,
                  roads: RoadNetwork | None = None, start: datetime | None = None,
-                 desk: bool = True) -> None:
+                 desk: bool = True, opening: bool = False) -> None:
         begin = start or datetime.now(UTC)
         self.nc, self.ns, self.mqtt_url = nc, ns, mqtt_url
         self.console_url, self.token = console_url, token
-        self.world = plan(city_doc, scenario, seed=seed, duration_s=duration_s, start=begin)
+        self.world = plan(city_doc, scenario, seed=seed, duration_s=duration_s, start=begin,
+                          opening=opening)
         self.clock = SimClock(begin, speed)
         self.report = SimReport(scenario, seed, speed, emergencies=len(self.world.emergencies),
                                 false_alarms=sum(e.false_alarm for e in self.world.emergencies))
@@ -126,7 +127,7 @@ class Simulation:
         self.report.desk = self.desk.stats if self.desk else None
         self.fed = asyncio.Event()  # every emission published
 
-    async def run(self, status: bool = False) -> None:
+    async def run(self, status: bool = False, viewer_token: str | None = None) -> None:
         log.info("sim.start", scenario=self.report.scenario, seed=self.report.seed,
                  speed=self.report.speed, emergencies=self.report.emergencies,
                  emissions=len(self.world.emissions))
@@ -137,7 +138,7 @@ class Simulation:
                 tg.create_task(self.desk.run(), name="sim-desk")
             if status and self.desk is not None:
                 tg.create_task(_status(self.report, self.clock, self.desk, self.console_url,
-                                       self.token))
+                                       viewer_token or self.token))
 
     async def _feed(self) -> None:
         await feed(self.world, self.clock, self.nc, self.ns, self.mqtt_url, self.report)
@@ -145,10 +146,12 @@ class Simulation:
         log.info("sim.fed", published=self.report.published)
 
 
-async def simulate(*, status: bool = False, **kwargs: Any) -> SimReport:
-    """Run a :class:`Simulation` until cancelled (its crews and desk never stop)."""
+async def simulate(*, status: bool = False, viewer_token: str | None = None,
+                   **kwargs: Any) -> SimReport:
+    """Run a :class:`Simulation` until cancelled (its crews and desk never stop); the
+    status line shows the console URL with ``viewer_token`` (the person's, not the desk's)."""
     sim = Simulation(**kwargs)
-    await sim.run(status=status)
+    await sim.run(status=status, viewer_token=viewer_token)
     return sim.report
 
 

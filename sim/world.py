@@ -33,7 +33,7 @@ import json
 import math
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, Literal
@@ -363,7 +363,7 @@ class _District:
 
 
 def plan(city_doc: dict[str, Any], scenario: str, *, seed: int, duration_s: float,
-         start: datetime) -> Plan:
+         start: datetime, opening: bool = False) -> Plan:
     """The emergencies of ``duration_s`` simulated seconds from ``start`` and all the
     messages about them, the same for the same inputs.
 
@@ -371,6 +371,8 @@ def plan(city_doc: dict[str, Any], scenario: str, *, seed: int, duration_s: floa
     :data:`MAX_SPAN_S` past that, and background readings go on until the last
     emission. Times in payloads are ``start + at`` in ``start``'s zone; the daily
     rhythm follows ``start``'s clock (pass the city's local time for its day).
+    ``opening`` adds a fire in the first minute, so a newcomer watching ``make demo``
+    sees the city come alive at once.
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
@@ -378,7 +380,10 @@ def plan(city_doc: dict[str, Any], scenario: str, *, seed: int, duration_s: floa
         raise ValueError("start must be timezone-aware")
     if not (math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"duration_s must be positive, not {duration_s}")
-    return _Planner(city_doc, SCENARIOS[scenario], seed, duration_s, start).run()
+    chosen = SCENARIOS[scenario]
+    if opening:
+        chosen = replace(chosen, staged=(*chosen.staged, "opening"))
+    return _Planner(city_doc, chosen, seed, duration_s, start).run()
 
 
 def _spread(category: str) -> float:
@@ -476,10 +481,16 @@ class _Planner:
 
     def staged(self) -> list[_Arrival]:
         rng = self.rng("staged")
-        return [_Arrival(min(rng.uniform(20, 60), self.duration / 2),
-                         "traffic" if s == "pileup" else "hazmat",
-                         "pileup" if s == "pileup" else "chemical")
-                for s in self.scenario.staged]
+        out = []
+        for s in self.scenario.staged:
+            at = min(rng.uniform(20, 60), self.duration / 2)
+            if s == "opening":  # an ordinary fire, just early
+                out.append(_Arrival(min(rng.uniform(10, 30), self.duration / 2), "fire",
+                                    "real"))
+            else:
+                out.append(_Arrival(at, "traffic" if s == "pileup" else "hazmat",
+                                    "pileup" if s == "pileup" else "chemical"))
+        return out
 
     def dead_device(self) -> tuple[Device | None, float]:
         """The one device that stops reporting: none a set piece needs."""

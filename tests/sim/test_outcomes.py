@@ -7,8 +7,9 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,7 +23,7 @@ from sim.run import Simulation, scaled
 from tests.conftest import Servers, running
 
 SPEED = 120.0
-MORNING = datetime(2026, 7, 20, 2, 0, tzinfo=UTC)  # 10:00 in Zhengzhou
+MORNING = datetime(2026, 7, 20, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # the city's day
 DONE = {"resolved", "closed"}
 QUIET = {"reported", "cancelled"}  # left unverified, or given up on
 

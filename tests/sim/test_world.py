@@ -432,3 +432,19 @@ def test_a_city_of_stations_alone_still_has_emergencies() -> None:
         check_calls_classify(p)
         check_reach(p)
         check_apart(p)
+
+
+def test_the_demo_opens_with_a_fire_at_once() -> None:
+    """`ecc demo` asks for an opening: a fire in the first half minute, heard of within
+    two simulated minutes, so a newcomer sees the city come alive."""
+    from datetime import UTC, datetime
+
+    from command.settings import load_city_doc
+
+    start = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    p = plan(load_city_doc(), "normal", seed=11, duration_s=3600, start=start, opening=True)
+    first = min(p.emergencies, key=lambda e: e.at)
+    assert first.category == "fire" and first.at <= 30 and not first.false_alarm
+    assert min(e.at for e in p.emissions if e.emergency_id == first.emergency_id) <= 120
+    plain = plan(load_city_doc(), "normal", seed=11, duration_s=3600, start=start)
+    assert len(p.emergencies) == len(plain.emergencies) + 1
