@@ -268,7 +268,7 @@ async def _demo(args: argparse.Namespace, settings: Settings, endpoints: dict[st
                        city_doc=doc, scenario=args.scenario, seed=args.seed, speed=args.speed,
                        duration_s=args.hours * 3600, start=datetime.now(local),
                        status=sys.stderr.isatty(), viewer_token=endpoints["token"],
-                       opening=True)
+                       opening=True, roads=_roads(settings, city))
     finally:
         await nc.close()
 
