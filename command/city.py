@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,6 +41,9 @@ class UnitSpec(_Frozen):
     kind: str = Field(pattern=_TOKEN)
     capabilities: tuple[Annotated[str, Field(pattern=_TOKEN)], ...] = ()
     call_sign: str | None = Field(default=None, max_length=40)
+    # when the unit is staffed, in the city's local time: around the clock, by day
+    # (08:00-20:00) or by night (20:00-08:00); off shift, its crew reports off_duty
+    shift: Literal["24h", "day", "night"] = "24h"
 
 
 class Station(_Frozen):

@@ -170,7 +170,7 @@ class SignalAck(Frozen):
 
 UnitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")]
 CrewStatus = Literal["acknowledged", "declined", "en_route", "on_scene", "transporting",
-                     "at_hospital", "clear", "out_of_service"]
+                     "at_hospital", "clear", "out_of_service", "off_duty"]
 
 
 class OrderOffered(Frozen):

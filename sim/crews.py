@@ -45,6 +45,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Any
 
 import nats.errors
@@ -136,6 +137,7 @@ class CrewStats:
     transported: int = 0
     cleared: int = 0
     double_booked: int = 0
+    off_duty: int = 0  # shift ends: crews gone off duty
 
 
 # --- pure: geometry and the draws of an order ----------------------------------------
@@ -233,6 +235,15 @@ def plan(rng: random.Random, order: OrderOffered, agency: str, *, decline_rate: 
 # --- the shell -------------------------------------------------------------------------
 
 
+def on_shift(shift: str, hour: int) -> bool:
+    """Whether a crew of this shift works at this local hour (day: 08:00-20:00)."""
+    if shift == "day":
+        return 8 <= hour < 20
+    if shift == "night":
+        return not 8 <= hour < 20
+    return True
+
+
 class Crews:
     """Every unit of ``city``, played until cancelled: ``await crews.run()``.
 
@@ -242,7 +253,7 @@ class Crews:
 
     def __init__(self, nc: NATS, ns: Namespace, city: City, hospitals: list[Hospital],
                  clock: SimClock, *, seed: int = 1, decline_rate: float = 0.05,
-                 roads: RoadNetwork | None = None) -> None:
+                 roads: RoadNetwork | None = None, zone: tzinfo | None = None) -> None:
         if not 0.0 <= decline_rate <= 1.0:
             raise ValueError(f"decline_rate must be between 0 and 1, got {decline_rate}")
         self.nc, self.ns, self.city, self.clock = nc, ns, city, clock
@@ -250,6 +261,7 @@ class Crews:
         self.seed = seed
         self.decline_rate = decline_rate
         self.roads = roads
+        self.zone = zone or clock.start.tzinfo or UTC  # the city's clock, for shifts
         self.stats = CrewStats()
         self.ready = asyncio.Event()
         self._routes: OrderedDict[int, NDArray[np.int32]] = OrderedDict()
@@ -268,10 +280,28 @@ class Crews:
             async with asyncio.TaskGroup() as tg:
                 for crew in self.crews:
                     tg.create_task(crew.run(), name=f"crew {crew.unit_id}")
+                if any(crew.shift != "24h" for crew in self.crews):
+                    tg.create_task(self._shifts(), name="crew shifts")
         finally:
             for crew in started:
                 with contextlib.suppress(nats.errors.Error):
                     await crew.device.stop()
+
+    async def _shifts(self) -> None:
+        """Each simulated minute: crews whose shift is over go off duty once they are free;
+        crews whose shift begins come on (a clear from off duty makes them available)."""
+        while True:
+            hour = self.clock.now().astimezone(self.zone).hour
+            for crew in self.crews:
+                on = on_shift(crew.shift, hour)
+                if not on and not crew.off_duty and crew.order is None:
+                    await crew._report("off_duty", reason="end of shift")
+                    crew.off_duty = True
+                    self.stats.off_duty += 1
+                elif on and crew.off_duty:
+                    await crew._report("clear", reason="start of shift")
+                    crew.off_duty = False
+            await self.clock.sleep(60)
 
     def nearest_hospital(self, where: Point) -> Hospital | None:
         return min(self.hospitals, key=lambda h: metres(where, (h.lat, h.lon)), default=None)
@@ -310,6 +340,8 @@ class _Crew:
         self.pos: Point = self.home
         self.rng = random.Random(crews.seed + index)
         self.device = FieldUnit(crews.nc, crews.ns, spec.id)
+        self.shift = spec.shift
+        self.off_duty = False
         self.log = log.bind(unit_id=spec.id)
         # the order being worked, until the crew clears or declines it or it ends
         self.order: OrderOffered | None = None

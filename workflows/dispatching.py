@@ -67,7 +67,7 @@ def unit_commands(before: Incident | None, events: list[AnyIncidentEvent]) -> li
 # --- crews' reports ----------------------------------------------------------------------
 
 CrewStatus = Literal["acknowledged", "declined", "en_route", "on_scene", "transporting",
-                     "at_hospital", "clear", "out_of_service"]
+                     "at_hospital", "clear", "out_of_service", "off_duty"]
 
 # How a crew that reports "clear" gets from where it is back to available.
 TO_AVAILABLE: dict[str, tuple[UnitStatus, ...]] = {
@@ -95,7 +95,7 @@ def crew_report(unit: Unit, incident: Incident | None, status: CrewStatus, *, at
     if task_id is not None and task_id != unit.task_id:
         raise Rejected("not_your_task",
                        f"{unit.call_sign} holds task {unit.task_id or 'none'}, not {task_id}")
-    if status in ("transporting", "at_hospital", "out_of_service"):
+    if status in ("transporting", "at_hospital", "out_of_service", "off_duty"):
         return [MoveUnit(at=at, status=status)]
     if status == "clear":
         out: list[CrewCommand] = []

@@ -393,3 +393,42 @@ def test_hospital_is_a_plain_value() -> None:
     h = Hospital(id="x", name="X", lat=1.0, lon=2.0)
     assert h == Hospital(id="x", name="X", lat=1.0, lon=2.0) and hash(h)
     assert isinstance(Path([(1.0, 2.0)]).at(0.5), tuple)
+
+
+def test_shifts_by_the_local_hour() -> None:
+    from sim.crews import on_shift
+
+    assert [h for h in range(24) if on_shift("day", h)] == list(range(8, 20))
+    assert not any(on_shift("day", h) == on_shift("night", h) for h in range(24))
+    assert all(on_shift("24h", h) for h in range(24))
+
+
+async def test_day_shift_crews_go_off_duty_at_night_and_come_back_in_the_morning(
+        servers: Servers, database_url: str, store: Store, nc: Any, js: Any,
+        ns: Namespace) -> None:
+    """From 19:58 in Zhengzhou at 3000x: the day-shift patrol P12 goes off duty at 20:00
+    (the dispatcher cannot send it), P11 (round the clock) stays available, and at 08:00
+    P12 is available again."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Asia/Shanghai")
+    clock = SimClock(datetime(2026, 7, 20, 19, 58, tzinfo=zone), 3000.0)
+
+    async def status(unit_id: str) -> str:
+        return str(await store.pool.fetchval("SELECT status FROM units WHERE unit_id = $1",
+                                             unit_id))
+
+    async with city_service(servers, database_url, ns):
+        crews = Crews(nc, ns, CITY, hospitals_of(load_city_doc()), clock, seed=3,
+                      decline_rate=0.0)
+        async with playing(crews):
+            await eventually(lambda: _is(status("P12"), "off_duty"), timeout=20)
+            assert await status("P11") == "available"
+            assert crews.stats.off_duty == sum(
+                u.shift == "day" for s in CITY.stations for u in s.units)
+            await eventually(lambda: _is(status("P12"), "available"), timeout=40)
+            assert clock.now().astimezone(zone).hour >= 8
+
+
+async def _is(value: Any, want: str) -> bool:
+    return bool(await value == want)
