@@ -43,6 +43,7 @@ from adapters.sensor import Device, SensorKind, parse_registry
 from adapters.video import Camera, VideoConfig, parse_video_config, signal_id
 from command.fusion import distance_m, rule_for
 from command.model import Reporter
+from sim import voices
 from workflows.geo import Location
 
 __all__ = ["SCENARIOS", "Emergency", "Emission", "Plan", "Scenario", "plan"]
@@ -176,155 +177,6 @@ class Plan:
         for (device, metric, emergency_id), (first, last) in span.items():
             out.setdefault((device, metric), []).append((first, last, emergency_id))
         return out
-
-
-# --- what the world says: call narratives, camera labels, descriptions -------------------
-
-# (English, Chinese) narratives by what is happening; "{addr}" is where. Each must file
-# under its category by adapters.hotline's rules (the tests check every one). Chinese is
-# written with "," here and "\uff0c" in the record.
-_SAY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "fire": (("Black smoke pouring out of a window at {addr}",
-              "There's a fire in a shop at {addr}, I can see flames",
-              "Smoke coming from the roof of the building at {addr}",
-              "Fire in a restaurant kitchen at {addr}, people are running out"),
-             ("{addr}有栋楼着火了, 窗户往外冒烟", "{addr}一家店铺起火了, 能看到明火",
-              "{addr}楼顶在冒烟, 好像是火灾", "{addr}饭店厨房着火了, 人都跑出来了")),
-    "medical": (("An old man collapsed and is unconscious at {addr}",
-                 "My father is having a cardiac episode at {addr}, please hurry",
-                 "A woman is having a seizure at the bus stop at {addr}",
-                 "Someone is not breathing at {addr}, we need an ambulance"),
-                ("{addr}有位老人晕倒了, 叫不醒", "我爸心脏病犯了, 在{addr}, 快派急救车",
-                 "{addr}有人昏迷了", "{addr}有人呼吸困难, 快来人")),
-    "traffic": (("Two cars in a collision at {addr}, one driver is hurt",
-                 "Vehicle accident at {addr}, a car hit an e-bike rider",
-                 "Car crash at the junction by {addr}, the road is blocked",
-                 "A lorry and a taxi crashed at {addr}"),
-                ("{addr}发生车祸了, 有人受伤", "{addr}两辆车追尾了, 路堵住了",
-                 "{addr}一辆货车和电动车相撞", "{addr}有辆车翻车了")),
-    "pileup": (("Pile-up at {addr}, at least five cars, people are trapped",
-                "Multi-car crash at {addr}, there is smoke from one of the cars",
-                "Big collision at {addr}, several vehicles, someone is bleeding",
-                "Cars keep crashing into each other at {addr}, send help"),
-               ("{addr}好几辆车连环追尾, 有人被困", "{addr}发生多车相撞, 有人受伤流血",
-                "{addr}连环车祸, 车堵了一长串", "{addr}多辆车追尾, 有辆车在冒烟")),
-    "crime": (("There's a fight outside a bar at {addr}, a few men",
-               "A robbery just happened at a phone shop at {addr}",
-               "Burglary in progress, someone broke into a flat at {addr}",
-               "A man was assaulted near {addr}, the attacker ran off"),
-              ("{addr}有人打架, 好几个人", "{addr}刚发生抢劫, 嫌疑人往北跑了",
-               "{addr}有人盗窃电动车", "{addr}有人在打架, 快派警察")),
-    "gas_leak": (("Strong smell of gas in the stairwell at {addr}",
-                  "I think there is a gas leak in the restaurant kitchen at {addr}",
-                  "Gas odor in the street near {addr}, it is getting stronger"),
-                 ("{addr}楼道里有很大的煤气味", "{addr}燃气管道漏气了",
-                  "{addr}天然气味道很重, 怕爆炸")),
-    "flood": (("The underpass at {addr} is flooded, cars are stuck in the water",
-               "Water on road at {addr}, knee deep and rising",
-               "Flooding at {addr}, the drains are overflowing",
-               "Street flooded at {addr}, water is coming into the shops"),
-              ("{addr}积水很深, 车过不去了", "{addr}内涝严重, 水快到膝盖了",
-               "{addr}地下通道被淹了, 有车困在里面", "{addr}路面积水, 还在涨")),
-    "hazmat": (("A chemical tanker is leaking at {addr}, people nearby are coughing",
-                "Strong chemical smell from the plant at {addr}, my eyes are stinging",
-                "Hazmat: yellow vapour drifting from a storage yard at {addr}",
-                "Some chemical is spilling out of drums at {addr}"),
-               ("{addr}有化学品泄漏, 味道很刺鼻", "{addr}危化品罐车泄漏了, 有黄色烟雾",
-                "{addr}化工厂那边泄漏了, 眼睛很疼", "{addr}有刺鼻的化学品气味, 好多人在咳嗽")),
-    "structural": (("Part of the old building at {addr} is starting to collapse",
-                    "There is a big building crack opening up at {addr}",
-                    "A wall has collapsed onto the pavement at {addr}"),
-                   ("{addr}有面墙倒塌了", "{addr}的老楼部分坍塌了",
-                    "{addr}房子倒塌了, 可能有人被埋")),
-    "bridge": (("The bridge at {addr} is sagging and cracking, it could collapse",
-                "Concrete is falling off the bridge at {addr}, I think it may collapse"),
-               ("{addr}桥面有裂缝, 好像要坍塌", "{addr}桥下掉混凝土块, 怕是要坍塌")),
-    "utility_outage": (("Power outage across the whole block at {addr}",
-                        "Wires down on the street at {addr}, all the lights are out",
-                        "We have had a power outage for an hour at {addr}"),
-                       ("{addr}整栋楼停电了", "{addr}突然断电了, 电梯停了",
-                        "{addr}这一片都停电了")),
-    # false alarms: what a lone caller says when nothing is wrong
-    "false_fire": (("I can see smoke over the rooftops near {addr}, maybe something burning",),
-                   ("{addr}那边在冒烟, 不知道是不是着火了",)),
-    "false_medical": (("A man is lying on a bench at {addr}, he might be unconscious",),
-                      ("{addr}有个人躺在路边, 可能晕倒了",)),
-    "false_gas_leak": (("Faint smell of gas near {addr}, not sure where from",),
-                       ("{addr}好像有点煤气味",)),
-    "false_crime": (("I heard what sounded like shots near {addr}",),
-                    ("{addr}好像有人打架, 很吵",)),
-}
-_HERE_ZH = "这里"  # a caller's "here", where the place has no Chinese name in the file
-
-_WHAT: dict[str, tuple[str, ...]] = {
-    "fire": ("Fire in a residential flat", "Kitchen fire in a restaurant", "Fire in a shop",
-             "Fire in a storage room"),
-    "medical": ("Collapse, unconscious adult", "Cardiac arrest", "Seizure",
-                "Breathing difficulty"),
-    "traffic": ("Two-car collision with an injury", "Car against an e-bike",
-                "Lorry and taxi collision"),
-    "crime": ("Street fight", "Robbery at a shop", "Burglary in progress", "Assault"),
-    "gas_leak": ("Gas leak in a residential block", "Gas leak in a restaurant kitchen"),
-    "flood": ("Flooded underpass with cars stuck", "Street flooding, drains overflowing"),
-    "hazmat": ("Chemical leak",),
-    "structural": ("Partial collapse of an old building", "Wall collapse"),
-    "bridge": ("Bridge girder past its strain limit, deck cracking",),
-    "pileup": ("Multi-vehicle pile-up",),
-    "utility_outage": ("Power outage", "Power lines down"),
-}
-_FALSE_CALL = {"fire": "Barbecue smoke on a balcony, taken for a fire",
-               "medical": "A man asleep on a bench, taken for unconscious",
-               "gas_leak": "A drain smell, taken for gas",
-               "crime": "Firecrackers and a loud quarrel, taken for a crime"}
-_FALSE_CAMERA = {"fire": ("smoke", "Steam from a restaurant vent, scored low as smoke"),
-                 "crime": ("crowd", "A bus queue, scored low as a crowd"),
-                 "medical": ("person_down", "Someone tying a shoelace, scored low as a "
-                                            "person down"),
-                 "flood": ("water", "A street washer's spray, scored low as water")}
-# Labels a camera reports each category by (adapters.video's defaults).
-_SEEN_AS = {"fire": ("smoke", "fire"), "medical": ("person_down", "fallen_person"),
-            "traffic": ("collision", "crash"), "crime": ("crowd",),
-            "flood": ("water_on_road", "flood")}
-_VEHICLES = ("car", "car", "truck", "bus")
-_CALLERS = {"fire": (2, 5), "medical": (1, 2), "traffic": (1, 4), "crime": (1, 3),
-            "gas_leak": (1, 3), "flood": (1, 3), "structural": (1, 3),
-            "utility_outage": (2, 5), "hazmat": (3, 6), "pileup": (8, 14)}
-_PLATFORM = {"medical": "120", "traffic": "122", "crime": "110", "utility_outage": "12345"}
-# How likely a real emergency is placed at one of its sensors, or in a camera's view.
-_AT_DEVICE = {"flood": 0.6, "gas_leak": 0.5, "fire": 0.4, "structural": 0.8, "hazmat": 0.8}
-_AT_CAMERA = 0.3
-_DUPLICATE = 0.12  # a caller who rings again
-_CAMERA_DELAY = {"fire": (15.0, 60.0), "medical": (3.0, 20.0), "traffic": (0.0, 8.0),
-                 "crime": (20.0, 90.0), "flood": (30.0, 120.0)}
-_SENSOR_DELAY = {"fire": (20.0, 90.0), "flood": (0.0, 60.0)}
-
-# Districts of the demo city by station district id: (English, Chinese, roads).
-_DISTRICTS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
-    "zhongyuan": ("Zhongyuan District", "中原区", (
-        ("Zhongyuan Road", "中原路"), ("Jianshe Road", "建设路"), ("Songshan Road", "嵩山路"),
-        ("Tongbai Road", "桐柏路"), ("Funiu Road", "伏牛路"), ("Qinling Road", "秦岭路"))),
-    "erqi": ("Erqi District", "二七区", (
-        ("Jiefang Road", "解放路"), ("Dehua Street", "德化街"), ("Daxue Road", "大学路"),
-        ("Hanghai Road", "航海路"), ("Minzhu Road", "民主路"), ("Jingguang Road", "京广路"))),
-    "jinshui": ("Jinshui District", "金水区", (
-        ("Jinshui Road", "金水路"), ("Nongye Road", "农业路"), ("Huayuan Road", "花园路"),
-        ("Wenhua Road", "文化路"), ("Dongfeng Road", "东风路"), ("Weiwu Road", "纬五路"))),
-    "guancheng": ("Guancheng District", "管城区", (
-        ("Zijingshan Road", "紫荆山路"), ("Chengdong Road", "城东路"),
-        ("Longhai Road", "陇海路"), ("Shangdu Road", "商都路"), ("Nanguan Street", "南关街"))),
-    "huiji": ("Huiji District", "惠济区", (
-        ("Jiangshan Road", "江山路"), ("Tianhe Road", "天河路"), ("Dahe Road", "大河路"),
-        ("Changxing Road", "长兴路"), ("Kaiyuan Road", "开元路"))),
-    "zhengdong": ("Zhengdong New District", "郑东新区", (
-        ("Shangwu Inner Ring Road", "商务内环路"), ("Jinshui East Road", "金水东路"),
-        ("Nongye East Road", "农业东路"), ("Zhongzhou Avenue", "中州大道"),
-        ("Xinyi Road", "心怡路"))),
-}
-_SURNAMES = "王李张刘陈杨赵黄周吴徐孙马胡朱郭何罗高林"
-_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚英华"
-_EN_NAMES = ("Li Na", "Zhang Wei", "Chen Jie", "Liu Yang", "Tom Becker", "Anna Novak",
-             "Sam Okafor", "Maria Rossi", "Wang Fang", "Zhao Lei")
-_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 # --- the planner ---------------------------------------------------------------------------
@@ -521,9 +373,9 @@ class _Planner:
         rng = self.rng("false-alarms")
         for t in self.poisson(self.scenario.false_alarms, True, rng):
             if self.cameras and rng.random() < 0.35:
-                out.append(_Arrival(t, rng.choice(sorted(_FALSE_CAMERA)), "false_camera"))
+                out.append(_Arrival(t, rng.choice(sorted(voices.FALSE_CAMERA)), "false_camera"))
             else:
-                out.append(_Arrival(t, rng.choice(sorted(_FALSE_CALL)), "false_call"))
+                out.append(_Arrival(t, rng.choice(sorted(voices.FALSE_CALL)), "false_call"))
         return sorted(out, key=lambda a: (a.at, a.category, a.kind))
 
     def put(self, a: _Arrival, rng: random.Random, dead: Device | None) -> None:
@@ -532,7 +384,7 @@ class _Planner:
         for site in self.sites(a, rng, dead):
             if all(_apart(p, a, site) for p in self.placed):
                 if a.kind == "false_camera" and site.camera is None:  # no camera had room
-                    if a.category not in _FALSE_CALL:
+                    if a.category not in voices.FALSE_CALL:
                         return
                     a = _Arrival(a.at, a.category, "false_call")
                 self.placed.append(_Placed(a, site))
@@ -544,11 +396,11 @@ class _Planner:
         elif a.kind == "pileup":
             yield from self.in_view(a.category, rng, roads=True)
         elif a.kind == "false_camera":
-            yield from self.in_view(a.category, rng, labels=(_FALSE_CAMERA[a.category][0],))
+            yield from self.in_view(a.category, rng, labels=(voices.FALSE_CAMERA[a.category][0],))
         elif a.kind == "real":
-            if rng.random() < _AT_DEVICE.get(a.category, 0.0):
+            if rng.random() < voices.AT_DEVICE.get(a.category, 0.0):
                 yield from self.at_devices(a.category, rng, dead)
-            if a.category in _SEEN_AS and rng.random() < _AT_CAMERA:
+            if a.category in voices.SEEN_AS and rng.random() < voices.AT_CAMERA:
                 yield from self.in_view(a.category, rng)
         for _ in range(40):
             yield self.in_district(rng)
@@ -569,7 +421,7 @@ class _Planner:
 
     def in_view(self, category: str, rng: random.Random, roads: bool = False,
                 labels: tuple[str, ...] | None = None) -> Iterator[_Site]:
-        wanted = labels or _SEEN_AS.get(category, ())
+        wanted = labels or voices.SEEN_AS.get(category, ())
         if not any(label in self.video.labels for label in wanted):
             return
         cameras = [c for c in self.cameras if c.carriageway_zones or not roads]
@@ -583,7 +435,7 @@ class _Planner:
         lat, lon = _offset(d.lat, d.lon, DISTRICT_RADIUS_M * math.sqrt(rng.random()),
                            rng.uniform(0, 2 * math.pi))
         number = rng.randint(1, 300)
-        known = _DISTRICTS.get(d.id)
+        known = voices.DISTRICTS.get(d.id)
         if known is None:  # another city: plain English names
             road = rng.choice(("Main Street", "Park Road", "Station Road"))
             return _Site(lat, lon, f"{number} {road}, {d.id.replace('_', ' ').title()}")
@@ -602,7 +454,7 @@ class _Planner:
         seen: list[str] = []
         false_alarm = a.kind in ("false_call", "false_camera")
         if a.kind == "false_camera" and site.camera is not None:
-            label, what = _FALSE_CAMERA[a.category]
+            label, what = voices.FALSE_CAMERA[a.category]
             rule = self.video.labels[label]
             cap = min(rule.min_score, FRIGATE_THRESHOLD) - 0.08
             t0 = a.at + rng.uniform(0, 10)
@@ -618,8 +470,8 @@ class _Planner:
             calls = self.calls(eid, a, site, voice or a.category, rng)
             out += calls
             seen.append(f"{len(calls)} call{'s' * (len(calls) != 1)}")
-            what = (_FALSE_CALL[a.category] if false_alarm else rng.choice(
-                _WHAT.get(voice or a.category, (a.category.replace("_", " ").capitalize(),))))
+            what = (voices.FALSE_CALL[a.category] if false_alarm else rng.choice(
+                voices.WHAT.get(voice or a.category, (a.category.replace("_", " ").capitalize(),))))
         if not false_alarm:
             for camera in self.cameras:
                 if distance_m(camera.lat, camera.lon, site.lat, site.lon) <= min(
@@ -634,7 +486,7 @@ class _Planner:
                 far = distance_m(device.lat, device.lon, site.lat, site.lon)
                 if device == dead or kind.category != a.category or far > reach:
                     continue
-                low, high = _SENSOR_DELAY.get(a.category, (5.0, 40.0))
+                low, high = voices.SENSOR_DELAY.get(a.category, (5.0, 40.0))
                 t0 = a.at + rng.uniform(low, high) + far / 3.0  # a plume drifts ~3 m/s
                 flap = not any(spells.values()) or rng.random() < 0.4
                 readings = _spell(kind, rng, t0, flap)
@@ -648,26 +500,26 @@ class _Planner:
 
     def calls(self, eid: str, a: _Arrival, site: _Site, voice: str,
               rng: random.Random) -> list[Emission]:
-        low, high = _CALLERS.get(voice, _CALLERS.get(a.category, (1, 3)))
+        low, high = voices.CALLERS.get(voice, voices.CALLERS.get(a.category, (1, 3)))
         n = 1 if a.kind == "false_call" else rng.randint(low, high)
         delays = sorted([a.at + rng.uniform(30, 90)] +
                         [a.at + rng.uniform(30, 300) for _ in range(n - 1)])
         out: list[Emission] = []
         for delay in delays:
             zh = rng.random() < 0.65
-            name = (rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN)
+            name = (rng.choice(voices.SURNAMES) + "".join(rng.choice(voices.GIVEN)
                                                     for _ in range(rng.randint(1, 2)))
-                    if zh else rng.choice(_EN_NAMES))
+                    if zh else rng.choice(voices.EN_NAMES))
             phone = f"1{rng.choice(('38', '39', '37', '50', '58', '86', '87', '77'))}" \
                     f"{rng.randrange(10 ** 8):08d}"
-            again = a.kind != "false_call" and rng.random() < _DUPLICATE
+            again = a.kind != "false_call" and rng.random() < voices.DUPLICATE
             for at in (delay, delay + rng.uniform(60, 180)) if again else (delay,):
                 narrative = _narrative(voice, a.category, site, zh, rng)
                 lat, lon = _around(rng, site.lat, site.lon, 30,
                                    min(80.0, _spread(a.category) - 5))
                 record = CallRecord(
                     call_id=f"{self.tag}-{eid}-{len(out) + 1}",
-                    platform=_PLATFORM.get(a.category, "119"), received_at=self.when(at),
+                    platform=voices.PLATFORM.get(a.category, "119"), received_at=self.when(at),
                     narrative=narrative, caller=Reporter(name=name, phone=phone),
                     location=Location(lat=lat, lon=lon, address=site.address,
                                       accuracy_m=float(rng.choice((8, 12, 20, 35, 50, 80)))))
@@ -678,12 +530,13 @@ class _Planner:
                 eid: str) -> list[Emission]:
         """A real emergency in a camera's view: an object whose score climbs past its
         label's minimum over 20-60 s; a pile-up also leaves vehicles stopped on the road."""
-        labels = [label for label in _SEEN_AS.get(a.category, ()) if label in self.video.labels]
+        labels = [label for label in voices.SEEN_AS.get(a.category, ())
+                  if label in self.video.labels]
         if not labels:
             return []
         label = rng.choice(labels)
         need = max(self.video.labels[label].min_score, FRIGATE_THRESHOLD)
-        low, high = _CAMERA_DELAY.get(a.category, (5.0, 30.0))
+        low, high = voices.CAMERA_DELAY.get(a.category, (5.0, 30.0))
         t0 = a.at + rng.uniform(low, high)
         n, span = rng.randint(4, 8), rng.uniform(20, 60)
         s0, peak = rng.uniform(0.42, min(0.62, need - 0.05)), rng.uniform(need + 0.06, 0.95)
@@ -703,7 +556,7 @@ class _Planner:
             for _ in range(rng.randint(7, 11)):
                 samples.append((t, rng.uniform(0.78, 0.92)))
                 t += rng.uniform(12, 15)
-            vehicle = rng.choice([v for v in _VEHICLES if v in self.video.vehicle_labels]
+            vehicle = rng.choice([v for v in voices.VEHICLES if v in self.video.vehicle_labels]
                                  or ["car"])
             out += self.track(rng, camera, vehicle, samples, road, True, eid)
         return out
@@ -713,7 +566,7 @@ class _Planner:
               eid: str) -> list[Emission]:
         """One Frigate tracked object: ``new``, ``update``s and ``end``, before and after."""
         first = self.unix(samples[0][0])
-        object_id = f"{first:.6f}-{''.join(rng.choice(_ALNUM) for _ in range(6))}"
+        object_id = f"{first:.6f}-{''.join(rng.choice(voices.ALNUM) for _ in range(6))}"
         w, h = rng.randint(60, 360), rng.randint(60, 300)
         x, y = rng.randint(0, 1280 - w), rng.randint(0, 720 - h)
         side = min(max(w, h) + 64, 720)
@@ -778,14 +631,14 @@ class _Planner:
 
 def _narrative(voice: str, category: str, site: _Site, zh: bool, rng: random.Random) -> str:
     """What a caller says, in their language; one that files under the category."""
-    english, chinese = _SAY[voice]
+    english, chinese = voices.SAY[voice]
     if zh:
         said = rng.choice(chinese).replace(",", "\uff0c").format(
-            addr=site.address_zh or _HERE_ZH)
+            addr=site.address_zh or voices.HERE_ZH)
     else:
         said = rng.choice(english).format(addr=site.address)
     if classify(said).category != category:  # a place's name can carry a keyword
-        said = (chinese[0].replace(",", "\uff0c").format(addr=_HERE_ZH) if zh
+        said = (chinese[0].replace(",", "\uff0c").format(addr=voices.HERE_ZH) if zh
                 else english[0].format(addr="this address"))
     return said
 
