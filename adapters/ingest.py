@@ -88,6 +88,14 @@ class Publisher:
             headers={"Nats-Msg-Id": f"{signal.source}:{signal.signal_id}"})
         return not ack.duplicate
 
+    async def signals(self, signals: list[Signal]) -> list[bool]:
+        """Publish a batch with every ack awaited together (one round trip, not one each);
+        each True where it was new."""
+        pending = [await self.js.publish_async(
+            self.ns.signal(s.source, s.category), s.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": f"{s.source}:{s.signal_id}"}) for s in signals]
+        return [not ack.duplicate for ack in await asyncio.gather(*pending)]
+
     async def retraction(self, retraction: Retraction) -> bool:
         ack = await self.js.publish(
             self.ns.signal(retraction.source, RETRACTION), retraction.model_dump_json().encode(),
@@ -126,9 +134,9 @@ class HotlineAdapter:
         return parse_call(msg.data)
 
     async def handle(self, records: list[CallRecord]) -> None:
-        for record in records:
-            signal = to_signal(record)
-            fresh = await self.publisher.signal(signal)
+        signals = [to_signal(record) for record in records]
+        for record, signal, fresh in zip(records, signals,
+                                         await self.publisher.signals(signals), strict=True):
             log.info("hotline.call", call_id=record.call_id, signal_id=signal.signal_id,
                      category=signal.category, rule=signal.details.get("rule"),
                      duplicate=not fresh)

@@ -36,13 +36,8 @@ from command.model import (
 from command.store import NewEvent, Store
 from command.subjects import Namespace
 from workflows.catalogue import Catalogue
-from workflows.incident import (
-    AddNote,
-    AttachSignal,
-    CancelIncident,
-    DetachSignal,
-    ReportIncident,
-)
+from workflows.incident import AttachSignal, ReportIncident
+from workflows.incident import retraction as retraction_commands
 from workflows.messages import Rejected
 
 log = structlog.get_logger("ecc.intake")
@@ -204,14 +199,9 @@ class SignalIntake:
         return incident_id, False
 
     async def retract(self, retraction: Retraction) -> list[str]:
-        """A source takes back earlier signals: each incident holding them hears of it.
-
-        Where other evidence remains, the retracted signals are detached. Where
-        nothing else stands behind the incident and no unit was sent, it is
-        cancelled; where units are already working it, it stays open with a note
-        for the dispatcher to decide (ECC does not stand crews down on its own).
-        Returns the incidents touched.
-        """
+        """A source takes back earlier signals: each incident holding them hears of it
+        (what that means is :func:`workflows.incident.retraction`). Returns the incidents
+        touched."""
         key = f"{retraction.source}:{retraction.retraction_id}"
         actor = f"signal:{retraction.source}"
         touched: list[str] = []
@@ -228,22 +218,11 @@ class SignalIntake:
                 state = await uow.incident(incident_id)
                 if state is None:
                     continue
-                gone = [s.signal_id for s in state.signals if s.source == retraction.source
-                        and any(matches(r, s.signal_id) for r in retraction.refers_to)]
-                left = len(state.signals) - len(gone)
+                gone = {s.signal_id for s in state.signals if s.source == retraction.source
+                        and any(matches(r, s.signal_id) for r in retraction.refers_to)}
                 try:
-                    if left > 0:
-                        for signal_id in gone:
-                            await uow.run(incident_id, DetachSignal(
-                                at=now, by=actor, signal_id=signal_id, reason=why[:500]), meta)
-                    elif not any(t.unit_id for t in state.tasks):
-                        await uow.run(incident_id, CancelIncident(
-                            at=now, by=actor, reason=why[:500]), meta)
-                    else:
-                        await uow.run(incident_id, AddNote(
-                            at=now, by=actor, text=f"{why}. Nothing else reports this "
-                            "incident, but units are assigned: decide whether to stand them "
-                            "down."), meta)
+                    for command in retraction_commands(state, gone, now, actor, why):
+                        await uow.run(incident_id, command, meta)
                 except Rejected as exc:
                     log.warning("intake.retraction_refused", incident_id=incident_id,
                                 retraction_id=retraction.retraction_id, reason=exc.reason)

@@ -24,7 +24,7 @@ import structlog
 from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.hotline import CallRecord, classify, to_signal
+from adapters.hotline import CallRecord, to_signal
 from command.engine import Engine, Meta, UnitOfWork, utc_now
 from command.model import RecordedEvent, Reporter, describe_errors
 from command.store import Principal
@@ -352,10 +352,10 @@ class ConsoleCommands:
         await self.js.publish(self.ns.signal(signal.source, signal.category),
                               signal.model_dump_json().encode(),
                               headers={"Nats-Msg-Id": f"{signal.source}:{signal.signal_id}"})
-        c = classify(args.narrative)
-        return {"call_id": call_id, "signal_id": f"call-{call_id}", "category": c.category,
-                "priority": c.priority, "rule": c.rule, "matched": c.matched,
-                "confidence": c.confidence}
+        return {"call_id": call_id, "signal_id": signal.signal_id,
+                "category": signal.category, "priority": signal.priority,
+                "rule": signal.details["rule"], "matched": signal.details["matched"],
+                "confidence": signal.confidence}
 
     async def _audit(self, caller: Caller, req: CommandRequest, args_json: dict[str, Any],
                      outcome: str, reason: str, seqs: list[int]) -> None:

@@ -193,6 +193,7 @@ __all__ = [
     "evolve",
     "fold",
     "is_open",
+    "retraction",
     "step",
 ]
 
@@ -372,6 +373,27 @@ def _corroborated(before: Incident, after: Incident, at: datetime,
         at=at, priority=after.priority - 1, previous=after.priority, by="system",
         reason=f"corroborated: {why}")]
     return _replanned(after, raised, at, cat)
+
+
+def retraction(state: Incident, signal_ids: set[str], at: datetime, by: str,
+               why: str) -> list[AnyIncidentCommand]:
+    """What a source taking back some of an incident's signals means for it.
+
+    Where other evidence remains, the signals are detached. Where nothing else stands
+    behind the incident and no unit was sent, it is cancelled. Where units are already
+    working it, it stays open with a note for the dispatcher: ECC does not stand crews
+    down on its own.
+    """
+    gone = [s.signal_id for s in state.signals if s.signal_id in signal_ids]
+    if not gone:
+        return []
+    why = why[:500]
+    if len(gone) < len(state.signals):
+        return [DetachSignal(at=at, by=by, signal_id=g, reason=why) for g in gone]
+    if not any(t.unit_id for t in state.tasks):
+        return [CancelIncident(at=at, by=by, reason=why)]
+    return [AddNote(at=at, by=by, text=f"{why}. Nothing else reports this incident, but "
+                    "units are assigned: decide whether to stand them down.")]
 
 
 def combined_confidence(signals: tuple[SignalRef, ...]) -> float:

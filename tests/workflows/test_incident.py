@@ -555,3 +555,18 @@ def test_reassign_takes_the_task_from_one_unit_and_offers_it_to_another(
         decide(state, inc.ReassignTask(at=at(31), task_id="t1", unit_id="E2", reason="r"),
                catalogue)
     assert same.value.code == "no_change"
+
+
+def test_a_retraction_detaches_cancels_or_leaves_a_note(catalogue: Catalogue,
+                                                        reported: Incident) -> None:
+    """Other evidence left: detach; nothing left and no unit: cancel; units at work: a note."""
+    two, _ = run(reported, inc.AttachSignal(at=at(5), signal_id="c1", source="hotline"),
+                 catalogue)
+    assert types(inc.retraction(two, {"s1"}, at(9), "signal:cap", "withdrawn")) == [
+        "incident.detach_signal"]
+    assert types(inc.retraction(reported, {"s1"}, at(9), "signal:cap", "withdrawn")) == [
+        "incident.cancel"]
+    working = offered(catalogue, run(reported, inc.VerifyIncident(at=at(10)), catalogue)[0])
+    [note] = inc.retraction(working, {"s1"}, at(30), "signal:cap", "withdrawn")
+    assert isinstance(note, inc.AddNote) and "stand them down" in note.text
+    assert inc.retraction(reported, {"other"}, at(9), "signal:cap", "withdrawn") == []
