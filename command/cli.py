@@ -4,6 +4,7 @@
     ecc demo               ecc up, and a simulated city feeding it (sim/; make demo)
     ecc serve              the service alone, against external servers
     ecc migrate            apply database migrations
+    ecc nats-url NAME      a component's NATS URL with its credentials (unit-E12, devices…)
     ecc signal send        publish one signal (for trying things out)
     ecc token create       make an access token for a console, a unit or an adapter
     ecc token revoke       revoke a token by name (open consoles are closed)
@@ -30,20 +31,32 @@ import secrets
 import signal
 import sys
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import nats
 import structlog
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from adapters.ingest import KINDS, AdapterConfig, config_from_city
-from command import bus, logs
+from command import bus, logs, natsauth
 from command.city import City, CityError
 from command.model import Signal, SignalAck
 from command.roads import RoadNetwork
-from command.runtime import EmbeddedNats, EmbeddedPostgres, port_is_free
+from command.runtime import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    RuntimeStartError,
+    port_is_free,
+    read_users,
+    users_file,
+)
 from command.service import Service, ServiceConfig
 from command.settings import Settings, load_catalogue, load_city, load_city_doc, load_roads
 from command.store import Store, migrate
@@ -176,6 +189,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
         catalogue = scaled(catalogue, args.speed)  # the SLA clocks keep the city's pace
     city = _city(settings, demo=True)
     adapters = _adapters(settings, catalogue, settings.adapters)  # and a bad device
+    demo = bool(getattr(args, "scenario", None))
     nats_srv: EmbeddedNats | None = None
     pg_srv: EmbeddedPostgres | None = None
     mqtt_url: str | None = None
@@ -184,12 +198,18 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             assert settings.nats_url and settings.database_url
             nats_url, database_url = settings.nats_url, settings.database_url
             mqtt_url = os.environ.get("MQTT_URL") or None  # the external server's listener
-            log.info("up.external", nats_url=nats_url)
+            log.info("up.external", nats_url=natsauth.redact(nats_url))
+            sim = SimUrls(nats_url, mqtt_url)  # whatever credentials those URLs carry
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            nats_srv, pg_srv = EmbeddedNats(settings.data_dir), EmbeddedPostgres(settings.data_dir)
+            units = [u.id for s in city.stations for u in s.units] if city else []
+            nats_srv = EmbeddedNats(settings.data_dir, units=units, namespace=settings.namespace,
+                                    sim=demo)
+            pg_srv = EmbeddedPostgres(settings.data_dir)
             await asyncio.gather(nats_srv.start(), pg_srv.start())
             nats_url, database_url, mqtt_url = nats_srv.url, pg_srv.url, nats_srv.mqtt_url
+            sim = SimUrls(nats_srv.url_for(natsauth.SIM), nats_srv.mqtt_url_for(natsauth.DEVICES),
+                          natsauth.inbox_prefix(natsauth.SIM)) if demo else SimUrls(nats_url)
 
         store = await Store.connect(database_url, Namespace(settings.namespace), min_size=1,
                                     max_size=2)
@@ -214,6 +234,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             ack_wait=settings.ack_wait, catalogue=catalogue, city=city,
             roads=_roads(settings, city),
             adapters=adapters, ingress_port=ingress_port,
+            stream_replicas=settings.stream_replicas,
         ))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run())
@@ -230,23 +251,34 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             }
             path = write_endpoints(settings, endpoints)
             _announce(endpoints, path)
-            if getattr(args, "scenario", None):  # ecc demo: the living city
-                tg.create_task(_demo(args, settings, endpoints, city, catalogue))
+            if demo:  # ecc demo: the living city
+                tg.create_task(_demo(args, settings, endpoints, sim, city, catalogue))
     finally:
         stops = [s.stop() for s in (nats_srv, pg_srv) if s is not None]
         if stops:
             await asyncio.gather(*stops)
 
 
+@dataclass(frozen=True)
+class SimUrls:
+    """How `ecc demo`'s simulator connects: as the ``sim`` user over NATS and as the
+    ``devices`` user over MQTT on the embedded server (docs/security.md)."""
+
+    nats_url: str
+    mqtt_url: str | None = None
+    inbox_prefix: str | None = None
+
+
 async def _demo(args: argparse.Namespace, settings: Settings, endpoints: dict[str, Any],
-                city: City | None, catalogue: Catalogue) -> None:
+                sim: SimUrls, city: City | None, catalogue: Catalogue) -> None:
     """The simulator against the system `ecc up` just started, as its users see it."""
     from sim.run import simulate
 
     assert city is not None
-    if not endpoints.get("mqtt_url"):
+    if not sim.mqtt_url:
         raise CliError("ecc demo publishes sensor readings over MQTT: with external servers "
-                       "set MQTT_URL to that nats-server's MQTT listener (mqtt://host:port)")
+                       "set MQTT_URL to that nats-server's MQTT listener, with a device's "
+                       "user (mqtt://user:password@host:port)")
     store = await Store.connect(endpoints["database_url"], Namespace(settings.namespace),
                                 min_size=1, max_size=1)
     try:  # the simulated command-centre desk signs in like any supervisor
@@ -261,9 +293,9 @@ async def _demo(args: argparse.Namespace, settings: Settings, endpoints: dict[st
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise CliError(f"city file: timezone {doc.get('timezone')!r} is not an IANA time "
                        "zone (e.g. Asia/Shanghai)") from exc
-    nc = await bus.connect(endpoints["nats_url"], name="ecc-sim")
+    nc = await bus.connect(sim.nats_url, name="ecc-sim", inbox_prefix=sim.inbox_prefix)
     try:
-        await simulate(nc=nc, ns=Namespace(settings.namespace), mqtt_url=endpoints["mqtt_url"],
+        await simulate(nc=nc, ns=Namespace(settings.namespace), mqtt_url=sim.mqtt_url,
                        console_url=endpoints["console_url"], token=desk_token, city=city,
                        city_doc=doc, scenario=args.scenario, seed=args.seed, speed=args.speed,
                        duration_s=args.hours * 3600, start=datetime.now(local),
@@ -279,7 +311,8 @@ def _announce(endpoints: dict[str, Any], path: Path) -> None:
         "ECC is up.",
         f"  console   {endpoints['console_url']}#token={endpoints['token']}",
         f"  token     {endpoints['token']}",
-        f"  nats      {endpoints['nats_url']}",
+        f"  nats      {natsauth.redact(endpoints['nats_url'])}  (a component's URL: "
+        "ecc nats-url NAME)",
         f"  postgres  {endpoints['database_url']}",
         f"  mqtt      {endpoints['mqtt_url'] or '(external NATS: its own MQTT listener, if any)'}",
         f"  ingress   {endpoints['ingress_url']}  (HTTP: /v1/calls, /v1/video/detections, "
@@ -308,7 +341,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         ack_wait=settings.ack_wait, catalogue=catalogue,
         city=city, roads=_roads(settings, city),
         adapters=_adapters(settings, catalogue, settings.adapters) if city else None,
-        ingress_port=settings.ingress_port,
+        ingress_port=settings.ingress_port, stream_replicas=settings.stream_replicas,
     ))
     await service.run()
 
@@ -319,13 +352,17 @@ async def cmd_adapter(settings: Settings, args: argparse.Namespace) -> None:
     from adapters.ingest import run_adapters
 
     nats_url, database_url = server_urls(settings)
+    user = natsauth.adapter_user(args.kind)
+    if not settings.external:  # `ecc up`'s server: this adapter's own user, not the service's
+        nats_url = component_url(settings, user)
     config = _adapters(settings, _catalogue(settings), (args.kind,))
     ns = Namespace(settings.namespace)
-    nc = await bus.connect(nats_url, name=f"ecc-adapter-{args.kind}")
+    nc = await bus.connect(nats_url, name=f"ecc-adapter-{args.kind}",
+                           inbox_prefix=natsauth.inbox_prefix(user))
     store: Store | None = None
     try:
         js = nc.jetstream()
-        await bus.ensure_streams(js, ns)
+        await _await_streams(js, ns, natsauth.adapter_streams(args.kind))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(run_adapters(js, ns, config))
             if args.http_port is not None:
@@ -341,6 +378,25 @@ async def cmd_adapter(settings: Settings, args: argparse.Namespace) -> None:
         await nc.close()
 
 
+async def _await_streams(js: JetStreamContext, ns: Namespace, names: tuple[str, ...]) -> None:
+    """Wait until the service has created these streams: an adapter may not create them."""
+    for name in names:
+        stream, told = ns.stream(name), False
+        while True:
+            try:
+                await js.stream_info(stream)
+                break
+            except NotFoundError:
+                if not told:
+                    log.warning("adapter.waiting_for_stream", stream=stream,
+                                hint="start `ecc up` or `ecc serve`: they create the streams")
+                    told = True
+                await asyncio.sleep(1.0)
+            except nats.errors.TimeoutError as exc:  # no answer: refused by our grant
+                raise CliError(f"no answer about stream {stream}: does this NATS user have "
+                               "its adapter's grant? (docs/security.md)") from exc
+
+
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     import asyncpg
 
@@ -351,6 +407,44 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     finally:
         await conn.close()
     print(json.dumps({"applied": applied}))
+
+
+# --- ecc nats-url ------------------------------------------------------------------
+
+
+def component_url(settings: Settings, component: str) -> str:
+    """A component's URL, with its credentials, on the embedded nats-server of this data
+    folder: ``nats://<component>:<password>@host:port``, or ``mqtt://…`` for ``devices``.
+
+    Raises CliError with external servers (ECC did not make their users), before the
+    first `ecc up`, and for a component that has no user.
+    """
+    if settings.external:
+        raise CliError("NATS_URL is set: that server's users are in its own configuration, "
+                       "not made by ECC (see docs/security.md)")
+    path = users_file(settings.data_dir)
+    try:
+        passwords = read_users(path)
+    except RuntimeStartError as exc:
+        raise CliError(str(exc)) from exc
+    if not passwords:
+        raise CliError(f"no NATS users yet ({path}): start `ecc up` once in this data folder")
+    if component not in passwords:
+        named = [n for n in passwords if natsauth.unit_of_user(n) is None]
+        raise CliError(f"no NATS user {component!r}: there are {', '.join(named)} and "
+                       f"{len(passwords) - len(named)} unit-<id> users, one for each unit of "
+                       "the city file `ecc up` last started with")
+    key = "mqtt_url" if component == natsauth.DEVICES else "nats_url"
+    found = (read_endpoints(settings) or {}).get(key)
+    if not found:
+        raise CliError(f"no {key} in {endpoints_path(settings)}: start `ecc up`")
+    where = urlsplit(str(found))
+    return natsauth.url(where.scheme, component, passwords[component],
+                        where.hostname or "127.0.0.1", where.port or 0)
+
+
+async def cmd_nats_url(settings: Settings, args: argparse.Namespace) -> None:
+    print(component_url(settings, args.component))
 
 
 # --- ecc rebuild / catalogue check ----------------------------------------------
@@ -467,6 +561,8 @@ async def cmd_console_watch(settings: Settings, args: argparse.Namespace) -> Non
 async def cmd_unit(settings: Settings, args: argparse.Namespace) -> None:
     from consoles.field import terminal
 
+    # NATS_URL as given (an operator passes the unit's own, from `ecc nats-url unit-E12`),
+    # or the service's from endpoints.json on the command host.
     nats_url, _ = server_urls(settings)
     nc = await bus.connect(nats_url, name=f"ecc-unit-{args.id}")
     try:
@@ -549,6 +645,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--console-port", type=int, default=int(os.environ.get(
         "ECC_CONSOLE_PORT", "8780")))
     sub.add_parser("migrate", help="apply database migrations")
+    natsurl = sub.add_parser("nats-url", help="print a component's NATS URL with its "
+                                              "credentials (the embedded server of `ecc up`)")
+    natsurl.add_argument("component", help="ecc, adapter-hotline|cap|sensor|video, "
+                                            "unit-<id>, devices (an MQTT URL), sim (demo)")
     adapter = sub.add_parser("adapter", help="run one adapter as its own process")
     adapter.add_argument("kind", choices=KINDS)
     adapter.add_argument("--http-port", type=int, default=None,
@@ -611,6 +711,7 @@ _COMMANDS = {
     ("demo", None): cmd_up,
     ("adapter", None): cmd_adapter,
     ("migrate", None): cmd_migrate,
+    ("nats-url", None): cmd_nats_url,
     ("signal", "send"): cmd_signal_send,
     ("token", "create"): cmd_token_create,
     ("token", "revoke"): cmd_token_revoke,

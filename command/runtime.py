@@ -13,6 +13,12 @@ Durability: nats-server runs with ``sync_interval: always`` (every JetStream
 write is fsynced before it is acknowledged; the default lazy fsync lost
 acknowledged writes in Jepsen's 2025 analysis). PostgreSQL runs with its
 default ``fsync = on`` and ``synchronous_commit = on``.
+
+Security: nats-server admits only ECC's users, one per component, each with
+its grants from :mod:`command.natsauth`. Their passwords are made on the first
+start and kept in ``<data>/nats/users.json``; that file and the generated
+configuration (which holds them in plain text) are readable by their owner
+only (docs/security.md).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -28,12 +36,14 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import asyncpg
 import nats
 import structlog
+
+from command import natsauth
 
 log = structlog.get_logger("ecc.runtime")
 
@@ -53,7 +63,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now. Servers set SO_REUSEADDR, so a
+    port whose last connections linger in TIME_WAIT (a server just stopped) is free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -106,6 +119,45 @@ async def _quiet(exc: Exception) -> None:
     """Connection errors while a server starts are expected; the deadline reports failure."""
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only (it holds secrets), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a file left by a crash
+    tmp.replace(path)
+
+
+def users_file(data_dir: Path) -> Path:
+    """Where a data folder keeps its NATS users' passwords."""
+    return data_dir.resolve() / "nats" / "users.json"
+
+
+def read_users(path: Path) -> dict[str, str]:
+    """The passwords in a ``users.json``; empty if there is none.
+
+    Raises RuntimeStartError if the file is there but unreadable or malformed:
+    making new passwords over it would lock out every configured device.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise RuntimeStartError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        users = json.loads(text)["users"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RuntimeStartError(f"{path} is not a users file; move it away to make new "
+                                "credentials for every component") from exc
+    if not isinstance(users, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in users.items()):
+        raise RuntimeStartError(f"{path}: users must map names to passwords")
+    return users
+
+
 def nats_server_binary() -> str:
     beside = Path(sys.executable).parent / "nats-server"
     if beside.exists():
@@ -117,21 +169,60 @@ def nats_server_binary() -> str:
 
 
 class EmbeddedNats:
-    """A nats-server with JetStream (fsync always) and the MQTT listener."""
+    """A nats-server with JetStream (fsync always), the MQTT listener, and a user per
+    component (:mod:`command.natsauth`): the service, the adapters, the MQTT devices,
+    one per unit of ``units`` and, with ``sim``, the simulator of ``ecc demo``.
 
-    def __init__(self, data_dir: Path, *, server_name: str = "ecc") -> None:
+    ``namespace`` is the prefix the grants are written for; ``natsauth.ANY_NAMESPACE``
+    grants them under every prefix (a test server that many namespaces share).
+    """
+
+    def __init__(self, data_dir: Path, *, server_name: str = "ecc", units: Iterable[str] = (),
+                 namespace: str = "ecc", sim: bool = False) -> None:
         self.dir = data_dir.resolve() / "nats"
         self.server_name = server_name
+        self.namespace = namespace
+        self.components = natsauth.components(units, sim=sim)  # raises on a bad unit id
+        natsauth.grant(natsauth.SERVICE, namespace)  # and on a bad namespace
         self.port = 0
         self.mqtt_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._passwords: dict[str, str] | None = None
+
+    @property
+    def users_file(self) -> Path:
+        return self.dir / "users.json"
+
+    def passwords(self) -> dict[str, str]:
+        """Each component's password: kept from ``users.json``, new ones made (and the
+        file written, mode 0600) for components it does not have yet."""
+        if self._passwords is None:
+            known = read_users(self.users_file)
+            passwords = natsauth.passwords_for(self.components, known,
+                                               lambda: secrets.token_urlsafe(24))
+            if passwords != known:
+                write_private(self.users_file, json.dumps({"users": passwords}, indent=2) + "\n")
+            self._passwords = passwords
+        return self._passwords
+
+    def url_for(self, component: str) -> str:
+        """``nats://<component>:<password>@127.0.0.1:<port>``; KeyError if no such user."""
+        return natsauth.url("nats", component, self.passwords()[component], "127.0.0.1",
+                            self.port)
+
+    def mqtt_url_for(self, component: str = natsauth.DEVICES) -> str:
+        """``mqtt://<component>:<password>@127.0.0.1:<port>``: the devices' credentials."""
+        return natsauth.url("mqtt", component, self.passwords()[component], "127.0.0.1",
+                            self.mqtt_port)
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        """The service's (``ecc``) URL: every permission."""
+        return self.url_for(natsauth.SERVICE)
 
     @property
     def mqtt_url(self) -> str:
+        """The MQTT listener's address, without credentials (see :meth:`mqtt_url_for`)."""
         return f"mqtt://127.0.0.1:{self.mqtt_port}"
 
     @property
@@ -157,6 +248,7 @@ class EmbeddedNats:
                 "mqtt {",
                 f"  listen: 127.0.0.1:{self.mqtt_port}",
                 "}",
+                natsauth.authorization(self.passwords(), self.namespace),
                 "",
             ]
         )
@@ -165,8 +257,11 @@ class EmbeddedNats:
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "nats-server.conf"
         _stop_stale(self.dir / "nats-server.pid", str(conf), signal.SIGTERM)
-        self.port, self.mqtt_port = free_port(), free_port()
-        conf.write_text(self._config())
+        # A restart keeps its ports: clients reconnect to the address they know.
+        self.port = self.port if self.port and port_is_free(self.port) else free_port()
+        self.mqtt_port = (self.mqtt_port if self.mqtt_port and port_is_free(self.mqtt_port)
+                          else free_port())
+        write_private(conf, self._config())  # it holds the passwords
         self._proc = subprocess.Popen(
             [nats_server_binary(), "-c", str(conf)],
             stdin=subprocess.DEVNULL,
@@ -191,7 +286,8 @@ class EmbeddedNats:
                     await self.stop()
                     raise RuntimeStartError(f"nats-server not ready; see {self.log_file}") from exc
                 await asyncio.sleep(0.05)
-        log.info("runtime.nats_ready", url=self.url, mqtt_url=self.mqtt_url, pid=self._proc.pid)
+        log.info("runtime.nats_ready", url=natsauth.redact(self.url), mqtt_url=self.mqtt_url,
+                 pid=self._proc.pid)
 
     async def stop(self) -> None:
         if self._proc is not None:
@@ -272,7 +368,8 @@ class EmbeddedPostgres:
     async def start(self, timeout: float = 30.0) -> None:
         await asyncio.to_thread(self._prepare)
         _stop_stale(self.dir / "postmaster.pid", str(self.dir), signal.SIGINT)
-        self.port = free_port()
+        # A restart keeps its port: the service's pool reconnects to the address it knows.
+        self.port = self.port if self.port and port_is_free(self.port) else free_port()
         logf = open(self.log_file, "ab")
         try:
             self._proc = subprocess.Popen(

@@ -21,7 +21,7 @@ class Namespace:
     prefix: str = "ecc"
 
     def __post_init__(self) -> None:
-        if not _PREFIX.match(self.prefix):
+        if not _PREFIX.fullmatch(self.prefix):
             raise ValueError(f"namespace must match {_PREFIX.pattern}, got {self.prefix!r}")
 
     # --- subjects -----------------------------------------------------------
@@ -64,7 +64,7 @@ class Namespace:
         """The unit id of a ``<ns>.unit.<unit>.<kind>`` subject, or None."""
         parts = subject.split(".")
         if len(parts) == 4 and parts[0] == self.prefix and parts[1] == "unit" and \
-                _UNIT.match(parts[2]):
+                _UNIT.fullmatch(parts[2]):
             return parts[2]
         return None
 
@@ -73,7 +73,7 @@ class Namespace:
         return f"{self.prefix}.dispatch.>"
 
     def deadletter(self, source: str) -> str:
-        return f"{self.prefix}.deadletter.{source if _TOKEN.match(source) else 'unknown'}"
+        return f"{self.prefix}.deadletter.{source if _TOKEN.fullmatch(source) else 'unknown'}"
 
     @property
     def deadletters(self) -> str:
@@ -108,8 +108,8 @@ class Namespace:
         if len(parts) != 4 or parts[0] != self.prefix or parts[1] != "signal":
             return None, None
         source, category = parts[2], parts[3]
-        return (source if _TOKEN.match(source) else None,
-                category if _TOKEN.match(category) else None)
+        return (source if _TOKEN.fullmatch(source) else None,
+                category if _TOKEN.fullmatch(category) else None)
 
     # --- streams ------------------------------------------------------------
     def stream(self, name: str) -> str:
@@ -119,12 +119,12 @@ class Namespace:
 
 
 def _unit(value: str) -> str:
-    if not _UNIT.match(value):
+    if not _UNIT.fullmatch(value):
         raise ValueError(f"unit id must match {_UNIT.pattern}, got {value!r}")
     return value
 
 
 def _token(value: str) -> str:
-    if not _TOKEN.match(value):
+    if not _TOKEN.fullmatch(value):
         raise ValueError(f"subject token must match {_TOKEN.pattern}, got {value!r}")
     return value

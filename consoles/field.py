@@ -49,9 +49,17 @@ class FieldUnit:
         self._sub: object | None = None
 
     async def start(self) -> None:
+        # A consumer named for the unit: the unit's own NATS user may create only that,
+        # filtered to its own orders (docs/security.md). It starts at the last order, so
+        # a device that was off shows the order that is current; the server drops it
+        # a minute after the device is gone.
         self._sub = await self.js.subscribe(
             self.ns.dispatch_to(self.unit_id), stream=self.ns.stream("DISPATCH"),
-            ordered_consumer=True, deliver_policy=api.DeliverPolicy.LAST, cb=self._on_message)
+            cb=self._on_message,
+            config=api.ConsumerConfig(
+                name=f"unit-{self.unit_id}-{uuid.uuid4().hex[:12]}",
+                deliver_policy=api.DeliverPolicy.LAST, ack_policy=api.AckPolicy.NONE,
+                inactive_threshold=60.0))
 
     async def stop(self) -> None:
         if self._sub is not None:

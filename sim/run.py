@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from command import natsauth
 from command.city import City
 from command.roads import RoadNetwork
 from command.subjects import Namespace
@@ -61,15 +62,46 @@ class SimReport:
     desk: Any = None
 
 
-class Mqtt:
-    """A device-side MQTT client (paho, its own network thread); QoS 1 publishes."""
+class MqttRefused(RuntimeError):
+    """The MQTT listener did not take the connection (wrong or missing credentials)."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+
+class Mqtt:
+    """A device-side MQTT client (paho, its own network thread); QoS 1 publishes.
+
+    ``url`` is ``mqtt://[user:password@]host:port``: nats-server's listener wants the
+    ``devices`` credentials (``ecc nats-url devices``); ``mqtts://`` is MQTT over TLS,
+    checked against the system's CAs (or ``SSL_CERT_FILE``). Blocks until the broker has
+    accepted the connection (construct it in a thread); raises :class:`MqttRefused`
+    if it refuses, or does not answer within ``timeout`` seconds.
+    """
+
+    def __init__(self, url: str, prefix: str, timeout: float = 10.0) -> None:
         where = urlparse(url)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=f"ecc-sim-{uuid.uuid4().hex[:8]}")
-        self.client.connect(where.hostname or "127.0.0.1", where.port or 1883)
+        user, password = natsauth.credentials(url)
+        if user is not None:
+            self.client.username_pw_set(user, password)
+        answered = threading.Event()
+        outcome: list[Any] = []
+
+        def on_connect(client: Any, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+            outcome.append(reason)
+            answered.set()
+
+        self.client.on_connect = on_connect
+        if where.scheme == "mqtts":
+            self.client.tls_set()
+        self.client.connect(where.hostname or "127.0.0.1",
+                            where.port or (8883 if where.scheme == "mqtts" else 1883))
         self.client.loop_start()
+        if not answered.wait(timeout) or outcome[0].is_failure:
+            self.client.loop_stop()
+            why = outcome[0] if outcome else f"no answer within {timeout} s"
+            raise MqttRefused(f"MQTT listener {natsauth.redact(url)} refused the connection: "
+                              f"{why}")
         self.prefix = prefix
         self.lock = threading.Lock()
 
@@ -86,7 +118,8 @@ async def feed(plan_: Plan, clock: SimClock, nc: NATS, ns: Namespace, mqtt_url: 
                report: SimReport) -> None:
     """Publish each emission at its time."""
     js = nc.jetstream()
-    device_side = Mqtt(mqtt_url, "" if ns.prefix == "ecc" else f"{ns.prefix}/")
+    device_side = await asyncio.to_thread(Mqtt, mqtt_url,
+                                          "" if ns.prefix == "ecc" else f"{ns.prefix}/")
     try:
         for e in plan_.emissions:
             await clock.sleep_until(e.at)

@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 from hypothesis import settings as hsettings
 
-from command import bus
+from command import bus, natsauth
 from command.runtime import EmbeddedNats, EmbeddedPostgres
 from command.service import Service, ServiceConfig
 from command.store import Store, migrate
@@ -42,7 +42,7 @@ class Servers:
     nats: EmbeddedNats | None = None
     postgres: EmbeddedPostgres | None = None
     data_dir: Path | None = None
-    mqtt_url: str | None = None  # the nats-server's MQTT listener
+    mqtt_url: str | None = None  # the nats-server's MQTT listener, with the devices' user
 
 
 @pytest.fixture(scope="session")
@@ -54,11 +54,13 @@ async def servers() -> AsyncIterator[Servers]:
         return
     data_dir = Path(tempfile.mkdtemp(prefix="ecc-test-"))
     data_dir.chmod(0o755)
-    nats_srv, pg_srv = EmbeddedNats(data_dir), EmbeddedPostgres(data_dir)
+    # every test has a namespace of its own: the devices' grant covers them all
+    nats_srv = EmbeddedNats(data_dir, namespace=natsauth.ANY_NAMESPACE)
+    pg_srv = EmbeddedPostgres(data_dir)
     await asyncio.gather(nats_srv.start(), pg_srv.start())
-    try:
+    try:  # nats_url is the service's user (every permission); mqtt_url the devices'
         yield Servers(nats_srv.url, pg_srv.url_for("postgres"), nats_srv, pg_srv, data_dir,
-                      mqtt_url=nats_srv.mqtt_url)
+                      mqtt_url=nats_srv.mqtt_url_for(natsauth.DEVICES))
     finally:
         await asyncio.gather(nats_srv.stop(), pg_srv.stop())
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -98,10 +100,10 @@ async def database_url(servers: Servers, template_db: str) -> AsyncIterator[str]
 
 @pytest.fixture
 def mqtt_url(servers: Servers) -> str:
-    """The MQTT listener of the nats-server the tests use."""
+    """The MQTT listener of the nats-server the tests use, with a device's credentials."""
     if servers.mqtt_url is None:
         pytest.fail("NATS_URL is set but MQTT_URL is not: set MQTT_URL to that nats-server's "
-                    "MQTT listener (mqtt://host:port)")
+                    "MQTT listener (mqtt://[user:password@]host:port)")
     return servers.mqtt_url
 
 

@@ -17,6 +17,7 @@ import pytest
 from adapters.ingest import AdapterConfig
 from adapters.sensor import parse_registry
 from adapters.video import parse_video_config
+from command import natsauth
 from command.service import Service, ServiceConfig
 from command.store import Store
 from command.subjects import Namespace
@@ -30,6 +31,9 @@ def mqtt_publish(url: str, messages: list[tuple[str, bytes]]) -> None:
     """Publish as a device does: a real MQTT client, QoS 1, each acknowledged."""
     where = urlparse(url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex}")
+    user, password = natsauth.credentials(url)  # the devices' user (tests/conftest.py)
+    if user is not None:
+        client.username_pw_set(user, password)
     client.connect(where.hostname or "127.0.0.1", where.port or 1883)
     client.loop_start()
     try:

@@ -1,0 +1,279 @@
+"""Core: ECC's users on its nats-server, one per component, and what each may do.
+
+The embedded runtime (:class:`command.runtime.EmbeddedNats`) writes these users
+into the configuration it generates; docs/security.md has the same grants as a
+table, for an operator who runs an external server. Pure: names and passwords
+in, permission lists and configuration text out. Randomness (the passwords)
+comes from the caller.
+
+===================  ========  ===========================================================
+user                 over      may
+===================  ========  ===========================================================
+``ecc``              NATS      everything: the service owns the streams
+``adapter-<kind>``   NATS      publish its own signals ``<ns>.signal.<kind>.>``, its dead
+                               letters and its own ingress subject; read its consumers
+``unit-<id>``        NATS      publish ``<ns>.unit.<id>.>``; follow ``<ns>.dispatch.*.<id>``
+``devices``          MQTT      publish ``sensors/#`` and ``frigate/#``; nothing else
+``sim``              NATS      the simulator of ``ecc demo``: every unit, every ingress
+===================  ========  ===========================================================
+
+Every user but ``ecc`` receives replies on an inbox of its own,
+``_INBOX_<user>.>`` (:func:`inbox_prefix`): with the shared ``_INBOX.>`` any
+component could read every other one's replies and, through them, the orders
+JetStream pushes to a crew's device.
+
+A namespace other than ``ecc`` gets the same grants under its own prefix;
+:data:`ANY_NAMESPACE` (``*``) grants them under every prefix at once, for a
+test server that many namespaces share.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from command.subjects import Namespace
+
+__all__ = [
+    "ADAPTER_KINDS", "ANY_NAMESPACE", "DEVICES", "SERVICE", "SIM", "Grant", "adapter_streams",
+    "adapter_user", "authorization", "components", "credentials", "grant", "inbox_prefix",
+    "passwords_for", "redact", "unit_of_user", "unit_user", "url",
+]
+
+SERVICE = "ecc"
+DEVICES = "devices"
+SIM = "sim"
+ADAPTER_KINDS = ("hotline", "cap", "sensor", "video")
+ANY_NAMESPACE = "*"
+
+# The rules of command/subjects.py, matched whole: its `$` also lets a trailing newline
+# through, which must never reach a subject, a user name or the configuration file.
+_UNIT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,39}")
+_NAMESPACE = re.compile(r"[a-z][a-z0-9]{0,15}")
+_UNIT_PREFIX = "unit-"
+_ADAPTER_PREFIX = "adapter-"
+_SENSORS, _FRIGATE = "sensors", "frigate"  # command.bus.SENSOR_ROOT, FRIGATE_ROOT (a shell)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one user may do. ``None`` means no limit (the service); an empty tuple means
+    nothing at all. ``connection_types`` are nats-server's ``STANDARD`` and ``MQTT``."""
+
+    publish: tuple[str, ...] | None
+    subscribe: tuple[str, ...] | None
+    connection_types: tuple[str, ...] = ("STANDARD",)
+
+
+# --- names -----------------------------------------------------------------------
+
+
+def unit_user(unit_id: str) -> str:
+    """``unit-<id>``; raises ValueError for an id that cannot be a subject token."""
+    if not _UNIT_ID.fullmatch(unit_id):
+        raise ValueError(f"unit id must match {_UNIT_ID.pattern}, got {unit_id!r}")
+    return f"{_UNIT_PREFIX}{unit_id}"
+
+
+def unit_of_user(user: str) -> str | None:
+    """The unit id of a ``unit-<id>`` user name, or None."""
+    unit_id = user[len(_UNIT_PREFIX):]
+    return unit_id if user.startswith(_UNIT_PREFIX) and _UNIT_ID.fullmatch(unit_id) else None
+
+
+def adapter_user(kind: str) -> str:
+    if kind not in ADAPTER_KINDS:
+        raise ValueError(f"no adapter {kind!r}; choose from {', '.join(ADAPTER_KINDS)}")
+    return f"{_ADAPTER_PREFIX}{kind}"
+
+
+def inbox_prefix(user: str) -> str:
+    """Where a component's replies come back: ``_INBOX_<user>`` (a single token)."""
+    return f"_INBOX_{user}"
+
+
+def components(units: Iterable[str] = (), *, sim: bool = False) -> list[str]:
+    """Every user of one runtime: the service, the adapters, the devices, one per unit
+    (in the order given, duplicates once) and, for ``ecc demo``, the simulator."""
+    names = [SERVICE, *(adapter_user(k) for k in ADAPTER_KINDS), DEVICES]
+    names += list(dict.fromkeys(unit_user(u) for u in units))
+    if sim:
+        names.append(SIM)
+    return names
+
+
+def passwords_for(names: Iterable[str], known: Mapping[str, str],
+                  new_password: Callable[[], str]) -> dict[str, str]:
+    """A password for each name: the known one if there is one, else a new one. Names
+    not asked for are dropped (a unit taken out of the city file loses its access)."""
+    return {name: known[name] if name in known else new_password() for name in names}
+
+
+# --- grants ----------------------------------------------------------------------
+
+
+def _check_prefix(prefix: str) -> None:
+    if prefix != ANY_NAMESPACE and not _NAMESPACE.fullmatch(prefix):
+        raise ValueError(f"namespace must match {_NAMESPACE.pattern}, got {prefix!r}")
+
+
+def _stream(prefix: str, name: str) -> str:
+    return "*" if prefix == ANY_NAMESPACE else Namespace(prefix).stream(name)
+
+
+def _mqtt(prefix: str, root: str) -> list[str]:
+    """Where MQTT topics ``<root>/…`` land (``Namespace.mqtt``), for every prefix if any."""
+    if prefix == ANY_NAMESPACE:
+        return [root, f"*.{root}"]
+    return [Namespace(prefix).mqtt(root)]
+
+
+def _consumers(kind: str, prefix: str) -> list[tuple[str, str, str]]:
+    """``(stream, durable, filter)`` of each consumer an adapter reads: the same as the
+    adapters' ``spec()`` in adapters/ingest.py (tests/command/test_nats_security.py
+    checks that they agree)."""
+    p = prefix
+    if kind == "hotline":
+        return [("INGRESS", "adapter-hotline", f"{p}.ingress.hotline")]
+    if kind == "cap":
+        return [("INGRESS", "adapter-cap", f"{p}.ingress.cap"),
+                ("EVENTS", "adapter-cap-out", f"{p}.event.incident.*")]
+    if kind == "sensor":
+        return [("MQTT", "adapter-sensor", f"{s}.>") for s in _mqtt(p, _SENSORS)]
+    if kind == "video":
+        return [*(("MQTT", "adapter-video-frigate", f"{s}.events") for s in _mqtt(p, _FRIGATE)),
+                ("INGRESS", "adapter-video", f"{p}.ingress.video")]
+    raise ValueError(f"no adapter {kind!r}")
+
+
+def adapter_streams(kind: str) -> tuple[str, ...]:
+    """The streams (short names) an adapter reads or writes: it waits for them to exist,
+    since only the service creates streams."""
+    read = tuple(dict.fromkeys(s for s, _, _ in _consumers(kind, SERVICE)))
+    write = ("SIGNALS", "DEADLETTER", *(("WARNINGS",) if kind == "cap" else ()))
+    return read + write
+
+
+def _adapter(kind: str, prefix: str) -> Grant:
+    p = prefix
+    publish = [f"{p}.signal.{kind}.>", f"{p}.deadletter.{kind}", "$JS.API.INFO"]
+    if kind == "cap":  # cap also runs cap-out: CAP 1.2 warnings from incident events
+        publish += [f"{p}.deadletter.cap_out", f"{p}.warning.cap.>"]
+    if kind != "sensor":  # its door of `ecc adapter KIND --http-port` (sensors have none)
+        publish.append(f"{p}.ingress.{kind}")
+    publish += [f"$JS.API.STREAM.INFO.{_stream(p, s)}" for s in adapter_streams(kind)]
+    for name, durable, subject in _consumers(kind, p):
+        stream = _stream(p, name)
+        publish += [f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
+                    f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.{subject}",
+                    f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+                    f"$JS.ACK.{stream}.{durable}.>"]
+    return Grant(tuple(dict.fromkeys(publish)), (f"{inbox_prefix(adapter_user(kind))}.>",))
+
+
+def _unit(unit_id: str, prefix: str) -> Grant:
+    p, dispatch = prefix, _stream(prefix, "DISPATCH")
+    return Grant(
+        publish=(f"{p}.unit.{unit_id}.>", "$JS.API.INFO",
+                 # an ordered consumer created through the filtered API, so the server
+                 # checks that its filter is this unit's orders and no one else's
+                 f"$JS.API.CONSUMER.CREATE.{dispatch}.*.{p}.dispatch.*.{unit_id}",
+                 f"$JS.FC.{dispatch}.>"),  # flow-control replies of ordered consumers
+        subscribe=(f"{p}.dispatch.*.{unit_id}", f"{inbox_prefix(unit_user(unit_id))}.>"),
+    )
+
+
+def _devices(prefix: str) -> Grant:
+    roots = [*_mqtt(prefix, _SENSORS), *_mqtt(prefix, _FRIGATE)]
+    return Grant(tuple(f"{r}.>" for r in roots), (), ("MQTT",))
+
+
+def _sim(prefix: str) -> Grant:
+    p, dispatch = prefix, _stream(prefix, "DISPATCH")
+    return Grant(
+        # consoles/field.py creates unnamed ordered consumers: the unfiltered API
+        publish=(f"{p}.ingress.>", f"{p}.unit.>", "$JS.API.INFO",
+                 f"$JS.API.CONSUMER.CREATE.{dispatch}", f"$JS.API.CONSUMER.CREATE.{dispatch}.>",
+                 f"$JS.FC.{dispatch}.>"),
+        subscribe=(f"{p}.dispatch.>", f"{inbox_prefix(SIM)}.>"),
+    )
+
+
+def grant(user: str, prefix: str = "ecc") -> Grant:
+    """What ``user`` may do in namespace ``prefix`` (or :data:`ANY_NAMESPACE`).
+
+    Raises ValueError for a user that is none of ECC's components.
+    """
+    _check_prefix(prefix)
+    if user == SERVICE:
+        return Grant(None, None)
+    if user == DEVICES:
+        return _devices(prefix)
+    if user == SIM:
+        return _sim(prefix)
+    if user.startswith(_ADAPTER_PREFIX) and user[len(_ADAPTER_PREFIX):] in ADAPTER_KINDS:
+        return _adapter(user[len(_ADAPTER_PREFIX):], prefix)
+    unit_id = unit_of_user(user)
+    if unit_id is not None:
+        return _unit(unit_id, prefix)
+    raise ValueError(f"{user!r} is not an ECC component: ecc, adapter-<kind>, unit-<id>, "
+                     "devices or sim")
+
+
+def _allow(subjects: tuple[str, ...]) -> dict[str, list[str]]:
+    # an empty allow list would allow everything: deny it all instead
+    return {"allow": list(subjects)} if subjects else {"deny": [">"]}
+
+
+def authorization(passwords: Mapping[str, str], prefix: str = "ecc") -> str:
+    """The nats-server ``authorization`` block for these users and passwords.
+
+    One user per line, each a JSON object (nats-server's configuration format
+    reads JSON); quoted strings are taken literally, so ``$JS…`` subjects are not
+    variables.
+    """
+    lines = ["authorization {", "  users = ["]
+    for user, password in passwords.items():
+        g = grant(user, prefix)
+        entry: dict[str, object] = {"user": user, "password": password,
+                                    "allowed_connection_types": list(g.connection_types)}
+        permissions: dict[str, object] = {}
+        if g.publish is not None:
+            permissions["publish"] = _allow(g.publish)
+        if g.subscribe is not None:
+            permissions["subscribe"] = _allow(g.subscribe)
+        if permissions:
+            entry["permissions"] = permissions
+        lines.append(f"    {json.dumps(entry)}")
+    lines += ["  ]", "}"]
+    return "\n".join(lines)
+
+
+# --- URLs ------------------------------------------------------------------------
+
+
+def url(scheme: str, user: str, password: str, host: str, port: int) -> str:
+    """``<scheme>://user:password@host:port``, both quoted for a URL."""
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}"
+
+
+def credentials(address: str) -> tuple[str | None, str | None]:
+    """``(user, password)`` of a URL, unquoted; None where it has none."""
+    parts = urlsplit(address)
+    return (unquote(parts.username) if parts.username is not None else None,
+            unquote(parts.password) if parts.password is not None else None)
+
+
+def redact(address: str) -> str:
+    """The URL with its password replaced by ``***``, for logs and terminals; each of
+    them, where ``address`` lists a cluster's servers comma-separated."""
+    if "," in address:
+        return ",".join(redact(one) for one in address.split(","))
+    parts = urlsplit(address)
+    if parts.password is None:
+        return address
+    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
