@@ -10,7 +10,8 @@ record is never lost.
 * ``POST /v1/video/detections``: a detection from a video analytics platform
   (JSON, :class:`adapters.video.Webhook`);
 * ``POST /v1/cap``: a CAP 1.0-1.2 alert (XML);
-* ``GET /healthz``.
+* ``GET /healthz`` (liveness), ``GET /readyz`` (readiness) and ``GET /metrics``
+  (Prometheus), as on the console gateway: see docs/operations.md.
 
 Every POST needs ``Authorization: Bearer <token>`` of a token with the role
 ``adapter`` (``ecc token create --role adapter --name "119 platform"``) or
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import structlog
 import uvicorn
@@ -35,6 +37,7 @@ from starlette.routing import Route
 from adapters.cap import CapRejected, parse_cap, understand
 from adapters.ingest import parse_call
 from command.bus import Undeliverable, dead_letter_bytes
+from command.metrics import Metrics
 from command.model import MAX_SIGNAL_BYTES
 from command.store import Store
 from command.subjects import Namespace
@@ -64,15 +67,20 @@ class Ingress:
     """The HTTP door. ``await ingress.run()``; cancel it to stop."""
 
     def __init__(self, store: Store, js: JetStreamContext, ns: Namespace, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, metrics: Metrics | None = None,
+                 readiness: Callable[[], dict[str, Any]] | None = None) -> None:
         self.store = store
         self.js = js
         self.ns = ns
         self.host = host
         self.port = port
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.readiness = readiness
         self.ready = asyncio.Event()
         self.app = Starlette(routes=[
             Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.scrape, methods=["GET"]),
             Route("/v1/calls", self._door("hotline", MAX_SIGNAL_BYTES, check_call),
                   methods=["POST"]),
             Route("/v1/video/detections", self._door("video", MAX_SIGNAL_BYTES, check_video),
@@ -86,6 +94,17 @@ class Ingress:
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
+
+    async def readyz(self, request: Request) -> Response:
+        """200 when the service can do its work, else 503 naming what is down."""
+        report = self.readiness() if self.readiness is not None else {
+            "ready": False, "service": "this ingress runs without a service: nothing to "
+                                       "report ready"}
+        return JSONResponse(report, status_code=200 if report["ready"] else 503)
+
+    async def scrape(self, request: Request) -> Response:
+        body, content_type = self.metrics.render()
+        return Response(body, headers={"Content-Type": content_type})
 
     def _door(self, kind: str, limit: int,
               check: Check) -> Callable[[Request], Awaitable[Response]]:

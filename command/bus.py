@@ -32,6 +32,7 @@ silently lost).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -43,6 +44,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
+from command import natsauth
 from command.subjects import Namespace
 from command.tasks import check_cancelled
 
@@ -129,28 +131,37 @@ async def delete_streams(js: JetStreamContext, ns: Namespace) -> None:
             pass
 
 
-async def connect(url: str, name: str) -> NATS:
-    """A connection that reconnects for ever and logs what happens to it."""
+async def connect(url: str, name: str, *, inbox_prefix: str | None = None) -> NATS:
+    """A connection that reconnects for ever and logs what happens to it.
+
+    ``url`` may carry a user and password (``nats://adapter-sensor:…@host:4222``);
+    logs show it without the password. A component other than the service passes
+    its own ``inbox_prefix`` (:func:`command.natsauth.inbox_prefix`): its grant lets it
+    read replies there only. A refused user or password raises ``nats.errors.Error``.
+    """
+    shown = natsauth.redact(url)
 
     async def on_error(exc: Exception) -> None:
         log.warning("bus.error", error=str(exc) or type(exc).__name__)
 
     async def on_disconnect() -> None:
         if not nc.is_closed:  # a close we asked for is not news
-            log.warning("bus.disconnected", url=url)
+            log.warning("bus.disconnected", url=shown)
 
     async def on_reconnect() -> None:
-        log.info("bus.reconnected", url=url)
+        log.info("bus.reconnected", url=shown)
 
     nc = NATS()
     await nc.connect(
-        url,
+        # a cluster: several URLs, comma-separated; the client fails over between them
+        servers=[u.strip() for u in url.split(",") if u.strip()],
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,  # type: ignore[arg-type] # typed int, takes seconds
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
+        inbox_prefix=inbox_prefix or "_INBOX",  # nats-py's default
     )
     return nc
 
@@ -198,8 +209,8 @@ class ConsumerSpec:
     subject: str
     batch: int = 64
     max_ack_pending: int = 1024
-    max_deliver: int = 50
-    ack_wait: float = 30.0
+    max_deliver: int = 50  # failed deliveries before a message is dead-lettered
+    ack_wait: float = 10.0
 
 
 class BatchHandler(Protocol[T]):
@@ -236,29 +247,67 @@ async def consume(
         durable_name=spec.durable,
         ack_policy=api.AckPolicy.EXPLICIT,
         ack_wait=spec.ack_wait,
-        max_deliver=spec.max_deliver,
+        # The broker redelivers for ever; ECC gives up on a message itself, and only
+        # when handling it fails for a reason of its own (never while the database is
+        # away: an emergency call waits out an outage of any length).
+        max_deliver=-1,
         max_ack_pending=spec.max_ack_pending,
         deliver_policy=api.DeliverPolicy.ALL,
         filter_subject=spec.subject,
     )
-    sub = await js.pull_subscribe(spec.subject, durable=spec.durable, stream=spec.stream,
-                                  config=config)
+
+    async def subscribe() -> Any:
+        """Bind to the durable consumer (creating it if missing), retrying while the
+        broker cannot answer: one restarting, or a cluster electing a leader."""
+        while True:
+            try:
+                return await js.pull_subscribe(spec.subject, durable=spec.durable,
+                                               stream=spec.stream, config=config)
+            except (TimeoutError, nats.errors.Error) as exc:
+                if isinstance(exc, nats.errors.ConnectionClosedError):
+                    raise
+                log.warning("bus.subscribe_failed", stream=spec.stream, durable=spec.durable,
+                            error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    sub = await subscribe()
     log.info("bus.consumer_started", stream=spec.stream, durable=spec.durable)
+    failures = 0
     try:
         while stop is None or not stop.is_set():
             check_cancelled()
             try:
                 msgs = await sub.fetch(spec.batch, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
+                failures = 0
                 continue
             except nats.errors.ConnectionClosedError:
                 return
-            await _settle(js, ns, spec, msgs, handler)
+            except nats.errors.Error as exc:
+                # No responders, service unavailable: the broker is restarting or the
+                # cluster is electing the consumer's leader. Nothing was taken; wait and
+                # ask again. After a run of failures, bind afresh (the consumer may have
+                # been lost with a single-copy stream's node).
+                failures += 1
+                log.warning("bus.fetch_failed", stream=spec.stream, durable=spec.durable,
+                            failures=failures, error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(0.5)
+                if failures % 10 == 0:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+                    sub = await subscribe()
+                continue
+            failures = 0
+            try:
+                await _settle(js, ns, spec, msgs, handler)
+            except nats.errors.Error as exc:
+                # A dead letter or an ack the broker did not take: the messages not
+                # acked come back after ack_wait, and the inbox absorbs any repeat.
+                log.warning("bus.settle_failed", stream=spec.stream, durable=spec.durable,
+                            error=str(exc) or type(exc).__name__)
     finally:
-        try:
+        with contextlib.suppress(Exception):
             await sub.unsubscribe()
-        except Exception:
-            pass
 
 
 async def _settle(
@@ -285,6 +334,32 @@ async def _settle(
                         reason=exc.reason)
     if not decoded:
         return
+    # Tell the broker the batch is being worked on, so a slow batch (a busy database)
+    # is not handed to another process while this one is still on it; a process that
+    # dies stops telling, and its batch comes back within ack_wait.
+    working = asyncio.create_task(  # noqa: RUF006 - held here, cancelled below
+        _working([m for m, _ in decoded], spec.ack_wait / 3))
+    try:
+        await _handle(js, ns, spec, decoded, handler)
+    finally:
+        working.cancel()
+
+
+async def _working(msgs: list[Msg], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        for msg in msgs:
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+
+async def _handle(
+    js: JetStreamContext,
+    ns: Namespace,
+    spec: ConsumerSpec,
+    decoded: list[tuple[Msg, Any]],
+    handler: BatchHandler[Any],
+) -> None:
     try:
         await handler.handle([item for _, item in decoded])
     except asyncio.CancelledError:
@@ -317,7 +392,7 @@ async def _failed(
     exc = sys.exc_info()[1]
     assert exc is not None
     delivered = msg.metadata.num_delivered
-    if delivered >= spec.max_deliver:
+    if delivered >= spec.max_deliver and not getattr(exc, "retryable", False):
         reason = f"gave up after {delivered} deliveries: {type(exc).__name__}: {exc}"
         await dead_letter(js, ns, msg, handler.source_of(msg), "gave_up", reason)
         await msg.term()

@@ -25,9 +25,11 @@ from pydantic import ValidationError
 
 from command.bus import ConsumerSpec, Undeliverable
 from command.engine import Engine, Meta, UnitOfWork, utc_now
+from command.metrics import Metrics
 from command.model import StatusRejected, StatusReport
 from command.store import ConcurrencyError
 from command.subjects import Namespace
+from workflows import incident as inc
 from workflows import unit as un
 from workflows.dispatching import crew_report
 from workflows.messages import Rejected
@@ -40,11 +42,13 @@ class CrewReports:
     """A :class:`command.bus.BatchHandler` for the UNITS stream."""
 
     def __init__(self, engine: Engine, js: JetStreamContext, ns: Namespace, *,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 metrics: Metrics | None = None) -> None:
         self.engine = engine
         self.js = js
         self.ns = ns
         self.clock = clock
+        self.metrics = metrics if metrics is not None else Metrics()
 
     def spec(self) -> ConsumerSpec:
         return ConsumerSpec(stream=self.ns.stream("UNITS"), durable=CONSUMER,
@@ -78,9 +82,10 @@ class CrewReports:
                 try:
                     async with self.engine.store.transaction() as tx:
                         if not await tx.claim(CONSUMER, message_id):
+                            self.metrics.crew_reports.labels(outcome="duplicate").inc()
                             return True  # seen before: its effect is already committed
                         uow = UnitOfWork(tx, self.engine.catalogue, self.engine.ids)
-                        await self._commands(uow, report)
+                        waits = await self._commands(uow, report)
                         await uow.flush()
                     break
                 except ConcurrencyError:
@@ -88,12 +93,18 @@ class CrewReports:
                         raise  # the consumer loop naks it; it comes back later
         except Rejected as exc:
             bound.warning("crews.rejected", code=exc.code, reason=exc.reason)
+            self.metrics.crew_reports.labels(outcome="refused").inc()
             await self._tell(report, exc.reason)
             return False
         bound.info("crews.applied")
+        self.metrics.crew_reports.labels(outcome="applied").inc()
+        for waited in waits:
+            self.metrics.accept_seconds.observe(waited)
         return True
 
-    async def _commands(self, uow: UnitOfWork, report: StatusReport) -> None:
+    async def _commands(self, uow: UnitOfWork, report: StatusReport) -> list[float]:
+        """Stage what the report means; returns the seconds from offer to acceptance of
+        each order it accepts (for ``ecc_order_accept_seconds``)."""
         # Lock the incident before the unit, as every other command does: peek at
         # the unit's task without a lock, lock the incident, then the unit, and check.
         peek = await uow.tx.conn.fetchval(
@@ -107,13 +118,18 @@ class CrewReports:
             raise Rejected("unknown_unit", f"unit {report.unit_id} is not registered")
         meta = Meta(actor=f"unit:{unit.unit_id}", correlation_id=unit.task_id)
         incident = await uow.incident(unit.incident_id) if unit.incident_id else None
+        waits: list[float] = []
         for command in crew_report(unit, incident, report.status, at=report.at,
                                    task_id=report.task_id, reason=report.reason):
             if isinstance(command, un.MoveUnit):
                 await uow.run_unit(unit.unit_id, command, meta)
-            else:
-                assert unit.incident_id is not None
-                await uow.run(unit.incident_id, command, meta)
+                continue
+            assert unit.incident_id is not None
+            for event in await uow.run(unit.incident_id, command, meta):
+                if isinstance(event, inc.TaskAccepted) and incident is not None:
+                    offered_at = incident.task(event.task_id).updated_at
+                    waits.append(max(0.0, (event.at - offered_at).total_seconds()))
+        return waits
 
     async def _tell(self, report: StatusReport, reason: str) -> None:
         unit = None

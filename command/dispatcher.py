@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from pydantic import ValidationError
 
 from command.assign import Need, assign, stack
 from command.engine import Engine, Meta, utc_now
+from command.metrics import Metrics
 from command.model import PositionReport, StatusRejected
 from command.recommend import UnitIndex, UnitInfo
 from command.roads import RoadNetwork
@@ -58,8 +60,10 @@ _WAKE_TYPES = ("task.created", "task.returned", "unit.released", "unit.moved",
 class Dispatcher:
     def __init__(self, engine: Engine, nc: NATS, ns: Namespace, *, interval: float = 2.0,
                  roads: RoadNetwork | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 metrics: Metrics | None = None) -> None:
         self.engine = engine
+        self.metrics = metrics if metrics is not None else Metrics()
         self.roads = roads
         self.nc = nc
         self.ns = ns
@@ -70,6 +74,7 @@ class Dispatcher:
         self.agency: dict[str, str] = {}
         self.offers = 0
         self._wake = asyncio.Event()
+        self._stacked: dict[str, str] = {}  # task key -> the unit it was last stacked on
 
     async def run(self) -> None:
         """Keep positions current, lead when the lock is free, dispatch until cancelled."""
@@ -104,7 +109,12 @@ class Dispatcher:
             while True:
                 check_cancelled()
                 self._wake.clear()
+                started = time.monotonic()
                 await self.round()
+                # A round is CPU work on the event loop the signal intake shares: under
+                # a stream of events, rest twice as long as the round took, so a round
+                # never has more than a third of the loop.
+                await asyncio.sleep(max(0.0, 2 * (time.monotonic() - started)))
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.interval)
                     await asyncio.sleep(0.01)  # let a burst of events settle into one round
@@ -193,6 +203,7 @@ class Dispatcher:
             return {}
         auto: list[Need] = []
         manual: list[Need] = []
+        pending_since: dict[str, str] = {}  # task key -> when it became pending
         catalogue = self.engine.catalogue
         for row in rows:
             v = row["view"]
@@ -202,6 +213,8 @@ class Dispatcher:
                 else manual
             for task in v["tasks"]:
                 if task["status"] == "pending":
+                    pending_since[f"{row['incident_id']}/{task['task_id']}"] = \
+                        task["updated_at"]
                     target.append(Need(key=f"{row['incident_id']}/{task['task_id']}",
                                        capability=task["capability"],
                                        lat=v["location"]["lat"], lon=v["location"]["lon"],
@@ -209,13 +222,16 @@ class Dispatcher:
                                        exclude=tuple(task["passed_over"])))
         index = await self.index()
         offered: dict[str, str] = {}
+        started = time.perf_counter()
         chosen = assign(index, auto)
+        computing = time.perf_counter() - started
         for key, candidate in chosen.items():
             incident_id, task_id = key.split("/", 1)
+            at = self.clock()
             try:
                 await self.engine.execute(
                     incident_id,
-                    inc.OfferTask(at=self.clock(), by="dispatcher", task_id=task_id,
+                    inc.OfferTask(at=at, by="dispatcher", task_id=task_id,
                                   unit_id=candidate.unit_id),
                     Meta(actor="dispatcher", correlation_id=incident_id))
             except Rejected as exc:  # the world moved since we read it; next round retries
@@ -225,10 +241,14 @@ class Dispatcher:
             index.set_available(candidate.unit_id, False)
             offered[key] = candidate.unit_id
             self.offers += 1
+            self.metrics.offers.inc()
+            waited = at - datetime.fromisoformat(pending_since[key])
+            self.metrics.offer_wait_seconds.observe(max(0.0, waited.total_seconds()))
             log.info("dispatcher.offered", incident_id=incident_id, task_id=task_id,
                      unit_id=candidate.unit_id, eta_s=round(candidate.eta_s))
         stacked = [need for need in auto if need.key not in chosen]
-        await self._recommend(index, manual, stacked)
+        computing += await self._recommend(index, manual, stacked)
+        self.metrics.recommend_seconds.observe(computing)
         return offered
 
     def stack(self, index: UnitIndex, need: Need) -> dict[str, Any] | None:
@@ -242,15 +262,22 @@ class Dispatcher:
                 "status": self.status.get(candidate.unit_id)}
 
     async def _recommend(self, index: UnitIndex, needs: list[Need],
-                         stacked: list[Need]) -> None:
+                         stacked: list[Need]) -> float:
+        """Write the recommendations; returns the seconds spent computing them."""
+        started = time.perf_counter()
         records: list[tuple[str, str, Any]] = []
+        now_stacked: dict[str, str] = {}
         for need in stacked:
             incident_id, task_id = need.key.split("/", 1)
             queued = self.stack(index, need)
             records.append((incident_id, task_id, json.dumps([queued] if queued else [])))
-            if queued:
+            if queued and self._stacked.get(need.key) != queued["unit_id"]:
+                # once per task and unit, not once per round: a city-wide emergency
+                # stacks thousands of tasks and a round runs every few seconds
                 log.info("dispatcher.stacked", incident_id=incident_id, task_id=task_id,
                          unit_id=queued["unit_id"], free_in_s=queued["free_in_s"])
+            if queued:
+                now_stacked[need.key] = queued["unit_id"]
         for need in needs:
             cands = index.recommend(need.capability, need.lat, need.lon, k=3,
                                     exclude=need.exclude)
@@ -259,9 +286,12 @@ class Dispatcher:
                 {"unit_id": c.unit_id, "eta_s": round(c.eta_s, 1),
                  "distance_m": round(c.distance_m), "mutual_aid": c.mutual_aid}
                 for c in cands])))
+        self._stacked = now_stacked
+        computing = time.perf_counter() - started
         async with self.engine.store.transaction() as tx:
             await tx.conn.execute("DELETE FROM recommendations")
             if records:
                 await tx.conn.executemany(
                     "INSERT INTO recommendations (incident_id, task_id, candidates) "
                     "VALUES ($1, $2, $3::text::jsonb)", records)
+        return computing

@@ -22,8 +22,9 @@ from nats.aio.msg import Msg
 
 from command.bus import ConsumerSpec, Undeliverable
 from command.engine import Meta, UnitOfWork, utc_now
-from command.faults import reach
+from command.faults import reach, stall
 from command.fusion import Candidate, cells_around, choose, search_radius
+from command.metrics import Metrics
 from command.model import (
     RETRACTION,
     Retraction,
@@ -57,6 +58,7 @@ class SignalIntake:
         clock: Callable[[], datetime] = utc_now,
         ids: Callable[[], uuid.UUID] = uuid.uuid4,
         fault_point: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.ns = ns
@@ -64,6 +66,7 @@ class SignalIntake:
         self.clock = clock
         self.ids = ids
         self.fault_point = fault_point
+        self.metrics = metrics if metrics is not None else Metrics()
 
     def spec(self) -> ConsumerSpec:
         return ConsumerSpec(stream=self.ns.stream("SIGNALS"), durable=CONSUMER,
@@ -74,6 +77,13 @@ class SignalIntake:
         return source or "unknown"
 
     def decode(self, msg: Msg) -> Signal | Retraction:
+        try:
+            return self._decode(msg)
+        except Undeliverable:
+            self.metrics.signal(self.source_of(msg), "dead_lettered")
+            raise
+
+    def _decode(self, msg: Msg) -> Signal | Retraction:
         source, category = self.ns.parse_signal_subject(msg.subject)
         if source is None or category is None:
             raise Undeliverable("bad_subject", f"{msg.subject!r} is not "
@@ -108,6 +118,7 @@ class SignalIntake:
         seen before (the inbox) or the core refused it.
         """
         results: list[str | None] = [None] * len(signals)
+        outcomes = ["rejected"] * len(signals)
         attached: set[int] = set()
         async with self.store.transaction() as tx:
             uow = UnitOfWork(tx, self.catalogue, self.ids)
@@ -118,6 +129,7 @@ class SignalIntake:
             for i, (signal, key) in enumerate(zip(signals, keys, strict=True)):
                 if key not in fresh:
                     log.info("intake.duplicate", signal_id=signal.signal_id, source=signal.source)
+                    outcomes[i] = "duplicate"
                     continue
                 fresh.discard(key)  # a repeat inside this batch is a duplicate too
                 incident_id, joined = await self._take(uow, signal, raised, taken)
@@ -126,7 +138,11 @@ class SignalIntake:
                     attached.add(i)
                 if incident_id is not None:
                     taken[(signal.source, signal.signal_id)] = incident_id
+                    outcomes[i] = "attached" if joined else "new_incident"
             recorded = await uow.flush()
+            stall("intake.before_commit", self.fault_point)  # inbox rows held
+        for signal, outcome in zip(signals, outcomes, strict=True):  # counted once committed
+            self.metrics.signal(signal.source, outcome)
         reach("intake.after_commit", self.fault_point)
         seqs = {r.stream_id: r.seq for r in recorded}
         for i, (signal, incident_id) in enumerate(zip(signals, results, strict=True)):
@@ -209,6 +225,7 @@ class SignalIntake:
             if key not in await tx.claim_many(CONSUMER, [key]):
                 log.info("intake.duplicate", retraction_id=retraction.retraction_id,
                          source=retraction.source)
+                self.metrics.signal(retraction.source, "duplicate")
                 return []
             uow = UnitOfWork(tx, self.catalogue, self.ids)
             now = self.clock()
@@ -229,6 +246,8 @@ class SignalIntake:
                     continue
                 touched.append(incident_id)
             await uow.flush()
+        self.metrics.signal(retraction.source,
+                            "retracted" if touched else "retraction_unmatched")
         for incident_id in touched:
             log.info("incident.signals_retracted", incident_id=incident_id,
                      retraction_id=retraction.retraction_id, source=retraction.source)

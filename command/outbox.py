@@ -22,6 +22,7 @@ import structlog
 from nats.js import JetStreamContext
 
 from command.faults import reach
+from command.metrics import Metrics
 from command.store import OUTBOX_CHANNEL, Store
 from command.tasks import check_cancelled
 
@@ -39,12 +40,14 @@ class OutboxRelay:
         batch: int = 512,
         publish_timeout: float = 10.0,
         fault_point: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.js = js
         self.batch = batch
         self.publish_timeout = publish_timeout
         self.fault_point = fault_point
+        self.metrics = metrics if metrics is not None else Metrics()
         self.published = 0
 
     async def run(self) -> None:
@@ -107,5 +110,6 @@ class OutboxRelay:
         await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
                            [row["id"] for row in rows])
         self.published += len(rows)
+        self.metrics.outbox_published.inc(len(rows))
         log.debug("outbox.relayed", count=len(rows), last_id=rows[-1]["id"])
         return len(rows)

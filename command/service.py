@@ -8,8 +8,10 @@ the console gateway, and runs them until cancelled. It needs reachable servers;
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from nats.aio.client import Client as NATS
@@ -20,17 +22,19 @@ from command import bus
 from command.city import City
 from command.crews import CrewReports
 from command.dispatcher import Dispatcher
-from command.engine import Engine, Meta
+from command.engine import Engine, Meta, UnitOfWork
 from command.intake import SignalIntake
+from command.metrics import Metrics, Readiness, Sampler
 from command.outbox import OutboxRelay
 from command.roads import RoadNetwork
 from command.settings import load_catalogue
-from command.store import Store
+from command.store import ConcurrencyError, Store
 from command.subjects import Namespace
 from command.timers import TimerScheduler
 from consoles.commands import ConsoleCommands
 from consoles.gateway import Gateway
 from workflows.catalogue import Catalogue
+from workflows.messages import Rejected
 
 log = structlog.get_logger("ecc.service")
 
@@ -45,7 +49,7 @@ class ServiceConfig:
     console_origins: tuple[str, ...] = ()
     fault_point: str | None = None
     # Seconds before an unacknowledged signal is delivered again.
-    ack_wait: float = 30.0
+    ack_wait: float = 10.0
     catalogue: Catalogue | None = None
     # units to register at start (those not yet known); None registers nothing
     city: City | None = None
@@ -55,6 +59,8 @@ class ServiceConfig:
     adapters: AdapterConfig | None = None
     # the HTTP ingress (hotline calls, video webhooks, CAP) on this port; None: no HTTP
     ingress_port: int | None = None
+    # copies of each JetStream stream: 1 on one nats-server, 3 on a three-node cluster
+    stream_replicas: int = 1
 
 
 class Service:
@@ -71,6 +77,19 @@ class Service:
         self.timers: TimerScheduler | None = None
         self.dispatcher: Dispatcher | None = None
         self.ingress: Ingress | None = None
+        # this service's own registry: several services in one process never collide
+        self.metrics = Metrics()
+        self.health: Readiness | None = None
+        self._loops: list[asyncio.Task[Any]] = []
+
+    def readiness(self) -> dict[str, Any]:
+        """What ``GET /readyz`` answers: ``{"ready": bool, <check>: "ok" or the problem}``."""
+        if self.health is None:
+            return {"ready": False, "service": "not running"}
+        return self.health.report()
+
+    def _stopped_loops(self) -> list[str]:
+        return [task.get_name() for task in self._loops if task.done()]
 
     @property
     def console_url(self) -> str:
@@ -85,58 +104,97 @@ class Service:
             await store.migrate()
             nc = await bus.connect(cfg.nats_url, name="ecc-serve")
             js = nc.jetstream()
-            await bus.ensure_streams(js, self.ns)
-            intake = SignalIntake(store, self.ns, self.catalogue, fault_point=cfg.fault_point)
+            await bus.ensure_streams(js, self.ns, cfg.stream_replicas)
+            metrics = self.metrics
+            intake = SignalIntake(store, self.ns, self.catalogue, fault_point=cfg.fault_point,
+                                  metrics=metrics)
             self.engine = Engine(store, self.catalogue)
             self.timers = TimerScheduler(self.engine)
+            # the scheduler keeps its own tally; read at scrape time
+            timers = self.timers
+            metrics.count_from("ecc_timers_fired", "SLA and acknowledgement timers fired",
+                               lambda: timers.fired)
             if cfg.city is not None:
                 await register_city(self.engine, cfg.city)
-            crews = CrewReports(self.engine, js, self.ns)
+            crews = CrewReports(self.engine, js, self.ns, metrics=metrics)
             self.dispatcher = Dispatcher(self.engine, nc, self.ns,
-                                         interval=cfg.dispatch_interval, roads=cfg.roads)
-            self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point)
+                                         interval=cfg.dispatch_interval, roads=cfg.roads,
+                                         metrics=metrics)
+            self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point, metrics=metrics)
             self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
                                    port=cfg.console_port, origins=cfg.console_origins,
                                    commands=ConsoleCommands(self.engine, js, self.ns),
                                    sla={"verify_s": self.catalogue.sla.verify_s,
                                         "task_pending_s": self.catalogue.sla.task_pending_s,
-                                        "ack_s": self.catalogue.sla.ack_s})
+                                        "ack_s": self.catalogue.sla.ack_s},
+                                   metrics=metrics, readiness=self.readiness)
+            self.health = Readiness(cfg.database_url, nc, loops=self._stopped_loops,
+                                    metrics=metrics)
+            sampler = Sampler(metrics, store, js, self.ns)
             async with asyncio.TaskGroup() as tg:
+                def loop(coro: Coroutine[Any, Any, Any], name: str) -> None:
+                    """A loop the service needs: readiness fails once it stops."""
+                    self._loops.append(tg.create_task(coro, name=name))
+
                 spec = replace(intake.spec(), ack_wait=cfg.ack_wait)
-                tg.create_task(bus.consume(js, self.ns, spec, intake), name="intake")
-                tg.create_task(self.relay.run(), name="outbox")
-                tg.create_task(self.timers.run(), name="timers")
-                tg.create_task(bus.consume(js, self.ns, crews.spec(), crews), name="crews")
-                tg.create_task(self.dispatcher.run(), name="dispatcher")
-                tg.create_task(self.gateway.run(), name="gateway")
-                if cfg.adapters is not None:
+                loop(bus.consume(js, self.ns, spec, intake), "intake")
+                loop(self.relay.run(), "outbox")
+                loop(self.timers.run(), "timers")
+                loop(bus.consume(js, self.ns, crews.spec(), crews), "crews")
+                loop(self.dispatcher.run(), "dispatcher")
+                loop(self.gateway.run(), "gateway")
+                tg.create_task(sampler.run(), name="metrics")
+                tg.create_task(self.health.run(), name="readiness")
+                if cfg.adapters is not None and cfg.adapters.kinds:
                     adapters_ready = asyncio.Event()
-                    tg.create_task(run_adapters(js, self.ns, cfg.adapters, adapters_ready),
-                                   name="adapters")
+                    loop(run_adapters(js, self.ns, cfg.adapters, adapters_ready), "adapters")
                     await adapters_ready.wait()
                 if cfg.ingress_port is not None:
                     self.ingress = Ingress(store, js, self.ns, host=cfg.console_host,
-                                           port=cfg.ingress_port)
-                    tg.create_task(self.ingress.run(), name="ingress")
+                                           port=cfg.ingress_port, metrics=metrics,
+                                           readiness=self.readiness)
+                    loop(self.ingress.run(), "ingress")
                     await self.ingress.ready.wait()
                 await self.gateway.ready.wait()
+                await self.health.check()
                 self.ready.set()
                 log.info("service.ready", console_url=self.gateway.url, namespace=self.ns.prefix)
         finally:
+            self.health = None  # readiness() now says "not running"
+            self._loops.clear()
             if nc is not None:
                 await nc.close()
             await store.close()
             log.info("service.stopped")
 
 
-async def register_city(engine: Engine, city: City) -> int:
-    """Register the city's units that the store does not know yet; returns how many."""
+async def register_city(engine: Engine, city: City, chunk: int = 500) -> int:
+    """Register the city's units that the store does not know yet; returns how many.
+
+    A few hundred units a transaction: a city of 10,000 units registers in seconds,
+    not in one transaction per unit. A chunk a second replica got to first (it started
+    at the same moment) is done again one unit at a time, skipping the ones it has."""
     known = {r["unit_id"] for r in await engine.store.pool.fetch("SELECT unit_id FROM units")}
+    todo = [c for c in city.registrations(datetime.now(UTC)) if c.unit_id not in known]
+    meta = Meta(actor="city file")
     added = 0
-    for command in city.registrations(datetime.now(UTC)):
-        if command.unit_id not in known:
-            await engine.execute_unit(command.unit_id, command, Meta(actor="city file"))
-            added += 1
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+
+        async def register(uow: UnitOfWork, part: list[Any] = part) -> None:
+            for command in part:
+                await uow.run_unit(command.unit_id, command, meta)
+
+        try:
+            await engine.transact(register)
+            added += len(part)
+        except (Rejected, ConcurrencyError):
+            for command in part:
+                try:
+                    await engine.execute_unit(command.unit_id, command, meta)
+                except (Rejected, ConcurrencyError):
+                    continue
+                added += 1
     if added:
         log.info("service.units_registered", city=city.name, added=added)
     return added

@@ -37,7 +37,7 @@ class Settings(BaseModel):
     console_origins: tuple[str, ...] = ()
     # Test-only: name of a point where the process kills itself (kill -9).
     fault_point: str | None = None
-    ack_wait: float = Field(default=30.0, gt=0)
+    ack_wait: float = Field(default=10.0, gt=0)
     # Incident types, response plans and SLA rules; None = the built-in catalogue.
     catalogue_path: Path | None = None
     # Stations and units; `ecc up` falls back to the demo city, `ecc serve` to none.
@@ -49,6 +49,8 @@ class Settings(BaseModel):
     adapters: tuple[str, ...] = ("hotline", "cap", "sensor", "video")
     # <sender> of the CAP alerts ECC emits
     cap_sender: str = Field(default="ecc@localhost", pattern=r"^[^\s,<&]{1,200}$")
+    # Copies of each JetStream stream: 1 on one nats-server, 3 on a three-node cluster.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,11 +65,12 @@ class Settings(BaseModel):
             console_port=int(env.get("ECC_CONSOLE_PORT", "8780")),
             console_origins=origins,
             fault_point=env.get("ECC_FAULT_POINT") or None,
-            ack_wait=float(env.get("ECC_ACK_WAIT", "30")),
+            ack_wait=float(env.get("ECC_ACK_WAIT", "10")),
             catalogue_path=Path(env["ECC_CATALOGUE"]) if env.get("ECC_CATALOGUE") else None,
             city_path=Path(env["ECC_CITY"]) if env.get("ECC_CITY") else None,
             ingress_port=int(env.get("ECC_INGRESS_PORT", "8781")),
             cap_sender=env.get("ECC_CAP_SENDER", "ecc@localhost"),
+            stream_replicas=int(env.get("ECC_STREAM_REPLICAS", "1")),
             adapters=tuple(a.strip() for a in env.get(
                 "ECC_ADAPTERS", "hotline,cap,sensor,video").split(",") if a.strip()),
         )

@@ -20,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
+import json
 import random
+import socket
+from collections.abc import Callable
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import structlog
@@ -35,6 +38,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from command.metrics import Metrics
 from command.model import RecordedEvent
 from command.store import Principal, Store
 from command.subjects import Namespace
@@ -113,6 +117,8 @@ class Gateway:
         max_waiting: int = 256,
         revoke_check: float = 2.0,
         sla: dict[str, float] | None = None,
+        metrics: Metrics | None = None,
+        readiness: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.store = store
         self.nc = nc
@@ -135,6 +141,9 @@ class Gateway:
         self.ready = asyncio.Event()
         self.feed = FeedOrder()
         self._page = resources.files("consoles").joinpath("static/index.html").read_bytes()
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.console_connections.set_function(lambda: len(self.sessions))
+        self.readiness = readiness
 
     @property
     def url(self) -> str:
@@ -213,7 +222,7 @@ class Gateway:
         for session in self.sessions:
             session.offer(event.seq, frame)
 
-    # --- HTTP: the page, health, and the websocket door ---------------------
+    # --- HTTP: the page, health, metrics, and the websocket door -------------
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
@@ -228,9 +237,21 @@ class Gateway:
             found = _static(path.removeprefix("/static/"))
             if found is not None:
                 return _response(http.HTTPStatus.OK, *found)
-        if path == "/healthz":
+        if path == "/healthz":  # liveness: the event loop answered
             return _response(http.HTTPStatus.OK, b"ok\n", "text/plain")
+        if path == "/readyz":
+            return self._readyz()
+        if path == "/metrics":
+            return _response(http.HTTPStatus.OK, *self.metrics.render())
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _readyz(self) -> Response:
+        """200 when the service can do its work, else 503 naming what is down."""
+        report = self.readiness() if self.readiness is not None else {
+            "ready": False, "service": "this gateway runs without a service: nothing to "
+                                       "report ready"}
+        status = http.HTTPStatus.OK if report["ready"] else http.HTTPStatus.SERVICE_UNAVAILABLE
+        return _response(status, json.dumps(report).encode() + b"\n", "application/json")
 
     def _origin_ok(self, headers: Headers) -> bool:
         origin = headers.get("Origin")
@@ -244,6 +265,7 @@ class Gateway:
     # --- one console --------------------------------------------------------
 
     async def _session(self, ws: ServerConnection) -> None:
+        _cap_send_buffer(ws)
         peer = ws.remote_address[0] if ws.remote_address else None
         bound = log.bind(peer=peer)
         try:
@@ -452,3 +474,16 @@ def _bound_port(server: Server) -> int:
     for sock in server.sockets:
         return int(sock.getsockname()[1])
     raise RuntimeError("gateway is not listening")
+
+
+# The kernel's send buffer for one console. Left to autotune, Linux lets it grow to
+# 4 MB: a thousand consoles on thin links could hold 4 GB, and a frozen console would
+# swallow minutes of deltas before its queue filled and it was told to resync.
+CONSOLE_SNDBUF = 256 * 1024
+
+
+def _cap_send_buffer(ws: ServerConnection) -> None:
+    sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CONSOLE_SNDBUF)
