@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck clean
+.PHONY: demo test bench soak lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,13 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
+# Every benchmark in turn, one table at the end, bench/results/latest.json (docs/bench.md).
 bench: $(STAMP)
-	$(BIN)/python -m bench.workflow
-	$(BIN)/python -m bench.dispatch
-	$(BIN)/python -m bench.skeleton
-	$(BIN)/python -m bench.roundtrip
-	$(BIN)/python -m bench.fusion
+	$(BIN)/python -m bench.run
+
+# The fault suite's kill -9 test with 200 kills instead of 20 (about 15 minutes).
+soak: $(STAMP)
+	ECC_SOAK_KILLS=200 $(BIN)/python -m pytest tests/faults/test_kill_service.py -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

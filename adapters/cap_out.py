@@ -27,12 +27,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 from xml.etree import ElementTree as ET
 
-import xmlschema
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
+
+if TYPE_CHECKING:
+    import xmlschema
 
 __all__ = [
     "CATEGORY", "LIMITS", "NAMESPACE", "RESPONSE", "CapInvalid", "Certainty", "MsgType",
@@ -227,6 +229,10 @@ def emit(w: PublicWarning) -> bytes:
 @functools.cache
 def _schema() -> xmlschema.XMLSchema:
     # The CAP schema imports nothing; the sandbox makes sure nothing is ever fetched.
+    # xmlschema takes a third of a second to import: paid at the first warning, not
+    # by every start of the service.
+    import xmlschema
+
     return xmlschema.XMLSchema(str(SCHEMA), base_url=str(SCHEMA.parent), allow="sandbox",
                                defuse="always")
 

@@ -4,17 +4,22 @@ Starts embedded nats-server and PostgreSQL (or uses NATS_URL / DATABASE_URL),
 runs `ecc serve` as its own process, connects one console over a websocket,
 and measures, from this process's clock:
 
-* latency: one signal at a time, publish -> delta on the console (median, p90, p99);
-* throughput: a burst of signals published with many in flight, the rate at
-  which their deltas reach the console (the durable ingest rate of the whole
-  pipeline: broker, intake and fusion, PostgreSQL commit, outbox, gateway);
+* latency at a fixed rate (``latency.signal_to_console_p50_ms`` / ``_p99_ms``):
+  signals published on a schedule (50 a second for 10 s by default), each its
+  own incident, publish -> ``incident.reported`` delta on the console;
+* latency one at a time (``latency.one_at_a_time_p50_ms`` / ``_p99_ms``): the
+  next signal is published when the last one's delta arrived;
+* throughput (``ingest.durable_signals_per_s``): a burst of signals published
+  with many in flight, the rate at which their deltas reach the console (the
+  durable ingest rate of the whole pipeline: broker, intake and fusion,
+  PostgreSQL commit, outbox, gateway);
 * the raw JetStream durable publish rate on the same server, in the same run
-  (the same payloads, the same number in flight, a file stream of its own, acks
-  awaited), and the ratio of the pipeline's rate to it.
+  (``ingest.raw_jetstream_durable_publish_per_s``: the same payloads, the same
+  number in flight, a file stream of its own, acks awaited), the baseline of the
+  pipeline's rate.
 
-Prints the figures and writes them to bench/results/skeleton.json.
-
-    python -m bench.skeleton [--burst 3000] [--single 300]
+    python -m bench.skeleton [--burst 3000] [--single 300] [--rate 50] [--seconds 10]
+                             [--quick] [--metrics FILE]
 """
 
 from __future__ import annotations
@@ -22,33 +27,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
-import os
-import platform
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import asyncpg
+from nats.js import api
 
+from bench.metric import Metric, against, common_args, pct, report, sizes
+from bench.servers import Serve, database, serve_env, servers
 from command import bus, logs
 from command.model import Signal
-from command.runtime import EmbeddedNats, EmbeddedPostgres, free_port
-from command.store import migrate
+from command.store import Store
 from command.subjects import Namespace
 from consoles.client import ConsoleClient, open_console
 from consoles.protocol import Delta
 from workflows.geo import Location
-
-RESULTS = Path(__file__).resolve().parent / "results" / "skeleton.json"
-
 
 _spot = itertools.count()
 
@@ -67,11 +62,6 @@ def signal(i: int) -> Signal:
     )
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def wait_delta(console: ConsoleClient, want: set[str], arrived: dict[str, float]) -> None:
     while want - arrived.keys():
         msg = await asyncio.wait_for(console.receive(), 30)
@@ -79,123 +69,136 @@ async def wait_delta(console: ConsoleClient, want: set[str], arrived: dict[str, 
             arrived[msg.event.data["signal_id"]] = time.perf_counter()
 
 
-async def run(burst: int, single: int) -> dict[str, Any]:
+async def joined(url: str, token: str, deadline: float = 60.0) -> None:
+    """Wait until the gateway at ``url`` gives a console its snapshot."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            async with open_console(url, token) as probe:
+                await probe.receive()
+                return
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def run(burst: int, single: int, rate: float, seconds: float) -> dict[str, Any]:
     logs.configure(json=True, level=40)
-    tmp = Path(tempfile.mkdtemp(prefix="ecc-bench-"))
-    tmp.chmod(0o755)
-    nats_srv = pg_srv = None
-    if os.environ.get("NATS_URL") and os.environ.get("DATABASE_URL"):
-        nats_url, admin_url = os.environ["NATS_URL"], os.environ["DATABASE_URL"]
-    else:
-        nats_srv, pg_srv = EmbeddedNats(tmp), EmbeddedPostgres(tmp)
-        await asyncio.gather(nats_srv.start(), pg_srv.start())
-        nats_url, admin_url = nats_srv.url, pg_srv.url_for("postgres")
-    db = f"ecc_bench_{os.getpid()}"
-    database_url = admin_url.rsplit("/", 1)[0] + "/" + db
-    ns = Namespace(f"b{os.getpid()}")
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    conn = await asyncpg.connect(database_url)
-    await migrate(conn)
-    token = uuid.uuid4().hex
-    await conn.execute("INSERT INTO tokens (token_hash, name, role) VALUES (sha256($1), 'bench', "
-                       "'admin')", token.encode())
-    await conn.close()
-    port = free_port()
-    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url,
-           "ECC_NAMESPACE": ns.prefix, "ECC_CONSOLE_PORT": str(port)}
-    service = subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    nc = await bus.connect(nats_url, "ecc-bench")
-    js = nc.jetstream()
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        for _ in range(200):
-            try:
-                async with open_console(url, token) as probe:
-                    await probe.receive()
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
-        async with open_console(url, token) as console:
-            await console.receive(), await console.receive()  # welcome, snapshot
-            subject = ns.signal("hotline", "fire")
+    async with servers() as srv, database(srv.admin_url) as database_url:
+        ns = Namespace(f"b{uuid.uuid4().hex[:8]}")
+        store = await Store.connect(database_url, ns)
+        token = uuid.uuid4().hex
+        await store.create_token(token, name="bench", role="admin", agency=None)
+        await store.close()
+        service = Serve(serve_env(srv.nats_url, database_url, ns.prefix))
+        await service.start()
+        nc = await bus.connect(srv.nats_url, "ecc-bench")
+        js = nc.jetstream()
+        try:
+            await service.ready()
+            await joined(service.url, token)
+            async with open_console(service.url, token) as console:
+                await console.receive(), await console.receive()  # welcome, snapshot
+                subject = ns.signal("hotline", "fire")
 
-            async def publish(sig: Signal) -> None:
-                await js.publish(subject, sig.model_dump_json().encode(),
-                                 headers={"Nats-Msg-Id": f"hotline:{sig.signal_id}"})
+                async def publish(sig: Signal) -> None:
+                    await js.publish(subject, sig.model_dump_json().encode(),
+                                     headers={"Nats-Msg-Id": f"hotline:{sig.signal_id}"})
 
-            # warm-up
-            warm = [signal(i) for i in range(50)]
-            for sig in warm:
-                await publish(sig)
-            await wait_delta(console, {s.signal_id for s in warm}, {})
+                # warm-up
+                warm = [signal(i) for i in range(50)]
+                for sig in warm:
+                    await publish(sig)
+                await wait_delta(console, {s.signal_id for s in warm}, {})
 
-            # latency, one at a time
-            latencies = []
-            for i in range(single):
-                sig = signal(i)
-                arrived: dict[str, float] = {}
+                # latency, one at a time
+                latencies = []
+                for i in range(single):
+                    sig = signal(i)
+                    arrived: dict[str, float] = {}
+                    start = time.perf_counter()
+                    await publish(sig)
+                    await wait_delta(console, {sig.signal_id}, arrived)
+                    latencies.append((arrived[sig.signal_id] - start) * 1000)
+
+                # latency at a fixed rate: each signal on its schedule, whatever the last did
+                paced = [signal(i) for i in range(round(rate * seconds))]
+                arrived = {}
+                sent: dict[str, float] = {}
+                receiver = asyncio.create_task(
+                    wait_delta(console, {s.signal_id for s in paced}, arrived))
+                acks = []
+                begin = time.perf_counter()
+                for i, sig in enumerate(paced):
+                    delay = begin + i / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    payload = sig.model_dump_json().encode()
+                    sent[sig.signal_id] = time.perf_counter()
+                    acks.append(await js.publish_async(
+                        subject, payload, headers={"Nats-Msg-Id": f"hotline:{sig.signal_id}"}))
+                await asyncio.gather(*acks)
+                paced_late = time.perf_counter() - (begin + (len(paced) - 1) / rate)
+                await receiver
+                paced_lat = [(arrived[k] - sent[k]) * 1000 for k in sent]
+
+                # raw JetStream: what the broker alone takes durably, for the ratio
+                raw_subject = f"{ns.prefix}.rawbench.x"
+                raw_stream = f"{ns.prefix.upper()}_RAWBENCH"
+                await js.add_stream(api.StreamConfig(
+                    name=raw_stream, subjects=[raw_subject],
+                    storage=api.StorageType.FILE, duplicate_window=120.0))
+                payloads = [signal(i).model_dump_json().encode() for i in range(burst)]
+                raw_start = time.perf_counter()
+                raw_acks = [await js.publish_async(raw_subject, p,
+                                                   headers={"Nats-Msg-Id": uuid.uuid4().hex})
+                            for p in payloads]
+                await asyncio.gather(*raw_acks)
+                raw_s = time.perf_counter() - raw_start
+                await js.delete_stream(raw_stream)
+
+                # throughput, a burst with many in flight
+                sigs = [signal(i) for i in range(burst)]
+                arrived = {}
+                sent = {}
                 start = time.perf_counter()
-                await publish(sig)
-                await wait_delta(console, {sig.signal_id}, arrived)
-                latencies.append((arrived[sig.signal_id] - start) * 1000)
-
-            # raw JetStream: what the broker alone takes durably, for the ratio
-            from nats.js import api
-            raw_subject = f"{ns.prefix}.rawbench.x"
-            await js.add_stream(api.StreamConfig(
-                name=f"{ns.prefix.upper()}_RAWBENCH", subjects=[raw_subject],
-                storage=api.StorageType.FILE, duplicate_window=120.0))
-            payloads = [signal(i).model_dump_json().encode() for i in range(burst)]
-            raw_start = time.perf_counter()
-            raw_acks = [await js.publish_async(raw_subject, p,
-                                               headers={"Nats-Msg-Id": uuid.uuid4().hex})
-                        for p in payloads]
-            await asyncio.gather(*raw_acks)
-            raw_s = time.perf_counter() - raw_start
-            await js.delete_stream(f"{ns.prefix.upper()}_RAWBENCH")
-
-            # throughput, a burst with many in flight
-            sigs = [signal(i) for i in range(burst)]
-            arrived = {}
-            sent: dict[str, float] = {}
-            start = time.perf_counter()
-            receiver = asyncio.create_task(wait_delta(console, {s.signal_id for s in sigs},
-                                                      arrived))
-            acks = []
-            for sig in sigs:
-                sent[sig.signal_id] = time.perf_counter()
-                acks.append(await js.publish_async(
-                    subject, sig.model_dump_json().encode(),
-                    headers={"Nats-Msg-Id": f"hotline:{sig.signal_id}"}))
-            await asyncio.gather(*acks)
-            published = time.perf_counter()
-            await receiver
-            done = time.perf_counter()
-            burst_lat = [(arrived[k] - sent[k]) * 1000 for k in sent]
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
-        await nc.close()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await admin.close()
-        for srv in (nats_srv, pg_srv):
-            if srv is not None:
-                await srv.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+                receiver = asyncio.create_task(
+                    wait_delta(console, {s.signal_id for s in sigs}, arrived))
+                acks = []
+                for sig in sigs:
+                    sent[sig.signal_id] = time.perf_counter()
+                    acks.append(await js.publish_async(
+                        subject, sig.model_dump_json().encode(),
+                        headers={"Nats-Msg-Id": f"hotline:{sig.signal_id}"}))
+                await asyncio.gather(*acks)
+                published = time.perf_counter()
+                await receiver
+                done = time.perf_counter()
+                burst_lat = [(arrived[k] - sent[k]) * 1000 for k in sent]
+            service.check()
+        finally:
+            await service.stop()
+            await nc.close()
 
     return {
         "benchmark": "skeleton",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "servers": "external" if nats_srv is None else "embedded",
+        "servers": "embedded" if srv.embedded else "external",
         "single": {
             "signals": single,
             "latency_ms_p50": round(statistics.median(latencies), 2),
             "latency_ms_p90": round(pct(latencies, 0.9), 2),
             "latency_ms_p99": round(pct(latencies, 0.99), 2),
+        },
+        "paced": {
+            "signals": len(paced),
+            "rate_per_s": rate,
+            "publisher_behind_s": round(max(0.0, paced_late), 3),
+            "latency_ms_p50": round(statistics.median(paced_lat), 2),
+            "latency_ms_p90": round(pct(paced_lat, 0.9), 2),
+            "latency_ms_p99": round(pct(paced_lat, 0.99), 2),
+            "latency_ms_max": round(max(paced_lat), 2),
         },
         "burst": {
             "signals": burst,
@@ -213,15 +216,44 @@ async def run(burst: int, single: int) -> dict[str, Any]:
     }
 
 
+def metrics(r: dict[str, Any]) -> list[Metric]:
+    raw = Metric("ingest.raw_jetstream_durable_publish_per_s",
+                 r["raw_jetstream"]["messages_per_s"], "msgs/s")
+    return [
+        against(Metric("ingest.durable_signals_per_s", r["burst"]["signals_per_s"],
+                       "signals/s"), raw),
+        raw,
+        Metric("ingest.burst_latency_p99_ms", r["burst"]["latency_ms_p99"], "ms"),
+        Metric("latency.signal_to_console_p50_ms", r["paced"]["latency_ms_p50"], "ms"),
+        Metric("latency.signal_to_console_p99_ms", r["paced"]["latency_ms_p99"], "ms"),
+        Metric("latency.one_at_a_time_p50_ms", r["single"]["latency_ms_p50"], "ms"),
+        Metric("latency.one_at_a_time_p99_ms", r["single"]["latency_ms_p99"], "ms"),
+    ]
+
+
+SIZES: dict[bool, dict[str, Any]] = {
+    False: {"burst": 3000, "single": 300, "rate": 50.0, "seconds": 10.0},
+    True: {"burst": 300, "single": 30, "rate": 50.0, "seconds": 2.0},
+}
+
+
+async def measure(quick: bool = False) -> list[Metric]:
+    return metrics(await run(**SIZES[quick]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--burst", type=int, default=3000)
-    parser.add_argument("--single", type=int, default=300)
+    parser.add_argument("--burst", type=int, help="signals in the burst (3000; 300 quick)")
+    parser.add_argument("--single", type=int, help="signals one at a time (300; 30 quick)")
+    parser.add_argument("--rate", type=float, help="signals/s of the paced run (50)")
+    parser.add_argument("--seconds", type=float, help="length of the paced run (10; 2 quick)")
+    common_args(parser)
     args = parser.parse_args()
-    result = asyncio.run(run(args.burst, args.single))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    s, b = result["single"], result["burst"]
+    result = asyncio.run(run(**sizes(args, SIZES[args.quick])))
+    s, p, b = result["single"], result["paced"], result["burst"]
+    print(f"signal -> console at {p['rate_per_s']:g}/s ({p['signals']} signals): "
+          f"p50 {p['latency_ms_p50']} ms, p90 {p['latency_ms_p90']} ms, "
+          f"p99 {p['latency_ms_p99']} ms, max {p['latency_ms_max']} ms")
     print(f"signal -> console, one at a time ({s['signals']}): "
           f"p50 {s['latency_ms_p50']} ms, p90 {s['latency_ms_p90']} ms, "
           f"p99 {s['latency_ms_p99']} ms")
@@ -231,7 +263,7 @@ def main() -> None:
     print(f"raw JetStream durable publish, same server and run: "
           f"{result['raw_jetstream']['messages_per_s']} msgs/s; the pipeline does "
           f"{result['pipeline_to_raw_ratio']:.1%} of it")
-    print(f"written {RESULTS}")
+    report("skeleton", result, metrics(result), args)
 
 
 if __name__ == "__main__":

@@ -7,25 +7,23 @@ ECC's core decides each (checking the transition table, planning, scheduling
 timers) and folds the events; the python-statemachine version only moves the
 incident's status through the same transitions, with no tasks or timers.
 
-    python -m bench.workflow [--rounds 2000]
+    python -m bench.workflow [--rounds 2000] [--quick] [--metrics FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from statemachine import State, StateMachine
 
+from bench.metric import Metric, against, common_args, report
 from command.settings import load_catalogue
 from workflows import incident as inc
 from workflows.geo import Location
 
-RESULTS = Path(__file__).resolve().parent / "results" / "workflow.json"
 T0 = datetime(2026, 7, 20, 8, 0, tzinfo=UTC)
 CATALOGUE = load_catalogue()
 LOCATION = Location(lat=34.75, lon=113.62)
@@ -99,29 +97,45 @@ def run_psm(rounds: int) -> tuple[float, int]:
     return time.perf_counter() - start, steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2000)
-    args = parser.parse_args()
+def run(rounds: int) -> dict[str, Any]:
+    """Both lifecycles, ``rounds`` times each, after a warm-up; the detailed figures."""
     run_ecc(50), run_psm(50)  # warm-up
-    ecc_s, ecc_steps = run_ecc(args.rounds)
-    psm_s, psm_steps = run_psm(args.rounds)
-    result = {
+    ecc_s, ecc_steps = run_ecc(rounds)
+    psm_s, psm_steps = run_psm(rounds)
+    return {
         "benchmark": "workflow",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rounds": args.rounds,
+        "rounds": rounds,
         "ecc_steps_per_s": round(ecc_steps / ecc_s),
         "python_statemachine_steps_per_s": round(psm_steps / psm_s),
         "ratio_ecc_over_psm": round((ecc_steps / ecc_s) / (psm_steps / psm_s), 2),
         "note": "ECC steps also plan tasks and schedule timers; the python-statemachine "
                 "machine moves the status only",
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def metrics(result: dict[str, Any]) -> list[Metric]:
+    base = Metric("workflow.python_statemachine_steps_per_s",
+                  result["python_statemachine_steps_per_s"], "steps/s")
+    return [against(Metric("workflow.steps_per_s", result["ecc_steps_per_s"], "steps/s"), base),
+            base]
+
+
+def measure(quick: bool = False, rounds: int | None = None) -> list[Metric]:
+    return metrics(run(rounds or (200 if quick else 2000)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, help="lifecycles per side (default 2000; "
+                                                   "200 with --quick)")
+    common_args(parser)
+    args = parser.parse_args()
+    result = run(args.rounds or (200 if args.quick else 2000))
     print(f"incident core: {result['ecc_steps_per_s']} decide+evolve steps/s; "
           f"python-statemachine: {result['python_statemachine_steps_per_s']} steps/s; "
           f"ratio {result['ratio_ecc_over_psm']}x")
-    print(f"written {RESULTS}")
+    report("workflow", result, metrics(result), args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from command.recommend import Candidate, UnitIndex
 
@@ -67,6 +66,10 @@ def assign(index: UnitIndex, needs: Sequence[Need]) -> dict[str, Candidate]:
     # as many tasks as can be served, then minimises the weighted ETA. (A huge constant
     # such as 1e18 would swamp the real costs in floating point.)
     cost[~able] = cost[able].sum() + 1.0
+    # scipy.optimize takes a second to import: a restarted service pays it on its first
+    # assignment, not before it can take signals again.
+    from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(cost)
     out: dict[str, Candidate] = {}
     for i, j in zip(rows, cols, strict=True):
@@ -109,14 +112,17 @@ def stack(index: UnitIndex, need: Need,
     rows = index.able(need.capability, need.exclude, busy_too=True)
     if rows.size == 0:
         return None
-    best: tuple[Candidate, float] | None = None
-    for row, eta in zip(rows, index.eta(rows, need.lat, need.lon), strict=True):
-        unit_id = index.ids[row]
-        free_in = FREE_IN_S.get(status.get(unit_id, ""))
-        if free_in is None:
-            continue  # out of service or off duty: not coming
-        total = free_in + float(eta)
-        if best is None or total < best[0].eta_s:
-            best = (Candidate(unit_id=unit_id, eta_s=total, distance_m=float(
-                index.distance_m(np.array([row]), need.lat, need.lon)[0])), free_in)
-    return best
+    # Vectorised: a round stacks every task no free unit can take, thousands of them
+    # in a city-wide emergency, and must leave the event loop to the signal intake.
+    free_in = np.array([FREE_IN_S.get(status.get(index.ids[row], ""), np.nan)
+                        for row in rows])  # NaN: out of service or off duty, not coming
+    coming = ~np.isnan(free_in)
+    if not coming.any():
+        return None
+    rows, free_in = rows[coming], free_in[coming]
+    total = free_in + index.eta(rows, need.lat, need.lon)
+    best = int(np.argmin(total))  # the first of equals, as the unit order gives them
+    row = rows[best:best + 1]
+    return (Candidate(unit_id=index.ids[int(row[0])], eta_s=float(total[best]),
+                      distance_m=float(index.distance_m(row, need.lat, need.lon)[0])),
+            float(free_in[best]))

@@ -22,9 +22,6 @@ from collections.abc import Iterable
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
-from scipy.spatial import cKDTree
 
 EARTH_RADIUS_M = 6_371_008.8
 # km/h where a way has no maxspeed tag, by OSM highway class.
@@ -61,6 +58,11 @@ class RoadNetwork:
             rows.append(a)
             cols.append(b)
             secs.append(s / speed_factor)
+        # scipy's graph and tree modules take half a second to import: only a city with a
+        # road network pays it, when the network is read
+        from scipy.sparse import csr_matrix
+        from scipy.spatial import cKDTree
+
         n = len(lat)
         # reversed (b -> a), so one Dijkstra from the incident gives times *to* it
         self.reverse = csr_matrix((secs, (cols, rows)), shape=(n, n))
@@ -79,6 +81,8 @@ class RoadNetwork:
 
     def times_to(self, lat: float, lon: float) -> NDArray[np.float64]:
         """Seconds from every node to the point (inf where no road leads there)."""
+        from scipy.sparse.csgraph import dijkstra
+
         node, leg = self.nearest(lat, lon)
         times: NDArray[np.float64] = dijkstra(self.reverse, indices=int(node[0]))
         to_point: NDArray[np.float64] = times + leg[0] / (OFF_NETWORK_KMH / 3.6)
