@@ -25,7 +25,7 @@ ENV ECC_CONSOLE_HOST=0.0.0.0 \
     ECC_CONSOLE_PORT=8780 \
     ECC_INGRESS_PORT=8781
 # 8780: console gateway (web console, websockets, /healthz, /readyz, /metrics)
-# 8781: HTTP ingress (/v1/calls, /v1/video/detections, /v1/cap)
+# 8781: HTTP ingress (/v1/calls, /v1/video/detections, /v1/cap, /v1/eido)
 EXPOSE 8780 8781
 
 # Liveness: the process answers on the console port. Readiness (PostgreSQL and

@@ -10,6 +10,8 @@ record is never lost.
 * ``POST /v1/video/detections``: a detection from a video analytics platform
   (JSON, :class:`adapters.video.Webhook`);
 * ``POST /v1/cap``: a CAP 1.0-1.2 alert (XML);
+* ``POST /v1/eido``: a NENA EIDO document (JSON, :mod:`adapters.eido`) from another
+  agency's CAD;
 * ``GET /healthz`` (liveness), ``GET /readyz`` (readiness) and ``GET /metrics``
   (Prometheus), as on the console gateway: see docs/operations.md.
 
@@ -35,7 +37,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.cap import CapRejected, parse_cap, understand
-from adapters.ingest import parse_call
+from adapters.eido import MAX_EIDO_BYTES
+from adapters.ingest import parse_call, parse_handoff
 from command.bus import Undeliverable, dead_letter_bytes
 from command.metrics import Metrics
 from command.model import MAX_SIGNAL_BYTES
@@ -86,6 +89,8 @@ class Ingress:
             Route("/v1/video/detections", self._door("video", MAX_SIGNAL_BYTES, check_video),
                   methods=["POST"]),
             Route("/v1/cap", self._door("cap", CAP_LIMIT, check_cap), methods=["POST"]),
+            Route("/v1/eido", self._door("eido", MAX_EIDO_BYTES, check_eido),
+                  methods=["POST"]),
         ])
 
     @property
@@ -207,3 +212,10 @@ def check_cap(body: bytes) -> tuple[str, str]:
         raise Undeliverable("invalid", exc.reason) from exc
     return f"{alert.sender}-{alert.identifier}", "; ".join(understand(alert))[:2000]
 
+
+def check_eido(body: bytes) -> tuple[str, str]:
+    signal = parse_handoff(body)
+    where = signal.location
+    return signal.signal_id, (f"incident {signal.details['incident_uid']} from "
+                              f"{signal.details['agency']}: {signal.category} at "
+                              f"{where.lat:.4f}, {where.lon:.4f}")[:2000]

@@ -14,7 +14,9 @@ signal's id, so a redelivered record never becomes a second signal):
   (:mod:`adapters.cap_out`, checked against the OASIS schema) on
   ``<ns>.warning.cap.<incident>``, for public warning systems to pick up;
 * video: Frigate events from the MQTT listener on ``frigate.events`` and
-  webhook detections on ``<ns>.ingress.video`` (:mod:`adapters.video`).
+  webhook detections on ``<ns>.ingress.video`` (:mod:`adapters.video`);
+* eido: NENA EIDO documents (JSON) from another agency's CAD on
+  ``<ns>.ingress.eido`` (:mod:`adapters.eido`), each a signal of source ``eido``.
 
 A record that cannot be read is dead-lettered with the reason by the consumer
 loop and the adapter keeps going. The HTTP ingress (:mod:`adapters.http`)
@@ -37,6 +39,8 @@ from pydantic import ValidationError
 
 from adapters import cap_out
 from adapters.cap import Alert, CapRejected, parse_cap
+from adapters.eido import CATEGORIES, EidoRejected, parse_eido
+from adapters.eido import to_signal as eido_signal
 from adapters.hotline import CallRecord, to_signal
 from adapters.sensor import (
     Devices,
@@ -71,7 +75,7 @@ from workflows.incident import PublicWarning as PublicWarningEvent
 
 log = structlog.get_logger("ecc.adapters")
 
-KINDS = ("hotline", "cap", "sensor", "video")
+KINDS = ("hotline", "cap", "sensor", "video", "eido")
 
 
 class Publisher:
@@ -140,6 +144,45 @@ class HotlineAdapter:
             log.info("hotline.call", call_id=record.call_id, signal_id=signal.signal_id,
                      category=signal.category, rule=signal.details.get("rule"),
                      duplicate=not fresh)
+
+
+def parse_handoff(data: bytes, categories: frozenset[str] = CATEGORIES) -> Signal:
+    """The signal an EIDO document becomes; raises Undeliverable with the reason (naming
+    the field) for a document ECC cannot take in or cannot place."""
+    try:
+        return eido_signal(parse_eido(data), categories)
+    except EidoRejected as exc:
+        code = "oversized" if exc.reason.startswith("$: the document is") else "invalid"
+        raise Undeliverable(code, exc.reason) from exc
+
+
+class EidoAdapter:
+    """EIDO documents from other agencies' CADs to signals: one per document version,
+    and a later version joins the incident an earlier one raised (``refers_to``)."""
+
+    source = "eido"
+
+    def __init__(self, ns: Namespace, publisher: Publisher,
+                 categories: frozenset[str] = CATEGORIES) -> None:
+        self.ns = ns
+        self.publisher = publisher
+        self.categories = categories
+
+    def spec(self) -> ConsumerSpec:
+        return ConsumerSpec(stream=self.ns.stream("INGRESS"), durable="adapter-eido",
+                            subject=self.ns.ingress("eido"))
+
+    def source_of(self, msg: Msg) -> str:
+        return self.source
+
+    def decode(self, msg: Msg) -> Signal:
+        return parse_handoff(msg.data, self.categories)
+
+    async def handle(self, signals: list[Signal]) -> None:
+        for signal, fresh in zip(signals, await self.publisher.signals(signals), strict=True):
+            log.info("eido.handoff", signal_id=signal.signal_id, category=signal.category,
+                     agency=signal.details.get("agency"),
+                     incident_uid=signal.details.get("incident_uid"), duplicate=not fresh)
 
 
 @dataclass(frozen=True)
@@ -440,6 +483,9 @@ async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfi
             video = VideoAdapter(ns, publisher, config.video)
             for spec in video.specs():
                 tg.create_task(consume(js, ns, spec, video), name=spec.durable)
+        if "eido" in config.kinds:
+            handoffs = EidoAdapter(ns, publisher, frozenset(config.labels) or CATEGORIES)
+            tg.create_task(consume(js, ns, handoffs.spec(), handoffs), name="adapter-eido")
         log.info("adapters.started", kinds=list(config.kinds), namespace=ns.prefix)
         if ready is not None:
             ready.set()

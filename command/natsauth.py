@@ -46,7 +46,7 @@ __all__ = [
 SERVICE = "ecc"
 DEVICES = "devices"
 SIM = "sim"
-ADAPTER_KINDS = ("hotline", "cap", "sensor", "video")
+ADAPTER_KINDS = ("hotline", "cap", "sensor", "video", "eido")
 ANY_NAMESPACE = "*"
 
 # The rules of command/subjects.py, matched whole: its `$` also lets a trailing newline
@@ -146,6 +146,8 @@ def _consumers(kind: str, prefix: str) -> list[tuple[str, str, str]]:
     if kind == "video":
         return [*(("MQTT", "adapter-video-frigate", f"{s}.events") for s in _mqtt(p, _FRIGATE)),
                 ("INGRESS", "adapter-video", f"{p}.ingress.video")]
+    if kind == "eido":
+        return [("INGRESS", "adapter-eido", f"{p}.ingress.eido")]
     raise ValueError(f"no adapter {kind!r}")
 
 

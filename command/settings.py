@@ -46,7 +46,7 @@ class Settings(BaseModel):
     ingress_port: int = Field(default=8781, ge=0, le=65535)
     # The adapters `ecc up` and `ecc serve` run in-process; one run as its own process
     # (`ecc adapter sensor`) must be left out here, or the two share its consumer.
-    adapters: tuple[str, ...] = ("hotline", "cap", "sensor", "video")
+    adapters: tuple[str, ...] = ("hotline", "cap", "sensor", "video", "eido")
     # <sender> of the CAP alerts ECC emits
     cap_sender: str = Field(default="ecc@localhost", pattern=r"^[^\s,<&]{1,200}$")
     # Copies of each JetStream stream: 1 on one nats-server, 3 on a three-node cluster.
@@ -72,16 +72,16 @@ class Settings(BaseModel):
             cap_sender=env.get("ECC_CAP_SENDER", "ecc@localhost"),
             stream_replicas=int(env.get("ECC_STREAM_REPLICAS", "1")),
             adapters=tuple(a.strip() for a in env.get(
-                "ECC_ADAPTERS", "hotline,cap,sensor,video").split(",") if a.strip()),
+                "ECC_ADAPTERS", "hotline,cap,sensor,video,eido").split(",") if a.strip()),
         )
 
     @field_validator("adapters")
     @classmethod
     def _known_adapters(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = set(value) - {"hotline", "cap", "sensor", "video"}
+        unknown = set(value) - {"hotline", "cap", "sensor", "video", "eido"}
         if unknown:
             raise ValueError(f"ECC_ADAPTERS: unknown {sorted(unknown)}; "
-                             "choose from hotline, cap, sensor, video")
+                             "choose from hotline, cap, sensor, video, eido")
         return value
 
     @property

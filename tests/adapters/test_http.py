@@ -124,7 +124,7 @@ async def test_only_adapter_tokens_may_feed(svc: Service, store: Store, token: s
                      st.text(max_size=8), inner, max_size=4), max_leaves=20).map(
         lambda v: json.dumps(v).encode())))
 async def test_garbage_gets_a_4xx_never_a_5xx(http: httpx.AsyncClient, body: bytes) -> None:
-    for path in ("/v1/calls", "/v1/video/detections", "/v1/cap"):
+    for path in ("/v1/calls", "/v1/video/detections", "/v1/cap", "/v1/eido"):
         answer = await http.post(path, content=body)
         assert answer.status_code in (202, 400, 413), (path, answer.status_code, answer.text)
         if answer.status_code != 202:

@@ -31,6 +31,7 @@ from nats.js.errors import NotFoundError
 from adapters.ingest import (
     CapAdapter,
     CapOutAdapter,
+    EidoAdapter,
     HotlineAdapter,
     Publisher,
     SensorAdapter,
@@ -205,6 +206,7 @@ def adapter_specs(ns: Namespace) -> dict[str, list[ConsumerSpec]]:
                 CapOutAdapter(None, ns, "ecc@localhost", {}).spec()],  # type: ignore[arg-type]
         "sensor": [SensorAdapter(ns, pub, config.registry).spec()],
         "video": VideoAdapter(ns, pub, config.video).specs(),
+        "eido": [EidoAdapter(ns, pub).spec()],
     }
 
 
@@ -428,7 +430,8 @@ async def test_credentials_survive_a_restart_and_leave_with_their_unit(data_dir:
     try:
         before = json.loads(first.users_file.read_text())["users"]
         assert set(before) == {"ecc", "adapter-hotline", "adapter-cap", "adapter-sensor",
-                               "adapter-video", "devices", "unit-E1", "unit-E2"}
+                               "adapter-video", "adapter-eido", "devices", "unit-E1",
+                               "unit-E2"}
         for path in (first.users_file, first.dir / "nats-server.conf"):
             assert path.stat().st_mode & 0o777 == 0o600, path
         assert before["ecc"] not in (first.dir / "nats-server.log").read_text()
