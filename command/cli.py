@@ -14,6 +14,8 @@
     ecc cap check FILE...  what ECC understands of CAP alerts (non-zero if any refused)
     ecc rebuild            rebuild the projections from the events alone
     ecc catalogue check    validate a catalogue file (types, plans, SLA rules)
+    ecc report             response times of a period, beside the SF Fire Department's
+    ecc audit export       who did what in a period, from the audit log, as CSV
 
 Where a command needs the servers, it takes ``NATS_URL`` / ``DATABASE_URL``
 from the environment, or else the ``endpoints.json`` that ``ecc up`` wrote in
@@ -469,6 +471,31 @@ async def cmd_catalogue_check(settings: Settings, args: argparse.Namespace) -> N
                       "agencies": list(cat.agencies)}))
 
 
+async def cmd_eido(settings: Settings, args: argparse.Namespace) -> None:
+    """`ecc eido export ID`: the incident as a NENA EIDO document (adapters/eido.py)."""
+    from adapters.eido_export import export
+
+    agency = args.agency or settings.cap_sender.rpartition("@")[2]
+    labels = {t.id: t.label for t in _catalogue(settings).types.values()}
+    _, database_url = server_urls(settings)
+    store = await Store.connect(database_url, min_size=1, max_size=1)
+    try:
+        doc = await export(store, args.incident_id, agency=agency, now=datetime.now(UTC),
+                           callers=not args.without_callers, labels=labels)
+    finally:
+        await store.close()
+    if doc is None:
+        raise CliError(f"no incident {args.incident_id}")
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    try:
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror}") from exc
+
+
 # --- ecc signal send --------------------------------------------------------------
 
 
@@ -618,6 +645,31 @@ async def cmd_cap_check(settings: Settings, args: argparse.Namespace) -> None:
         raise CliError(f"{refused} of {len(args.files)} files refused")
 
 
+# --- ecc report / ecc audit export ------------------------------------------------------
+
+
+async def cmd_history(settings: Settings, args: argparse.Namespace) -> None:
+    """`ecc report` and `ecc audit export`: a period read back (command/history.py)."""
+    from command import history
+
+    try:
+        start, end = history.period(args.start, args.end)
+        _, database_url = server_urls(settings)
+        if args.command == "audit":
+            text, _ = await history.export_audit(database_url, start, end)
+        else:
+            text = await history.build_report(database_url, start, end, fmt=args.format,
+                                              sf=Path(args.sf) if args.sf else None)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    except history.ReportError as exc:
+        raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror}") from exc
+
+
 # --- main ---------------------------------------------------------------------------
 
 
@@ -697,11 +749,31 @@ def build_parser() -> argparse.ArgumentParser:
                                                                    required=True)
     capcheck = capp.add_parser("check", help="say what ECC understands of CAP files")
     capcheck.add_argument("files", nargs="+")
+    eidop = sub.add_parser("eido", help="NENA EIDO: incidents for other agencies' CADs")
+    eidop.add_argument("eido_command", choices=("export",))
+    eidop.add_argument("incident_id")
+    eidop.add_argument("--out", default=None, help="write to this file, not stdout")
+    eidop.add_argument("--agency", default=None, help="this centre's agency id (default: the "
+                                                      "domain of ECC_CAP_SENDER)")
+    eidop.add_argument("--without-callers", action="store_true",
+                       help="leave out callers' names and numbers (personal data)")
     sub.add_parser("rebuild", help="rebuild the projections from the events")
     cat = sub.add_parser("catalogue", help="the incident catalogue").add_subparsers(
         dest="catalogue_command", required=True)
     check = cat.add_parser("check", help="validate a catalogue file")
     check.add_argument("path", nargs="?", default=None)
+    rpt = sub.add_parser("report", help="response times of a period (NFPA 1710 intervals)")
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True)
+    export = audit.add_parser("export", help="who did what in a period, as CSV")
+    for period in (rpt, export):
+        period.add_argument("--from", dest="start", required=True,
+                            help="ISO 8601 with an offset, e.g. 2026-07-20T00:00+08:00")
+        period.add_argument("--to", dest="end", required=True, help="the end (not included)")
+        period.add_argument("--out", default=None, help="write to this file, not stdout")
+    rpt.add_argument("--format", choices=("table", "csv", "html"), default="table")
+    rpt.add_argument("--sf", default=None, help="SF Fire Department CSV, or a folder of "
+                                                "them, to report beside ECC's figures")
     return p
 
 
@@ -719,8 +791,11 @@ _COMMANDS = {
     ("rebuild", None): cmd_rebuild,
     ("unit", None): cmd_unit,
     ("replay", None): cmd_replay,
+    ("eido", None): cmd_eido,
     ("cap", "check"): cmd_cap_check,
     ("catalogue", "check"): cmd_catalogue_check,
+    ("report", None): cmd_history,
+    ("audit", "export"): cmd_history,
 }
 
 
@@ -728,7 +803,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sub = (getattr(args, "signal_command", None) or getattr(args, "token_command", None)
            or getattr(args, "console_command", None) or getattr(args, "catalogue_command", None)
-           or getattr(args, "cap_command", None))
+           or getattr(args, "cap_command", None) or getattr(args, "audit_command", None))
     try:
         settings = Settings.from_env()
     except (ValidationError, ValueError) as exc:

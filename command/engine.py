@@ -87,21 +87,24 @@ class UnitOfWork:
         # Lock the stream's row for this transaction: writers of one incident queue here
         # instead of failing their optimistic check. Incidents are always locked before
         # units, so two commands never wait on each other in a circle.
-        await self.tx.conn.execute("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE",
-                                   stream_id)
+        # One round trip for the lock and the projection; the events only when the
+        # projection is behind its stream (a rebuild in progress, an old row).
         table, key = ("incidents", "incident_id") if kind == "incident" else ("units", "unit_id")
         row = await self.tx.conn.fetchrow(
-            f"SELECT version, view FROM {table} WHERE {key} = $1", entity
+            f"SELECT s.version AS stream_version, p.version, p.view FROM streams s "
+            f"LEFT JOIN {table} p ON p.{key} = $2 WHERE s.stream_id = $1 FOR UPDATE OF s",
+            stream_id, entity,
         )
         state: Any = None
         version = 0
-        if row is not None:
+        if row is not None and row["view"] is not None:
             model = Incident if kind == "incident" else Unit
             state, version = model.model_validate(row["view"]), row["version"]
-        tail = await self.tx.conn.fetch(
-            "SELECT data FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
-            stream_id, version,
-        )
+        tail = [] if row is None or row["stream_version"] == version else \
+            await self.tx.conn.fetch(
+                "SELECT data FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
+                stream_id, version,
+            )
         for r in tail:  # a projection behind its stream: fold the rest
             if kind == "incident":
                 state = incidents.evolve(state, incident_event.validate_python(r["data"]))
@@ -132,10 +135,13 @@ class UnitOfWork:
         events, after = incidents.step(before, command, self.catalogue)
         if not events:
             return []
+        follow = list(unit_commands(before, events))
+        # What to restore if a unit refuses: taken only when units are involved (a signal
+        # batch stages a hundred streams; copying them all for each signal was quadratic).
         saved = {sid: (s.state, list(s.events), list(s.decided))
-                 for sid, s in self._streams.items()}
+                 for sid, s in self._streams.items()} if follow else {}
         try:
-            for unit_id, unit_command in unit_commands(before, events):
+            for unit_id, unit_command in follow:
                 await self.run_unit(unit_id, unit_command, meta)
         except BaseException:
             for sid, (state, staged, decided) in saved.items():  # all or nothing
@@ -182,13 +188,14 @@ class UnitOfWork:
         await self._timers([(sid, s.decided) for sid, s in dirty.items()
                             if sid.startswith("incident:")])
         await self._orders(dirty)
+        # every incident's projection row in one statement
+        await self.tx.put_incidents([
+            (sid.partition(":")[2], incidents.is_open(s.state), s.state.version, last_seq[sid],
+             s.state.model_dump(mode="json"))
+            for sid, s in dirty.items() if sid.startswith("incident:")])
         for sid, s in dirty.items():
             kind, _, entity = sid.partition(":")
-            if kind == "incident":
-                await self.tx.put_incident(entity, is_open=incidents.is_open(s.state),
-                                           version=s.state.version, last_seq=last_seq[sid],
-                                           view=s.state.model_dump(mode="json"))
-            elif kind == "unit":
+            if kind == "unit":
                 await self.tx.put_unit(entity, agency=s.state.agency, status=s.state.status,
                                        version=s.state.version, last_seq=last_seq[sid],
                                        view=s.state.model_dump(mode="json"))

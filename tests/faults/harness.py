@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CITY = ROOT / "sim" / "data" / "zhengzhou.toml"
 
 # Short clocks so timers fire many times inside a test: every incident is due for
-# verification after 2 s, every offer nobody acknowledges is taken back after 2 s.
-CATALOGUE_SLA = {"verify_s": "2", "task_pending_s": "3", "ack_s": "2"}
+# verification after 4 s, every offer nobody acknowledges is taken back after 4 s.
+CATALOGUE_SLA = {"verify_s": "4", "task_pending_s": "5", "ack_s": "4"}
 
 
 def fast_catalogue(folder: Path) -> Path:
