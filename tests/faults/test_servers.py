@@ -58,13 +58,13 @@ async def test_kill_9_of_nats_server_under_load_everyone_recovers_on_their_own(
                          *(c.run() for c in consoles)):
             await asyncio.gather(*(asyncio.wait_for(c.connected.wait(), 10) for c in consoles))
             for n in range(3):
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(1.5)
                 acked = len(history.acked)
                 nats_srv.kill()
                 history.faults.append(f"nats-server kill -9 #{n + 1} after {acked} acked")
                 await asyncio.sleep(1.0)
                 await nats_srv.start()
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(2.0)
             stop.set()
             snapshot = await settled(database_url, history, consoles)
             counts = await check(database_url, history, snapshot)
