@@ -63,6 +63,13 @@ TABLE: dict[str, dict[Role, Scope]] = {
 }
 COMMANDS: tuple[str, ...] = tuple(TABLE)
 
+# Queries that read more than the live picture, by the same rule. ``incident.detail`` is
+# any console's (it opened on the live picture); playback of a period is for the desks
+# and those who review them, not for a crew's field console.
+QUERIES: dict[str, dict[Role, Scope]] = {
+    "history.period": {"viewer": "any", **_DESK},
+}
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -74,7 +81,7 @@ def authorize(role: str, agency: str | None, command: str,
               target_agency: str | None = None) -> Decision:
     """May a principal of ``role`` (bound to ``agency``, or not) send ``command`` about
     something of ``target_agency`` (a task's agency; None for incident-wide commands)?"""
-    row = TABLE.get(command)
+    row = TABLE.get(command) or QUERIES.get(command)
     if row is None:
         return Decision(False, f"there is no command {command!r}")
     scope = row.get(role)  # type: ignore[call-overload]

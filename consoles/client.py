@@ -51,6 +51,12 @@ class ConsoleClient:
         return await self.request({"type": "query", "request_id": f"r{next(self._ids)}",
                                    "name": "incident.detail", "incident_id": incident_id})
 
+    async def history(self, start: str, end: str) -> Result:
+        """``history.period``: the picture at ``start`` and the events up to ``end``."""
+        return await self.request({"type": "query", "request_id": f"r{next(self._ids)}",
+                                   "name": "history.period",
+                                   "args": {"from": start, "to": end}})
+
     async def __aiter__(self) -> AsyncIterator[ServerMsg]:  # pragma: no cover - sugar
         while True:
             yield await self.receive()

@@ -9,7 +9,8 @@ always in the audit log, and a refusal is written too, on its own.
 
 Queries (``incident.detail``) read the incident's timeline, its signals (callers'
 personal data masked for roles that do not need it) and the dispatcher's
-recommendations.
+recommendations. ``history.period`` reads a period of the past for playback (folded
+by :mod:`consoles.playback`), in a read-only transaction.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from command.model import RecordedEvent, Reporter, describe_errors
 from command.store import Principal
 from command.subjects import Namespace
 from consoles.authz import SEES_CALLERS, authorize
+from consoles.playback import MAX_EVENTS, Period, period_events, picture_at
 from consoles.protocol import CommandRequest, QueryRequest, Result, console_visible
 from workflows import incident as inc
 from workflows.geo import Location
@@ -371,6 +373,11 @@ class ConsoleCommands:
     # --- queries --------------------------------------------------------------------
 
     async def query(self, caller: Caller, req: QueryRequest) -> Result:
+        if req.name == "history.period":
+            return await self._history(caller, req)
+        if req.incident_id is None:
+            return Result(request_id=req.request_id, ok=False, code="invalid",
+                          message="incident.detail needs incident_id")
         found = await self.store.incident_view(req.incident_id)
         if found is None:
             return Result(request_id=req.request_id, ok=False, code="not_found",
@@ -404,6 +411,50 @@ class ConsoleCommands:
                                 for r in rows]})
 
 
+    async def _history(self, caller: Caller, req: QueryRequest) -> Result:
+        """``history.period``: the picture at ``from`` folded from the event store, and the
+        console-visible events of (``from``, ``to``], read in one read-only repeatable-read
+        transaction (nothing live is touched); audited like ``incident.detail``."""
+        p = caller.principal
+        as_command = CommandRequest(type="command", request_id=req.request_id,
+                                    name=req.name)
+        args_json = _safe_json(req.args)
+        try:
+            try:
+                period = Period.model_validate(req.args)
+            except ValidationError as exc:
+                raise _Refused("invalid", describe_errors(exc).replace(
+                    "payload: Value error, ", "")) from exc
+            decision = authorize(p.role, p.agency, req.name)
+            if not decision.allowed:
+                raise _Refused("forbidden", decision.reason)
+        except _Refused as exc:
+            await self._audit(caller, as_command, args_json, exc.code, exc.message, [])
+            log.warning("console.query", actor=p.name, role=p.role, query=req.name,
+                        outcome=exc.code, reason=exc.message)
+            return Result(request_id=req.request_id, ok=False, code=exc.code,
+                          message=exc.message)
+        async with self.store.pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            before = await conn.fetch(
+                "SELECT * FROM events WHERE (stream_id LIKE 'incident:%' OR stream_id LIKE "
+                "'unit:%') AND recorded_at <= $1 ORDER BY stream_id, version", period.start)
+            during = await conn.fetch(
+                "SELECT * FROM events WHERE recorded_at > $1 AND recorded_at <= $2 "
+                "AND (stream_id LIKE 'incident:%' OR stream_id LIKE 'unit:%') "
+                "AND type NOT LIKE 'timer.%' ORDER BY seq LIMIT $3",
+                period.start, period.end, MAX_EVENTS + 1)
+        at_start = picture_at((_event(r) for r in before), period.start)
+        events, truncated = period_events((_event(r) for r in during), MAX_EVENTS)
+        await self._audit(caller, as_command, {**args_json, "events": len(events),
+                                               "truncated": truncated}, "ok", "", [])
+        log.info("console.query", actor=p.name, role=p.role, query=req.name,
+                 outcome="ok", events=len(events), truncated=truncated)
+        return Result(request_id=req.request_id, ok=True, data={
+            "from": period.start.isoformat(), "to": period.end.isoformat(),
+            "at_start": at_start, "events": events, "truncated": truncated})
+
+
 async def audit_connection(store: Any, principal: Principal | None, peer: str | None,
                            what: str, outcome: str, reason: str = "") -> None:
     """A console opening, or being shut out, in the audit log (never raises: a log that is
@@ -435,6 +486,10 @@ async def _insert_audit(conn: Any, caller: Caller, req: CommandRequest,
         "outcome, reason, seqs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         p.name, p.role, p.agency, caller.peer, req.name, req.incident_id, args_json, outcome,
         reason[:2000], seqs)
+
+
+def _event(row: Any) -> RecordedEvent:
+    return RecordedEvent.model_validate({**dict(row), "event_id": str(row["event_id"])})
 
 
 def _safe_json(args: dict[str, Any]) -> dict[str, Any]:

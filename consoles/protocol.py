@@ -55,13 +55,15 @@ class CommandRequest(_Msg):
 
 
 class QueryRequest(_Msg):
-    """A console asks to read something the live feed does not carry (an incident's
-    timeline, its signals, the recommendations)."""
+    """A console asks to read something the live feed does not carry: ``incident.detail``
+    (an incident's timeline, its signals, the recommendations; needs ``incident_id``) or
+    ``history.period`` (a period of the past for playback; ``args`` ``from`` and ``to``)."""
 
     type: Literal["query"]
     request_id: RequestId
-    name: Literal["incident.detail"]
-    incident_id: EntityRef
+    name: Literal["incident.detail", "history.period"]
+    incident_id: EntityRef | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
 
 
 ClientMessage = Annotated[Hello | CommandRequest | QueryRequest, Field(discriminator="type")]

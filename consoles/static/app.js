@@ -4,6 +4,8 @@
 // The picture is folded from the gateway's snapshot and deltas (model.js);
 // details the feed does not carry (timeline, signals, recommendations) come
 // from the incident.detail query, asked only for the incident on screen.
+// Playback (playback.js) shows a past period instead, from its own picture:
+// the live one keeps folding its deltas underneath.
 
 import { $, h } from "./dom.js";
 import { Connection } from "./conn.js";
@@ -13,6 +15,7 @@ import {
 } from "./model.js";
 import { Detail } from "./detail.js";
 import { CallDesk } from "./call.js";
+import { Playback } from "./playback.js";
 
 const UNIT_STATUSES = ["available", "dispatched", "en_route", "on_scene", "transporting", "at_hospital",
   "returning", "out_of_service", "off_duty"];
@@ -34,6 +37,10 @@ export const app = {
   toast,
   render: scheduleRender,
 };
+
+let playback = null;  // the Playback (below, once the page is set up)
+/** The picture on screen: the playback's while playing back, else the live one. */
+const shown = () => (playback && playback.active ? playback.picture : app);
 
 // --- toasts and sound ---------------------------------------------------------------
 
@@ -224,7 +231,8 @@ function scheduleRender() {
     renderQueue();
     renderUnits();
     renderCounts();
-    map.render(app.order.map((id) => app.incidents.get(id)), [...app.units.values()], app.selected);
+    const pic = shown();
+    map.render(app.order.map((id) => pic.incidents.get(id)), [...pic.units.values()], app.selected);
     detail.render();
   });
 }
@@ -251,7 +259,7 @@ function queueRow(view) {
     class: `incident-row p${view.priority}${escalated ? " escalated" : ""}${selected ? " selected" : ""}`,
     role: "option", "aria-selected": String(selected), id: `row-${view.incident_id}`,
     dataset: { incidentId: view.incident_id },
-    onclick: () => { select(view.incident_id); detail.open(view.incident_id); },
+    onclick: () => { select(view.incident_id); if (!playback.active) detail.open(view.incident_id); },
   },
   priorityBadge(view.priority, "div"),
   h("div", { class: "row-body" },
@@ -272,9 +280,10 @@ function queueRow(view) {
 }
 
 function renderQueue() {
-  const list = [...app.incidents.values()].sort(queueOrder);
+  const pic = shown();
+  const list = [...pic.incidents.values()].sort(queueOrder);
   app.order = list.map((v) => v.incident_id);
-  if (app.selected && !app.incidents.has(app.selected)) app.selected = null;
+  if (app.selected && !pic.incidents.has(app.selected)) app.selected = null;
   const queue = $("queue");
   const keep = new Set(app.order);
   for (const [id, row] of rows) {
@@ -299,9 +308,10 @@ function renderQueue() {
 
 /** Ages and SLA countdowns: text only, every second. */
 function tickQueue() {
-  const now = app.now();
+  const now = playback && playback.active ? playback.at : app.now();
+  const pic = shown();
   for (const [id, row] of rows) {
-    const view = app.incidents.get(id);
+    const view = pic.incidents.get(id);
     if (!view) continue;
     const age = row.li.querySelector(".age");
     age.textContent = `age ${clock((now - Date.parse(view.reported_at)) / 1000)}`;
@@ -350,14 +360,15 @@ function statusList(group, status) {
 }
 
 function renderUnits() {
-  const all = [...app.units.values()].sort((a, b) => a.unit_id.localeCompare(b.unit_id, undefined, { numeric: true }));
+  const pic = shown();
+  const all = [...pic.units.values()].sort((a, b) => a.unit_id.localeCompare(b.unit_id, undefined, { numeric: true }));
   const tallies = new Map();
   const lastIn = new Map();
   for (const u of all) {
     const key = `${u.version}|${u.status}|${u.incident_id}`;
     let chip = chips.get(u.unit_id);
     if (!chip || chip.key !== key) {
-      const incident = u.incident_id ? app.incidents.get(u.incident_id) : null;
+      const incident = u.incident_id ? pic.incidents.get(u.incident_id) : null;
       const li = h("li", {
         class: `unit-chip ag-${u.agency} st-${u.status}`, dataset: { unitId: u.unit_id, status: u.status },
         title: `${u.call_sign || u.unit_id} · ${u.kind || u.capabilities.join(", ")} · ${u.station || ""} — ${u.status.replaceAll("_", " ")}`,
@@ -368,9 +379,9 @@ function renderUnits() {
       if (u.incident_id) {
         li.tabIndex = 0;
         li.setAttribute("role", "button");
-        li.addEventListener("click", () => detail.open(u.incident_id));
+        li.addEventListener("click", () => { if (!playback.active) detail.open(u.incident_id); });
         li.addEventListener("keydown", (e) => {
-          if (e.key === "Enter" || e.key === " ") { e.preventDefault(); e.stopPropagation(); detail.open(u.incident_id); }
+          if (e.key === "Enter" || e.key === " ") { e.preventDefault(); e.stopPropagation(); if (!playback.active) detail.open(u.incident_id); }
         });
       }
       if (chip) chip.li.remove();
@@ -390,7 +401,7 @@ function renderUnits() {
     tallies.set(u.agency, t);
   }
   for (const [id, chip] of chips) {
-    if (!app.units.has(id)) { chip.li.remove(); chips.delete(id); }
+    if (!pic.units.has(id)) { chip.li.remove(); chips.delete(id); }
   }
   for (const [agency, group] of groups) {
     const t = tallies.get(agency) || { total: 0, available: 0, statuses: new Map() };
@@ -406,7 +417,7 @@ function renderUnits() {
 }
 
 function renderCounts() {
-  const list = [...app.incidents.values()];
+  const list = [...shown().incidents.values()];
   const p1 = list.filter((v) => v.priority === 1).length;
   const esc = list.filter(isEscalated).length;
   $("queue-count").textContent = `${list.length} open`;
@@ -453,12 +464,18 @@ const SHORTCUTS = [
   { keys: ["-"], label: "Zoom the map out", run: () => map.zoom(1.4) },
   { keys: ["0"], label: "Whole city on the map", run: () => map.reset() },
   { keys: ["m"], label: "Sound on / off", run: () => setSound(!soundOn) },
+  { keys: ["h"], label: "Playback: replay a past period on the map (again: back to live)", run: () => (playback.active ? playback.exit() : playback.openForm()) },
   { keys: ["?"], label: "This help", run: () => openHelp() },
   { keys: ["Escape"], label: "Close the form, the panel or this help", run: () => closeTop() },
 ];
 
+// While playing back, only what looks (moves, zooms, help, playback itself) works: the
+// actions act on the live incidents, which are not on screen.
+const LOOKING = new Set(["j", "k", "ArrowDown", "ArrowUp", "+", "=", "-", "0", "m", "?", "Escape", "h"]);
+
 function closeTop() {
   if ($("help").open) { $("help").close(); return; }
+  if (playback.closeForm()) return;
   if (!$("call").hidden && $("call").contains(document.activeElement)) { calls.close(); return; }
   if (detail.closeForm()) return;
   if (detail.id) { detail.close(); return; }
@@ -484,6 +501,11 @@ document.addEventListener("keydown", (e) => {
   if ((e.key === "ArrowDown" || e.key === "ArrowUp") && !(t instanceof Node && $("queue").contains(t))) return;
   const found = SHORTCUTS.find((s) => s.keys.includes(e.key));
   if (!found) return;
+  if (playback.active && !LOOKING.has(e.key)) {
+    e.preventDefault();
+    toast("Playing back a past period: exit playback to act on the live picture.", "info");
+    return;
+  }
   e.preventDefault();
   found.run();
 });
@@ -491,7 +513,7 @@ document.addEventListener("keydown", (e) => {
 // --- boot ------------------------------------------------------------------------------------
 
 const map = new CityMap($("map"), {
-  onIncident: (id) => { select(id); detail.open(id); },
+  onIncident: (id) => { select(id); if (!playback.active) detail.open(id); },
   onPick: (lat, lon) => calls.pick(lat, lon),
 });
 map.loadBase("/static/city.geojson").catch((err) => toast(`The map's base layer did not load (${err.message}); markers are still shown.`, "error"));
@@ -501,6 +523,7 @@ $("zoom-reset").onclick = () => map.reset();
 
 const detail = new Detail(app, { select, priorityBadge, map });
 const calls = new CallDesk(app, { map, openIncident: (id) => { select(id); detail.open(id); } });
+playback = new Playback(app, { onChange: () => { if (playback.active && detail.id) detail.close(); scheduleRender(); } });
 
 $("new-call").onclick = () => calls.open();
 $("help-open").onclick = () => openHelp();

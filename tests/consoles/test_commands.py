@@ -317,3 +317,48 @@ async def test_a_refused_role_learns_nothing_and_links_and_reads_are_recorded(
     reads = await store.pool.fetchval(
         "SELECT count(*) FROM audit_log WHERE command = 'incident.detail'")
     assert reads == 2
+
+
+async def test_history_period_plays_back_from_the_store_and_leaves_live_state_alone(
+        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    """An incident before ``from`` is in the picture at ``from``; one reported in the
+    period is only in its events; the live snapshot is the same before and after; the read
+    is audited; a field unit is refused, and a backwards period is invalid."""
+    first = await incident(store, js, ns)
+    await asyncio.sleep(0.3)
+    mid = await store.pool.fetchval("SELECT clock_timestamp()")
+    await asyncio.sleep(0.3)
+    second = await incident(store, js, ns)
+    end = await store.pool.fetchval("SELECT clock_timestamp()")
+    viewer, crew = await new_token(store, "viewer"), await new_token(store, "field_unit")
+    before = await store.snapshot()
+    async with open_console(service.console_url, viewer) as console:
+        await joined(console)
+        got = await console.history(mid.isoformat(), end.isoformat())
+        backwards = await console.history(end.isoformat(), mid.isoformat())
+    assert await store.snapshot() == before  # nothing live moved
+    assert got.ok, got.message
+    ids = {v["incident_id"] for v in got.data["at_start"]["incidents"]}
+    assert first["incident_id"] in ids and second["incident_id"] not in ids
+    [then] = [v for v in got.data["at_start"]["incidents"]
+              if v["incident_id"] == first["incident_id"]]
+    assert then["status"] in ("reported", "verified", "dispatching")
+    assert got.data["at_start"]["units"] == before[2]  # no unit moved: as they are now
+    seqs = [e["seq"] for e in got.data["events"]]
+    assert seqs == sorted(seqs) and not got.data["truncated"]
+    streams = {e["stream_id"] for e in got.data["events"]}
+    assert f"incident:{second['incident_id']}" in streams
+    assert f"incident:{first['incident_id']}" not in streams or all(
+        e["type"] != "incident.reported" for e in got.data["events"]
+        if e["stream_id"] == f"incident:{first['incident_id']}")
+    assert all(e["stream_id"].startswith(("incident:", "unit:"))
+               and not e["type"].startswith("timer.") for e in got.data["events"])
+    assert not backwards.ok and backwards.code == "invalid" and "before" in backwards.message
+    async with open_console(service.console_url, crew) as console:
+        await joined(console)
+        refused = await console.history(mid.isoformat(), end.isoformat())
+    assert not refused.ok and refused.code == "forbidden" and not refused.data
+    rows = await store.pool.fetch(
+        "SELECT role, outcome FROM audit_log WHERE command = 'history.period' ORDER BY id")
+    assert [(r["role"], r["outcome"]) for r in rows][-3:] == [
+        ("viewer", "ok"), ("viewer", "invalid"), ("field_unit", "forbidden")]

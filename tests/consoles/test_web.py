@@ -10,6 +10,7 @@ points elsewhere).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import uuid
@@ -43,6 +44,8 @@ ARTEFACTS = Path(os.environ.get(
     "ECC_TEST_ARTEFACTS", Path(__file__).resolve().parents[2] / "build" / "test-artefacts"))
 CITY = load_city()
 ERQI = Location(lat=34.7466, lon=113.6254, address="Erqi Square")
+EAST = Location(lat=34.7600, lon=113.7000, address="Zhengdong")
+NORTH = Location(lat=34.7900, lon=113.6400, address="Huiji")
 # Live updates reach the page well within this; a slow CI box gets the margin.
 LIVE = 15_000
 
@@ -415,3 +418,58 @@ async def test_a_refused_token_is_told_to_ask_an_administrator(consoles: OpenCon
     await expect(indicator).to_have_attribute("data-state", "refused", timeout=LIVE)
     await expect(indicator).to_have_text("token refused — ask an administrator")
     await expect(page.locator("#login")).to_be_visible()
+
+
+async def test_playback_shows_a_past_moment_and_exit_returns_to_live(
+    consoles: OpenConsole, js: Any, ns: Namespace, store: Store
+) -> None:
+    """Two incidents some seconds apart; playback of the last hour with the slider between
+    them shows only the first on the queue and the map, under a "not live" banner; an
+    incident raised meanwhile reaches the live picture only; exit shows all of them live."""
+    page = await consoles("supervisor")
+    await connected(page)
+    await publish_signal(js, ns, make_signal(location=ERQI, category="fire",
+                                             summary="first: smoke behind the station"))
+    first = queue_row(page, "first: smoke behind the station")
+    await expect(first).to_be_visible(timeout=LIVE)
+    await asyncio.sleep(1.5)  # time apart, for the slider to fall between them
+    mid = await store.pool.fetchval("SELECT clock_timestamp()")
+    await asyncio.sleep(1.5)
+    await publish_signal(js, ns, make_signal(location=EAST, category="medical",
+                                             summary="second: a man collapsed"))
+    second = queue_row(page, "second: a man collapsed")
+    await expect(second).to_be_visible(timeout=LIVE)
+    first_id, second_id = (await first.get_attribute("data-incident-id"),
+                           await second.get_attribute("data-incident-id"))
+
+    await page.keyboard.press("h")  # the form, the last hour by default
+    await expect(page.locator("#playback")).to_be_visible()
+    await expect(page.locator("#pb-from")).not_to_have_value("")
+    await page.locator("#pb-load").click()
+    bar = page.locator("#pb-bar")
+    await expect(bar).to_be_visible(timeout=LIVE)
+    await expect(page.locator("#pb-banner")).to_contain_text("not live")
+    await expect(second).to_be_visible()  # at the period's end: both
+    start_ms = await page.evaluate(
+        "() => new Date(document.getElementById('pb-from').value).getTime()")
+    await page.locator("#pb-slider").fill(str(int((mid.timestamp() * 1000 - start_ms) // 1000)))
+    await expect(page.locator("#pb-banner")).to_have_text(
+        re.compile(r"^PLAYBACK \d\d:\d\d:\d\d — not live$"))
+    await expect(second).to_have_count(0)
+    await expect(first).to_be_visible()
+    await expect(page.locator(f'#map .incident[data-incident-id="{first_id}"]')).to_have_count(1)
+    await expect(page.locator(f'#map .incident[data-incident-id="{second_id}"]')).to_have_count(0)
+    folder = ARTEFACTS / "console"
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(folder / "playback.png"))
+
+    # the live picture keeps going underneath, unseen until playback ends
+    await publish_signal(js, ns, make_signal(location=NORTH, category="traffic",
+                                             summary="third: raised during playback"))
+    third = queue_row(page, "third: raised during playback")
+    await expect(page.locator("#pb-banner")).to_be_visible()
+    await page.locator("#pb-exit").click()
+    await expect(bar).to_be_hidden()
+    for row in (first, second, third):
+        await expect(row).to_be_visible(timeout=LIVE)
+    await expect(page.locator(f'#map .incident[data-incident-id="{second_id}"]')).to_have_count(1)

@@ -1,0 +1,99 @@
+"""Core: a period of the past, rebuilt from events, for the console's playback.
+
+No I/O here. The shell (:meth:`consoles.commands.ConsoleCommands.query`) reads the
+event store in one read-only transaction and hands the rows to these functions:
+:func:`picture_at` folds every incident and unit stream up to the period's start with
+the same ``evolve`` functions the engine uses (the picture as it was then), and
+:func:`period_events` keeps what a console would have seen in the period, as the live
+feed shows it. Nothing here touches live state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from command.model import RecordedEvent
+from command.store import on_the_bus
+from consoles.protocol import console_visible
+from workflows import incident as incidents
+from workflows import unit as units
+from workflows.incident import AnyIncidentEvent
+from workflows.unit import AnyUnitEvent
+
+MAX_SPAN = timedelta(hours=24)
+MAX_EVENTS = 20_000
+
+_incident_event: TypeAdapter[AnyIncidentEvent] = TypeAdapter(incidents.IncidentEvent)
+_unit_event: TypeAdapter[AnyUnitEvent] = TypeAdapter(units.UnitEvent)
+
+
+class Period(BaseModel):
+    """``history.period``'s args: ``from`` < ``to``, both with a timezone, at most a day."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _check(self) -> Period:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("from and to need a timezone (e.g. 2026-01-01T10:00:00Z)")
+        if self.start >= self.end:
+            raise ValueError("from must be before to")
+        if self.end - self.start > MAX_SPAN:
+            raise ValueError("a period is at most 24 hours; ask for a shorter one")
+        return self
+
+
+def picture_at(events: Iterable[RecordedEvent], at: datetime) -> dict[str, Any]:
+    """The live picture as it was at ``at``: open incidents (ordered by their last seq, as
+    the snapshot orders them) and all units, folded from their streams' events recorded at
+    or before ``at``. Each stream is folded in version order and stops at its first event
+    recorded after ``at``; other streams (signals, timers' own) are ignored."""
+    by_stream: dict[str, list[RecordedEvent]] = {}
+    for e in events:
+        if e.stream_id.startswith(("incident:", "unit:")):
+            by_stream.setdefault(e.stream_id, []).append(e)
+    found_incidents: list[tuple[int, dict[str, Any]]] = []
+    found_units: list[dict[str, Any]] = []
+    for sid, stream in by_stream.items():
+        state: Any = None
+        last_seq = 0
+        for e in sorted(stream, key=lambda x: x.version):
+            if e.recorded_at > at:
+                break
+            if sid.startswith("incident:"):
+                state = incidents.evolve(state, _incident_event.validate_python(e.data))
+            else:
+                state = units.evolve(state, _unit_event.validate_python(e.data))
+            last_seq = e.seq
+        if state is None:
+            continue
+        if sid.startswith("incident:"):
+            if incidents.is_open(state):
+                found_incidents.append((last_seq, state.model_dump(mode="json")))
+        else:
+            found_units.append(state.model_dump(mode="json"))
+    found_incidents.sort(key=lambda p: p[0])
+    found_units.sort(key=lambda v: str(v["unit_id"]))
+    return {"incidents": [v for _, v in found_incidents], "units": found_units}
+
+
+def period_events(events: Iterable[RecordedEvent], limit: int = MAX_EVENTS
+                  ) -> tuple[list[dict[str, Any]], bool]:
+    """The events a console would have been sent, in seq order, as the live feed sends
+    them (:func:`console_visible`, callers' details withheld as on the bus); at most
+    ``limit`` of them, and whether there were more."""
+    kept: list[dict[str, Any]] = []
+    for e in sorted(events, key=lambda x: x.seq):
+        if not console_visible(e):
+            continue
+        if len(kept) >= limit:
+            return kept, True
+        kept.append(on_the_bus(e).model_dump(mode="json"))
+    return kept, False
