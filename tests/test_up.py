@@ -54,8 +54,14 @@ async def start_up(env: dict[str, str], data_dir: Path,
 
 
 async def stop(proc: subprocess.Popen[bytes]) -> int:
+    """Ctrl-C, and its exit status; a process still running 60 s later is killed (so it
+    cannot outlive the test and hold up the session) and the test fails."""
     proc.send_signal(signal.SIGINT)
-    return await asyncio.wait_for(asyncio.to_thread(proc.wait), 60)
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(proc.wait), 60)
+    except BaseException:
+        proc.kill()
+        raise
 
 
 def children_alive(data_dir: Path) -> list[str]:
@@ -156,6 +162,7 @@ def test_a_missing_catalogue_file_is_a_clear_error(data_dir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # start, up to 90 s for the first incident, and a clean stop
 async def test_demo_starts_serves_the_console_and_the_city_comes_alive(data_dir: Path) -> None:
     """`ecc demo` (what `make demo` runs), sped up: the console page is served, and the
     simulated city's emergencies reach a console as incidents; Ctrl-C stops it all."""
