@@ -37,6 +37,8 @@ import nats.js.errors
 from websockets.exceptions import WebSocketException
 
 from command.model import RecordedEvent, Signal
+from command.store import _init_connection as init_connection
+from command.store import _recorded as recorded
 from command.subjects import Namespace
 from consoles.client import open_console
 from consoles.protocol import Delta, Resync, Snapshot, Welcome, console_visible
@@ -134,6 +136,15 @@ class ServiceProcess:
             except TimeoutError:
                 self.proc.kill()
                 raise AssertionError("ecc serve did not stop within 30 s of SIGTERM") from None
+
+
+TOKEN = "fault-console-token"
+
+
+async def console_token(store: Any) -> str:
+    """The token the fault tests' consoles use: a supervisor, who sees everything."""
+    await store.create_token(TOKEN, name="fault console", role="supervisor", agency=None)
+    return TOKEN
 
 
 def service_env(nats_url: str, database_url: str, ns: Namespace, console_port: int,
@@ -273,6 +284,7 @@ class Store:
 async def read_store(database_url: str) -> Store:
     conn = await asyncpg.connect(database_url)
     try:
+        await init_connection(conn)  # jsonb as the service's pool reads it
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch("SELECT * FROM events ORDER BY seq")
             timers = {r["timer_id"] for r in await conn.fetch("SELECT timer_id FROM timers")}
@@ -282,16 +294,7 @@ async def read_store(database_url: str) -> Store:
                 "SELECT count(*) FROM timers WHERE due_at < now() - interval '2 seconds'")
     finally:
         await conn.close()
-    log = [RecordedEvent(seq=r["seq"], event_id=str(r["event_id"]), stream_id=r["stream_id"],
-                         version=r["version"], type=r["type"], data=_json(r["data"]),
-                         causation_id=r["causation_id"], correlation_id=r["correlation_id"],
-                         actor=r["actor"], recorded_at=r["recorded_at"]) for r in rows]
-    return Store(log, timers, now, outbox, overdue)
-
-
-def _json(value: Any) -> Any:
-    import json
-    return json.loads(value) if isinstance(value, str) else value
+    return Store([recorded(r) for r in rows], timers, now, outbox, overdue)
 
 
 async def settled(database_url: str, history: History, consoles: list[Console],

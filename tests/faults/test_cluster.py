@@ -18,6 +18,7 @@ from tests.faults.harness import (
     Publisher,
     ServiceProcess,
     check,
+    console_token,
     fast_catalogue,
     service_env,
     settled,
@@ -39,8 +40,7 @@ async def test_a_node_and_a_service_killed_in_a_three_node_cluster_lose_nothing(
     every event once, in order."""
     cluster = Cluster(tmp_path / "cluster")
     await cluster.start()
-    token = "fault-console-token"
-    await store.create_token(token, name="fault console", role="supervisor", agency=None)
+    token = await console_token(store)
     catalogue = fast_catalogue(tmp_path)
     ports = [free_port(), free_port()]
     services = []

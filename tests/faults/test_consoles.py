@@ -24,6 +24,7 @@ from tests.faults.harness import (
     Publisher,
     ServiceProcess,
     check,
+    console_token,
     fast_catalogue,
     service_env,
     settled,
@@ -62,8 +63,7 @@ async def test_frozen_and_dead_consoles_cost_the_live_ones_nothing(
     resync; the dead one's connection closes) while two live consoles still receive
     every committed event once and in order; the gateway's connection count
     (``ecc_console_connections``) comes back to the two live ones."""
-    token = "fault-console-token"
-    await store.create_token(token, name="fault console", role="supervisor", agency=None)
+    token = await console_token(store)
     port = free_port()
     service = ServiceProcess(service_env(servers.nats_url, database_url, ns, port,
                                          fast_catalogue(tmp_path)), port, tmp_path / "ecc.log")

@@ -20,6 +20,7 @@ from tests.faults.harness import (
     Publisher,
     ServiceProcess,
     check,
+    console_token,
     fast_catalogue,
     service_env,
     settled,
@@ -45,8 +46,7 @@ async def test_kill_9_of_the_service_at_23_points_under_load_loses_and_doubles_n
     exactly once, delivers every committed event to both live consoles once and in
     order (they reconnect with ``since`` across each outage), never has a unit on two
     tasks, and neither loses a timer nor fires one twice."""
-    token = "fault-console-token"
-    await store.create_token(token, name="fault console", role="supervisor", agency=None)
+    token = await console_token(store)
     port = free_port()
     service = ServiceProcess(
         service_env(servers.nats_url, database_url, ns, port, fast_catalogue(tmp_path)),

@@ -21,6 +21,7 @@ from tests.faults.harness import (
     Publisher,
     ServiceProcess,
     check,
+    console_token,
     fast_catalogue,
     service_env,
     settled,
@@ -40,8 +41,7 @@ async def test_kill_9_of_nats_server_under_load_everyone_recovers_on_their_own(
     and both consoles receive every event once, in order."""
     nats_srv = EmbeddedNats(tmp_path / "broker", namespace=ns.prefix)
     await nats_srv.start()
-    token = "fault-console-token"
-    await store.create_token(token, name="fault console", role="supervisor", agency=None)
+    token = await console_token(store)
     port = free_port()
     service = ServiceProcess(service_env(nats_srv.url, database_url, ns, port,
                                          fast_catalogue(tmp_path)), port, tmp_path / "ecc.log")
@@ -106,9 +106,8 @@ async def test_postgres_stopped_under_load_the_service_holds_still_and_resumes(
     recorded once and the console receives every event once, in order."""
     pg, db_url = await _postgres(tmp_path)
     store = await Store.connect(db_url, ns)
-    token = "fault-console-token"
     try:
-        await store.create_token(token, name="fault console", role="supervisor", agency=None)
+        token = await console_token(store)
     finally:
         await store.close()
     port = free_port()
