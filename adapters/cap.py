@@ -166,6 +166,7 @@ def parse_cap(data: bytes) -> Alert:
                 continue
             alert.signals.append(Signal(
                 signal_id=f"{alert_key(alert.sender, alert.identifier)}-{i}-{j}", source="cap",
+                origin=alert_key(alert.sender, alert.identifier),
                 category=category, refers_to=refers_to[:16],
                 location=where, observed_at=alert.sent, summary=(headline or event)[:2000],
                 confidence=confidence,

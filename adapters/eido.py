@@ -44,11 +44,12 @@ from typing import Any
 
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from adapters.hotline import classify
 from command.model import Reporter, Signal
 from workflows.geo import Location
+from workflows.text import Cleaned
 
 __all__ = [
     "CATEGORIES", "MAX_EIDO_BYTES", "SCHEMA", "Call", "Caller", "Closure", "EidoExportError",
@@ -94,7 +95,7 @@ class EidoExportError(RuntimeError):
 # --- the model --------------------------------------------------------------------
 
 
-class _Frozen(BaseModel):
+class _Frozen(Cleaned):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -510,7 +511,7 @@ def to_signal(h: Handoff, categories: Iterable[str] = CATEGORIES) -> Signal:
     summary = f"{what} (EIDO from {h.agency}, incident {h.internal_id or h.incident_uid})"
     return Signal(
         signal_id=f"{key}-{round(h.updated_at.timestamp() * 1000)}", source="eido",
-        category=category, refers_to=(key,),
+        category=category, origin=key, refers_to=(key,),
         location=Location(lat=where.lat, lon=where.lon, accuracy_m=where.accuracy_m,
                           address=where.address[:500] if where.address else None),
         observed_at=min((c.started_at for c in h.calls), default=h.updated_at),

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from command.model import Reporter, Signal
 from workflows.geo import Location
+from workflows.text import Cleaned
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def classify(narrative: str) -> Classification:
     return Classification("other", 4, 0.3, "none", None)
 
 
-class CallRecord(BaseModel):
+class CallRecord(Cleaned):
     """One call from a hotline platform (JSON over HTTP or NATS)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -72,6 +72,7 @@ from command.model import (
 )
 from command.subjects import Namespace
 from workflows.incident import PublicWarning as PublicWarningEvent
+from workflows.text import validate_json
 
 log = structlog.get_logger("ecc.adapters")
 
@@ -113,7 +114,7 @@ def parse_call(data: bytes) -> CallRecord:
         raise Undeliverable("oversized", f"call record is {len(data)} bytes; "
                                          f"limit {MAX_SIGNAL_BYTES}")
     try:
-        return CallRecord.model_validate_json(data)
+        return validate_json(CallRecord, data)
     except ValidationError as exc:
         raise Undeliverable("invalid", describe_errors(exc)) from exc
 

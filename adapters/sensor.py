@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from adapters.sensor_rules import Reading, SensorRules, SensorState, heartbeat, step
 from command.model import Signal
 from workflows.geo import Location
+from workflows.text import Cleaned
 
 MAX_READING_BYTES = 4096
 _DEVICE = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
@@ -44,7 +45,7 @@ class SensorRejected(ValueError):
         self.reason = reason
 
 
-class _Frozen(BaseModel):
+class _Frozen(Cleaned):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -42,6 +42,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from command.model import Signal
 from workflows.geo import Location
+from workflows.text import Cleaned, validate_json
 
 __all__ = [
     "DEFAULT_LABELS", "MAX_MESSAGE_BYTES", "MAX_TRACKED", "VEHICLE_LABELS", "Camera",
@@ -82,7 +83,7 @@ class VideoRejected(ValueError):
 
 # --- configuration: the camera registry and the label rules -------------------------
 
-class _Frozen(BaseModel):
+class _Frozen(Cleaned):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -255,6 +256,9 @@ class Detection:
 
 
 class _Strict(BaseModel):
+    # Not workflows.text.Cleaned: its before-validator hands pydantic Python objects,
+    # which a strict model reads in Python mode (a JSON array is then no tuple). Frigate's
+    # strings reach PostgreSQL only inside a Signal, which cleans them.
     # Frigate adds fields from release to release: read what we need, ignore the rest,
     # and take no "0.9" for 0.9 or "true" for true.
     model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
@@ -315,7 +319,7 @@ def parse_frigate(data: bytes) -> Detection:
     """
     _check_size(data)
     try:
-        event = _FrigateEvent.model_validate_json(data)
+        event = validate_json(_FrigateEvent, data)
     except ValidationError as exc:
         raise VideoRejected(f"not a Frigate event: {_describe(exc)}") from exc
     obj = event.after or (event.before if event.type == "end" else None)
@@ -355,7 +359,7 @@ def parse_webhook(data: bytes) -> Detection:
     """
     _check_size(data)
     try:
-        hook = Webhook.model_validate_json(data)
+        hook = validate_json(Webhook, data)
     except ValidationError as exc:
         raise VideoRejected(f"not a video webhook: {_describe(exc)}") from exc
     return Detection(

@@ -26,7 +26,9 @@ through the window.
 its ``handle`` commits a batch and returns (ack each, after the commit) or
 raises (each message is retried alone: nak with backoff, dead-lettered once
 deliveries run out, so a poison message never blocks the stream and is never
-silently lost).
+silently lost). An error whose ``permanent`` attribute is true (the database
+refused the content: :class:`command.store.DataRejected`) is dead-lettered at
+once with the code ``data_error``.
 """
 
 from __future__ import annotations
@@ -392,6 +394,15 @@ async def _failed(
     exc = sys.exc_info()[1]
     assert exc is not None
     delivered = msg.metadata.num_delivered
+    if getattr(exc, "permanent", False):
+        # It will fail the same way on every delivery (the database refused the content):
+        # dead-letter it now, with the reason, rather than retry it for twenty minutes
+        # while a caller waits. The supervisors hear of it from the dead letter (alerts).
+        reason = f"{type(exc).__name__}: {exc}"
+        await dead_letter(js, ns, msg, handler.source_of(msg), "data_error", reason)
+        await msg.term()
+        log.error("bus.data_error", subject=msg.subject, delivered=delivered, error=str(exc))
+        return
     if delivered >= spec.max_deliver and not getattr(exc, "retryable", False):
         reason = f"gave up after {delivered} deliveries: {type(exc).__name__}: {exc}"
         await dead_letter(js, ns, msg, handler.source_of(msg), "gave_up", reason)

@@ -33,6 +33,7 @@ from workflows import incident as inc
 from workflows import unit as un
 from workflows.dispatching import crew_report
 from workflows.messages import Rejected
+from workflows.text import validate_json
 
 log = structlog.get_logger("ecc.crews")
 
@@ -60,7 +61,7 @@ class CrewReports:
     def decode(self, msg: Msg) -> tuple[str, StatusReport]:
         unit = self.ns.unit_of(msg.subject)
         try:
-            report = StatusReport.model_validate_json(msg.data)
+            report = validate_json(StatusReport, msg.data)
         except ValidationError as exc:
             raise Undeliverable("invalid", "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}"

@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 
 from command.model import OrderEnded, OrderOffered, RecordedEvent
 from command.store import Append, ConcurrencyError, NewEvent, Store, Tx
+from workflows import alert as alerts
 from workflows import incident as incidents
 from workflows import unit as units
 from workflows.catalogue import Catalogue
@@ -37,6 +38,14 @@ log = structlog.get_logger("ecc.engine")
 
 incident_event: TypeAdapter[AnyIncidentEvent] = TypeAdapter(incidents.IncidentEvent)
 unit_event: TypeAdapter[AnyUnitEvent] = TypeAdapter(units.UnitEvent)
+alert_event: TypeAdapter[alerts.AlertEvent] = TypeAdapter(alerts.AnyAlertEvent)
+
+# Each stream kind's projection: (table, key column, state model, evolve, event reader).
+_PROJECTIONS: dict[str, tuple[str, str, Any, Any, TypeAdapter[Any]]] = {
+    "incident": ("incidents", "incident_id", Incident, incidents.evolve, incident_event),
+    "unit": ("units", "unit_id", Unit, units.evolve, unit_event),
+    "alert": ("desk_alerts", "alert_id", alerts.Alert, alerts.evolve, alert_event),
+}
 
 
 def utc_now() -> datetime:
@@ -89,7 +98,7 @@ class UnitOfWork:
         # units, so two commands never wait on each other in a circle.
         # One round trip for the lock and the projection; the events only when the
         # projection is behind its stream (a rebuild in progress, an old row).
-        table, key = ("incidents", "incident_id") if kind == "incident" else ("units", "unit_id")
+        table, key, model, evolve, reader = _PROJECTIONS[kind]
         row = await self.tx.conn.fetchrow(
             f"SELECT s.version AS stream_version, p.version, p.view FROM streams s "
             f"LEFT JOIN {table} p ON p.{key} = $2 WHERE s.stream_id = $1 FOR UPDATE OF s",
@@ -98,7 +107,6 @@ class UnitOfWork:
         state: Any = None
         version = 0
         if row is not None and row["view"] is not None:
-            model = Incident if kind == "incident" else Unit
             state, version = model.model_validate(row["view"]), row["version"]
         tail = [] if row is None or row["stream_version"] == version else \
             await self.tx.conn.fetch(
@@ -106,10 +114,7 @@ class UnitOfWork:
                 stream_id, version,
             )
         for r in tail:  # a projection behind its stream: fold the rest
-            if kind == "incident":
-                state = incidents.evolve(state, incident_event.validate_python(r["data"]))
-            else:
-                state = units.evolve(state, unit_event.validate_python(r["data"]))
+            state = evolve(state, reader.validate_python(r["data"]))
             version += 1
         loaded = _Stream(state, version)
         if kind == "unit" and state is not None and state.incident_id and state.task_id:
@@ -157,6 +162,18 @@ class UnitOfWork:
         self._stage(stream, events, meta, units.fold(events, stream.state))
         return events
 
+    async def alert(self, alert_id: str) -> alerts.Alert | None:
+        return (await self._load(f"alert:{alert_id}")).state  # type: ignore[no-any-return]
+
+    async def run_alert(self, alert_id: str, command: alerts.AlertCommand,
+                        meta: Meta) -> list[alerts.AlertEvent]:
+        """Decide ``command`` on a desk alert. Raises :class:`workflows.messages.Rejected`."""
+        stream = await self._load(f"alert:{alert_id}")
+        events = alerts.decide(stream.state, command)
+        if events:
+            self._stage(stream, events, meta, alerts.fold(events, stream.state))
+        return events
+
     def stage_evidence(self, stream_id: str, event: NewEvent) -> None:
         """A new stream of one event that no decider owns (a signal's evidence)."""
         self._streams[stream_id] = _Stream(None, 0, [event])
@@ -199,6 +216,11 @@ class UnitOfWork:
                 await self.tx.put_unit(entity, agency=s.state.agency, status=s.state.status,
                                        version=s.state.version, last_seq=last_seq[sid],
                                        view=s.state.model_dump(mode="json"))
+            elif kind == "alert":
+                await self.tx.put_alert(entity, kind=s.state.kind,
+                                        is_open=s.state.status == "open",
+                                        version=s.state.version, last_seq=last_seq[sid],
+                                        view=s.state.model_dump(mode="json"))
             s.base_version += len(s.events)
             s.events, s.decided = [], []
         return recorded

@@ -30,12 +30,12 @@ from command.model import (
     Retraction,
     Signal,
     SignalRejected,
-    matches,
     parse_retraction,
     parse_signal,
 )
 from command.store import NewEvent, Store
 from command.subjects import Namespace
+from workflows.alert import RaiseAlert
 from workflows.catalogue import Catalogue
 from workflows.incident import AttachSignal, ReportIncident
 from workflows.incident import retraction as retraction_commands
@@ -125,7 +125,8 @@ class SignalIntake:
             keys = [f"{signal.source}:{signal.signal_id}" for signal in signals]
             fresh = await tx.claim_many(CONSUMER, keys)
             raised: list[Candidate] = []  # incidents this batch raised, not yet in the table
-            taken: dict[tuple[str, str], str] = {}  # (source, signal) -> incident, this batch
+            # (source, signal id or origin) -> incident, for updates within this batch
+            taken: dict[tuple[str, str], str] = {}
             for i, (signal, key) in enumerate(zip(signals, keys, strict=True)):
                 if key not in fresh:
                     log.info("intake.duplicate", signal_id=signal.signal_id, source=signal.source)
@@ -138,6 +139,8 @@ class SignalIntake:
                     attached.add(i)
                 if incident_id is not None:
                     taken[(signal.source, signal.signal_id)] = incident_id
+                    if signal.origin is not None:
+                        taken[(signal.source, signal.origin)] = incident_id
                     outcomes[i] = "attached" if joined else "new_incident"
             recorded = await uow.flush()
             stall("intake.before_commit", self.fault_point)  # inbox rows held
@@ -166,10 +169,10 @@ class SignalIntake:
                     correlation_id=signal.signal_id)
         seen = signal.observed_at  # the sources' time: a replay fuses as it happened
         if signal.refers_to:  # an update of earlier evidence goes where that evidence is
-            held = [incident_id for (source, sid), incident_id in taken.items()
-                    if source == signal.source
-                    and any(matches(ref, sid) for ref in signal.refers_to)]
-            held += await holders(uow.tx.conn, signal.source, signal.refers_to)
+            held = [taken[(signal.source, ref)] for ref in signal.refers_to
+                    if (signal.source, ref) in taken]
+            named = await referenced(uow.tx.conn, signal.source, signal.refers_to)
+            held += await holders(uow.tx.conn, signal.source, named)
             for incident_id in held:
                 try:
                     await uow.run(incident_id, AttachSignal(
@@ -217,10 +220,15 @@ class SignalIntake:
     async def retract(self, retraction: Retraction) -> list[str]:
         """A source takes back earlier signals: each incident holding them hears of it
         (what that means is :func:`workflows.incident.retraction`). Returns the incidents
-        touched."""
+        touched.
+
+        It names signals of its own source exactly (ids, or the records they came from).
+        One that would take back more than the catalogue's ``[retractions]
+        confirm_above`` signals is held instead: a desk alert waits for a supervisor to
+        confirm it (:func:`apply_retraction`) or dismiss it. Every retraction, and what it
+        did, is in the audit log under the adapter's name.
+        """
         key = f"{retraction.source}:{retraction.retraction_id}"
-        actor = f"signal:{retraction.source}"
-        touched: list[str] = []
         async with self.store.transaction() as tx:
             if key not in await tx.claim_many(CONSUMER, [key]):
                 log.info("intake.duplicate", retraction_id=retraction.retraction_id,
@@ -228,24 +236,44 @@ class SignalIntake:
                 self.metrics.signal(retraction.source, "duplicate")
                 return []
             uow = UnitOfWork(tx, self.catalogue, self.ids)
-            now = self.clock()
-            meta = Meta(actor=actor, correlation_id=retraction.retraction_id)
-            why = f"{retraction.source} retracted it: {retraction.reason}"
-            for incident_id in await holders(tx.conn, retraction.source, retraction.refers_to):
-                state = await uow.incident(incident_id)
-                if state is None:
-                    continue
-                gone = {s.signal_id for s in state.signals if s.source == retraction.source
-                        and any(matches(r, s.signal_id) for r in retraction.refers_to)}
-                try:
-                    for command in retraction_commands(state, gone, now, actor, why):
-                        await uow.run(incident_id, command, meta)
-                except Rejected as exc:
-                    log.warning("intake.retraction_refused", incident_id=incident_id,
-                                retraction_id=retraction.retraction_id, reason=exc.reason)
-                    continue
-                touched.append(incident_id)
-            await uow.flush()
+            plan = await retraction_plan(uow, retraction)
+            count = sum(len(gone) for _, gone in plan)
+            limit = self.catalogue.retractions.confirm_above
+            args = {"retraction_id": retraction.retraction_id,
+                    "refers_to": list(retraction.refers_to), "reason": retraction.reason,
+                    "signals": count, "incidents": [i for i, _ in plan][:50]}
+            if count > limit:
+                alert_id = f"retraction-{retraction.source}-{retraction.retraction_id}"[:128]
+                await uow.run_alert(alert_id, RaiseAlert(
+                    at=self.clock(), alert_id=alert_id, kind="retraction_held",
+                    title=f"{retraction.source} asks to take back {count} signals on "
+                          f"{len(plan)} incidents",
+                    detail=f"{retraction.reason[:500]}. More than {limit} signals at once "
+                           "waits for a supervisor: confirm to take them back, or dismiss "
+                           "to keep them.",
+                    data={"retraction": retraction.model_dump(mode="json"),
+                          "signals": count, "incidents": [i for i, _ in plan][:50]}),
+                    Meta(actor=f"signal:{retraction.source}",
+                         correlation_id=retraction.retraction_id))
+                recorded = await uow.flush()
+                await tx.audit(actor=f"adapter-{retraction.source}", role="adapter",
+                               command="signal.retract", args=args, outcome="held",
+                               reason=f"{count} signals is more than {limit}: waits for a "
+                                      "supervisor", seqs=[r.seq for r in recorded])
+                touched: list[str] = []
+            else:
+                touched = await apply_retraction(uow, retraction, plan, self.clock())
+                recorded = await uow.flush()
+                await tx.audit(actor=f"adapter-{retraction.source}", role="adapter",
+                               command="signal.retract", args=args,
+                               outcome="ok" if touched else "not_found",
+                               reason="" if touched else "names no signal of an open incident",
+                               seqs=[r.seq for r in recorded])
+        if count > limit:
+            self.metrics.signal(retraction.source, "retraction_held")
+            log.warning("intake.retraction_held", retraction_id=retraction.retraction_id,
+                        source=retraction.source, signals=count, incidents=len(plan))
+            return []
         self.metrics.signal(retraction.source,
                             "retracted" if touched else "retraction_unmatched")
         for incident_id in touched:
@@ -257,19 +285,74 @@ class SignalIntake:
         return touched
 
 
-async def holders(conn: Any, source: str, refs: tuple[str, ...]) -> list[str]:
-    """The open incidents holding a signal of ``source`` that one of ``refs`` names.
+async def retraction_plan(uow: UnitOfWork,
+                          retraction: Retraction) -> list[tuple[str, set[str]]]:
+    """Each open incident a retraction reaches, with the signals of its source it names."""
+    named = await referenced(uow.tx.conn, retraction.source, retraction.refers_to)
+    plan: list[tuple[str, set[str]]] = []
+    for incident_id in await holders(uow.tx.conn, retraction.source, named):
+        state = await uow.incident(incident_id)
+        if state is None:
+            continue
+        gone = {s.signal_id for s in state.signals
+                if s.source == retraction.source and s.signal_id in named}
+        if gone:
+            plan.append((incident_id, gone))
+    return plan
+
+
+async def apply_retraction(uow: UnitOfWork, retraction: Retraction,
+                           plan: list[tuple[str, set[str]]], now: datetime,
+                           confirmed_by: str | None = None) -> list[str]:
+    """Take the planned signals back, incident by incident (a refusal of one incident's
+    core skips that incident). Returns the incidents touched."""
+    actor = confirmed_by or f"signal:{retraction.source}"
+    meta = Meta(actor=actor, correlation_id=retraction.retraction_id)
+    why = f"{retraction.source} retracted it: {retraction.reason}"
+    if confirmed_by:
+        why += f" (confirmed by {confirmed_by})"
+    touched: list[str] = []
+    for incident_id, gone in plan:
+        state = await uow.incident(incident_id)
+        if state is None:
+            continue
+        try:
+            for command in retraction_commands(state, gone, now, actor, why):
+                await uow.run(incident_id, command, meta)
+        except Rejected as exc:
+            log.warning("intake.retraction_refused", incident_id=incident_id,
+                        retraction_id=retraction.retraction_id, reason=exc.reason)
+            continue
+        touched.append(incident_id)
+    return touched
+
+
+async def referenced(conn: Any, source: str, refs: tuple[str, ...]) -> set[str]:
+    """The signal ids of ``source`` that ``refs`` name exactly: each reference itself (a
+    signal id) and every signal whose ``origin`` it is (the parts of one CAP alert)."""
+    if not refs:
+        return set()
+    rows = await conn.fetch(
+        "SELECT data->>'signal_id' AS signal_id FROM events "
+        "WHERE type = 'signal.received' AND data->>'origin' IS NOT NULL "
+        "AND data->>'source' = $1 AND data->>'origin' = ANY($2::text[])", source, list(refs))
+    return set(refs) | {r["signal_id"] for r in rows}
+
+
+async def holders(conn: Any, source: str, signal_ids: set[str]) -> list[str]:
+    """The open incidents holding one of ``signal_ids`` of ``source``, exactly.
 
     A scan of the open incidents' signal lists: updates and retractions are rare
     next to signals, and the open set is thousands, not millions.
     """
+    if not signal_ids:
+        return []
     rows = await conn.fetch(
         """
         SELECT incident_id FROM incidents i
         WHERE is_open AND EXISTS (
-            SELECT 1 FROM jsonb_array_elements(i.view -> 'signals') s, unnest($2::text[]) r
-            WHERE s ->> 'source' = $1
-              AND (s ->> 'signal_id' = r OR left(s ->> 'signal_id', length(r) + 1) = r || '-'))
+            SELECT 1 FROM jsonb_array_elements(i.view -> 'signals') s
+            WHERE s ->> 'source' = $1 AND s ->> 'signal_id' = ANY($2::text[]))
         ORDER BY last_seq DESC
-        """, source, list(refs))
+        """, source, sorted(signal_ids))
     return [r["incident_id"] for r in rows]

@@ -12,9 +12,10 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, ValidationError, field_validator
 
 from workflows.geo import Location
+from workflows.text import Cleaned, validate_json
 
 MAX_SIGNAL_BYTES = 64 * 1024
 MAX_DETAILS_BYTES = 16 * 1024
@@ -24,7 +25,7 @@ Token = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_:\-]{0,127}$")]
 
 
-class Frozen(BaseModel):
+class Frozen(Cleaned):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -49,10 +50,13 @@ class Signal(Frozen):
     priority: int | None = Field(default=None, ge=1, le=4)
     details: dict[str, Any] = Field(default_factory=dict)
     reporter: Reporter | None = None
+    # The record this signal is one part of, when one record makes several signals (a
+    # CAP alert's ``<sender>-<identifier>``: one signal per area). A reference to the
+    # record reaches each of its parts.
+    origin: Id | None = None
     # Earlier signals of the same source this one updates (a CAP Update names the
     # alert it replaces): it joins the open incident holding one of them, wherever
-    # fusion would have put it. An id matches itself and every id it is a
-    # ``<id>-`` prefix of.
+    # fusion would have put it. A reference names a signal id or an origin, exactly.
     refers_to: tuple[Id, ...] = Field(default=(), max_length=16)
 
     @field_validator("details")
@@ -78,7 +82,11 @@ RETRACTION = "retraction"
 
 
 class Retraction(Frozen):
-    """A source takes back signals it sent (a CAP Cancel): evidence it no longer stands by."""
+    """A source takes back signals it sent (a CAP Cancel): evidence it no longer stands by.
+
+    ``refers_to`` names signal ids of the same source, or records they came from (their
+    ``origin``), exactly. One that would take back more signals than the catalogue's
+    ``[retractions] confirm_above`` waits for a supervisor (docs/fusion.md)."""
 
     retraction_id: Id
     source: Token
@@ -87,9 +95,10 @@ class Retraction(Frozen):
     at: AwareDatetime
 
 
-def matches(reference: str, signal_id: str) -> bool:
-    """Whether ``signal_id`` is what ``reference`` names: itself or one of its ``-`` parts."""
-    return signal_id == reference or signal_id.startswith(reference + "-")
+def matches(reference: str, signal_id: str, origin: str | None = None) -> bool:
+    """Whether ``reference`` names this signal: its id, or the record it is part of,
+    exactly (never a prefix: ``call`` names no ``call-…``)."""
+    return reference in (signal_id, origin)
 
 
 def parse_retraction(subject_source: str | None, data: bytes) -> Retraction:
@@ -98,7 +107,7 @@ def parse_retraction(subject_source: str | None, data: bytes) -> Retraction:
         raise SignalRejected("oversized",
                              f"retraction is {len(data)} bytes; limit {MAX_SIGNAL_BYTES}")
     try:
-        retraction = Retraction.model_validate_json(data)
+        retraction = validate_json(Retraction, data)
     except ValidationError as exc:
         raise SignalRejected("invalid", describe_errors(exc)) from exc
     if subject_source is not None and retraction.source != subject_source:
@@ -117,7 +126,7 @@ def parse_signal(subject_source: str | None, subject_category: str | None, data:
     if len(data) > MAX_SIGNAL_BYTES:
         raise SignalRejected("oversized", f"signal is {len(data)} bytes; limit {MAX_SIGNAL_BYTES}")
     try:
-        signal = Signal.model_validate_json(data)
+        signal = validate_json(Signal, data)
     except ValidationError as exc:
         raise SignalRejected("invalid", describe_errors(exc)) from exc
     if subject_source is not None and signal.source != subject_source:

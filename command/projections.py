@@ -11,8 +11,9 @@ from typing import Any
 
 import structlog
 
-from command.engine import incident_event, unit_event
+from command.engine import alert_event, incident_event, unit_event
 from command.store import Store
+from workflows import alert as alerts
 from workflows import incident as incidents
 from workflows import unit as units
 
@@ -20,14 +21,14 @@ log = structlog.get_logger("ecc.projections")
 
 
 async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
-    """Replace incidents, units and timers with the fold of every event."""
+    """Replace incidents, units, timers and desk alerts with the fold of every event."""
     states: dict[str, Any] = {}
     last_seq: dict[str, int] = {}
     timers: dict[str, tuple[str, str, Any]] = {}
     async with store.transaction() as tx:
         # Lock out writers first, in one statement, before touching anything: a command
         # in flight finishes, later ones wait, and nobody waits on us in a circle.
-        await tx.conn.execute("LOCK TABLE streams, events, incidents, units, timers "
+        await tx.conn.execute("LOCK TABLE streams, events, incidents, units, timers, desk_alerts "
                               "IN EXCLUSIVE MODE")
         after = 0
         while True:
@@ -49,10 +50,13 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
                 elif sid.startswith("unit:"):
                     states[sid] = units.evolve(states.get(sid), unit_event.validate_python(
                         row["data"]))
+                elif sid.startswith("alert:"):
+                    states[sid] = alerts.evolve(states.get(sid), alert_event.validate_python(
+                        row["data"]))
                 else:
                     continue
                 last_seq[sid] = row["seq"]
-        for table in ("incidents", "units", "timers"):
+        for table in ("incidents", "units", "timers", "desk_alerts"):
             await tx.conn.execute(f"DELETE FROM {table}")
         for sid, state in states.items():
             kind, _, entity = sid.partition(":")
@@ -60,6 +64,10 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
                 await tx.put_incident(entity, is_open=incidents.is_open(state),
                                       version=state.version, last_seq=last_seq[sid],
                                       view=state.model_dump(mode="json"))
+            elif kind == "alert":
+                await tx.put_alert(entity, kind=state.kind, is_open=state.status == "open",
+                                   version=state.version, last_seq=last_seq[sid],
+                                   view=state.model_dump(mode="json"))
             else:
                 await tx.put_unit(entity, agency=state.agency, status=state.status,
                                   version=state.version, last_seq=last_seq[sid],
@@ -69,6 +77,7 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
                 "INSERT INTO timers (timer_id, stream_id, kind, due_at) VALUES ($1, $2, $3, $4)",
                 [(tid, sid, kind, due) for tid, (sid, kind, due) in timers.items()])
     counts = {"incidents": sum(1 for s in states if s.startswith("incident:")),
-              "units": sum(1 for s in states if s.startswith("unit:")), "timers": len(timers)}
+              "units": sum(1 for s in states if s.startswith("unit:")), "timers": len(timers),
+              "alerts": sum(1 for s in states if s.startswith("alert:"))}
     log.info("projections.rebuilt", **counts)
     return counts

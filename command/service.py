@@ -19,6 +19,7 @@ from nats.aio.client import Client as NATS
 from adapters.http import Ingress
 from adapters.ingest import AdapterConfig, run_adapters
 from command import bus
+from command.alerts import DeadLetterAlerts
 from command.city import City
 from command.crews import CrewReports
 from command.dispatcher import Dispatcher
@@ -141,6 +142,8 @@ class Service:
                 loop(self.relay.run(), "outbox")
                 loop(self.timers.run(), "timers")
                 loop(bus.consume(js, self.ns, crews.spec(), crews), "crews")
+                desk_alerts = DeadLetterAlerts(self.engine, self.ns)
+                loop(bus.consume(js, self.ns, desk_alerts.spec(), desk_alerts), "alerts")
                 loop(self.dispatcher.run(), "dispatcher")
                 loop(self.gateway.run(), "gateway")
                 tg.create_task(sampler.run(), name="metrics")

@@ -8,7 +8,9 @@ Errors (one tree; driver errors never escape this module)::
 
     StoreError
     ├── ConcurrencyError   a stream moved since it was read; reload and retry
-    └── StoreUnavailable   the database cannot be reached or aborted us; retry later
+    ├── StoreUnavailable   the database cannot be reached or aborted us; retry later
+    └── DataRejected       the database refused the content itself (a data exception,
+                           SQLSTATE class 22): it will refuse it on every try
 
 Ordering: ``events.seq`` is assigned under a transaction-level advisory lock
 held until commit, so seq order is commit order. A reader that saw seq N has
@@ -36,6 +38,7 @@ from asyncpg.pool import PoolConnectionProxy
 from command.fusion import cell_of
 from command.model import RecordedEvent
 from command.subjects import Namespace
+from workflows.text import clean, clean_data
 
 log = structlog.get_logger("ecc.store")
 
@@ -72,6 +75,19 @@ class StoreUnavailable(StoreError):
     """The database is unreachable or aborted the transaction; retry later."""
 
     retryable = True
+
+
+class DataRejected(StoreError):
+    """PostgreSQL refused the data itself (SQLSTATE class 22: a character it cannot store,
+    a value out of range). Retrying cannot help: ``permanent`` tells the consumer loop to
+    dead-letter the message at once with the reason (command.bus)."""
+
+    retryable = False
+    permanent = True
+
+    def __init__(self, sqlstate: str | None, detail: str) -> None:
+        super().__init__(f"the database refused the content ({sqlstate}): {detail}")
+        self.sqlstate = sqlstate
 
 
 @dataclass(frozen=True)
@@ -134,9 +150,28 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+def _encode_json(value: Any) -> str:
+    """JSON for a ``jsonb`` parameter. ``json.dumps`` escapes NUL as ``\\u0000`` and a
+    lone surrogate as ``\\udXXX``, both of which PostgreSQL refuses: the rare text that
+    holds either is cleaned first (workflows.text), so no content can fail a write."""
+    text = json.dumps(value)
+    if "\\u0000" in text or "\\ud" in text:
+        text = json.dumps(clean_data(value))
+    return text
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("jsonb", "json"):
-        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(typ, encoder=_encode_json, decoder=json.loads,
+                                  schema="pg_catalog")
+    # Every text parameter passes the same normalisation: the last line of defence
+    # behind the borders' own (an audit row must never fail on what a console sent).
+    await conn.set_type_codec("text", encoder=clean, decoder=_same, schema="pg_catalog",
+                              format="text")
+
+
+def _same(text: str) -> str:
+    return text
 
 
 @dataclass
@@ -257,6 +292,18 @@ class Tx:
                     "SELECT version FROM streams WHERE stream_id = $1", item.stream_id)
                 raise ConcurrencyError(item.stream_id, item.expected, actual)
 
+    async def audit(self, *, actor: str, role: str, command: str, args: dict[str, Any],
+                    outcome: str, reason: str = "", agency: str | None = None,
+                    peer: str | None = None, incident_id: str | None = None,
+                    seqs: Sequence[int] = ()) -> None:
+        """An audit row in this transaction: it commits with what it records, or not at
+        all. Text is cleaned by the connection's codecs, so no content can fail it."""
+        await self.conn.execute(
+            "INSERT INTO audit_log (actor, role, agency, peer, command, incident_id, args, "
+            "outcome, reason, seqs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            actor[:200], role, agency, peer, command, incident_id, args, outcome,
+            reason[:2000], list(seqs))
+
     async def outbox(self, subject: str, msg_id: str, payload: bytes) -> None:
         """Publish ``payload`` on ``subject`` after commit, once (``Nats-Msg-Id`` = ``msg_id``)."""
         await self.conn.execute(
@@ -321,6 +368,21 @@ class Tx:
         )
 
 
+    async def put_alert(self, alert_id: str, *, kind: str, is_open: bool, version: int,
+                        last_seq: int, view: dict[str, Any]) -> None:
+        """Upsert a desk alert's projection row (workflows/alert.py)."""
+        await self.conn.execute(
+            """
+            INSERT INTO desk_alerts (alert_id, kind, is_open, version, last_seq, view)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (alert_id) DO UPDATE
+            SET kind = $2, is_open = $3, version = $4, last_seq = $5, view = $6,
+                updated_at = now()
+            """,
+            alert_id, kind, is_open, version, last_seq, view,
+        )
+
+
 class Store:
     """The event store on a connection pool. Open with :meth:`connect`."""
 
@@ -367,6 +429,10 @@ class Store:
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
             # Two writers crossed: like a moved stream, the cure is to run it again.
             raise ConcurrencyError("(lock conflict)", -1, None) from exc
+        except asyncpg.DataError as exc:
+            raise DataRejected(getattr(exc, "sqlstate", None), str(exc)) from exc
+        except UnicodeError as exc:  # text the driver cannot encode at all
+            raise DataRejected(None, str(exc)) from exc
         except Exception as exc:
             if _is_transient(exc):
                 raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
@@ -402,6 +468,15 @@ class Store:
             )
             unit_rows = await conn.fetch("SELECT view FROM units ORDER BY unit_id")
         return int(seq), [r["view"] for r in rows], [r["view"] for r in unit_rows]
+
+    async def open_alerts(self) -> tuple[int, list[dict[str, Any]]]:
+        """Open desk alerts and the seq they are consistent with, read atomically."""
+        async with self.pool.acquire() as conn, conn.transaction(
+            isolation="repeatable_read", readonly=True
+        ):
+            seq = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events")
+            rows = await conn.fetch("SELECT view FROM desk_alerts WHERE is_open ORDER BY last_seq")
+        return int(seq), [r["view"] for r in rows]
 
     async def incident_view(self, incident_id: str) -> tuple[int, dict[str, Any]] | None:
         row = await self.pool.fetchrow(

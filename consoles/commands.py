@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import structlog
 from nats.js import JetStreamContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from adapters.hotline import CallRecord, to_signal
 from command.engine import Engine, Meta, UnitOfWork, utc_now
@@ -36,13 +36,14 @@ from consoles.protocol import CommandRequest, QueryRequest, Result, console_visi
 from workflows import incident as inc
 from workflows.geo import Location
 from workflows.messages import Rejected
+from workflows.text import Cleaned
 
 log = structlog.get_logger("ecc.console_commands")
 
 Text = Field(min_length=1, max_length=2000)
 
 
-class _Args(BaseModel):
+class _Args(Cleaned):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -358,6 +359,13 @@ class ConsoleCommands:
                 "category": signal.category, "priority": signal.priority,
                 "rule": signal.details["rule"], "matched": signal.details["matched"],
                 "confidence": signal.confidence}
+
+    async def refuse(self, caller: Caller, req: CommandRequest, outcome: str,
+                     reason: str) -> None:
+        """Audit a command refused before it could be read (the gateway's frame check)."""
+        log.warning("console.command", actor=caller.principal.name, command=req.name,
+                    request_id=req.request_id, outcome=outcome, reason=reason)
+        await self._audit(caller, req, _safe_json(req.args), outcome, reason, [])
 
     async def _audit(self, caller: Caller, req: CommandRequest, args_json: dict[str, Any],
                      outcome: str, reason: str, seqs: list[int]) -> None:

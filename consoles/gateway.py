@@ -22,6 +22,7 @@ import contextlib
 import http
 import json
 import random
+import re
 import socket
 from collections.abc import Callable
 from importlib import resources
@@ -68,6 +69,7 @@ from consoles.protocol import (
     console_visible,
     delta_frame,
 )
+from workflows.text import clean, validate_json
 
 log = structlog.get_logger("ecc.gateway")
 
@@ -270,7 +272,7 @@ class Gateway:
         bound = log.bind(peer=peer)
         try:
             raw = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT)
-            hello = client_message.validate_json(raw)
+            hello = validate_json(client_message, raw)
             if not isinstance(hello, Hello):
                 raise ValueError("not a hello")
         except (TimeoutError, ValidationError, ValueError, ConnectionClosed):
@@ -379,8 +381,17 @@ class Gateway:
         """Commands and queries, one at a time, each answered with a result."""
         async for raw in ws:
             try:
-                msg = client_message.validate_json(raw)
+                msg = validate_json(client_message, raw)
             except ValidationError as exc:
+                refused = _as_refused_command(raw, _first_problem(exc))
+                if refused is not None and self.commands is not None:
+                    # a command the console can match to its answer: refused and audited
+                    # like any other, whatever its frame held
+                    await self.commands.refuse(caller, refused, "invalid", refused.args["why"])
+                    await ws.send(Result(request_id=refused.request_id, ok=False,
+                                         code="invalid", message=refused.args["why"])
+                                  .model_dump_json())
+                    continue
                 await ws.send(Error(code="invalid", message=_first_problem(exc))
                               .model_dump_json())
                 continue
@@ -413,6 +424,30 @@ def _welcome(principal: Principal, mode: Literal["snapshot", "resume"],
     return Welcome(name=principal.name, role=principal.role, agency=principal.agency,
                    mode=mode, commands=allowed_commands(principal.role, principal.agency),
                    sla=sla).model_dump_json()
+
+
+def _as_refused_command(raw: str | bytes, why: str) -> CommandRequest | None:
+    """A frame that failed validation but names a command and a request id: what it
+    asked, as a request the audit log can hold (its args replaced by the reason), so
+    that the console gets an answer it can match and the refusal is on record."""
+    try:
+        frame = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(frame, dict) or frame.get("type") != "command":
+        return None
+    request_id, name = frame.get("request_id"), frame.get("name")
+    if not isinstance(request_id, str) or not isinstance(name, str):
+        return None
+    name = _NAME_SAFE.sub("_", name)[:64]
+    if _NAME.fullmatch(name) is None:
+        name = "unknown.command"
+    return CommandRequest(type="command", request_id=clean(request_id)[:64] or "-",
+                          name=name, args={"why": why})
+
+
+_NAME_SAFE = re.compile(r"[^a-z_.]")
+_NAME = re.compile(r"[a-z][a-z_]{0,30}\.[a-z][a-z_]{0,30}")
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -10,9 +10,10 @@ import json
 from collections import deque
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from command.model import RecordedEvent
+from workflows.text import Cleaned
 
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 # A console that asks to resume further back than this gets a fresh snapshot.
@@ -26,7 +27,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_BUSY = 4429  # too many consoles on one token, or a reconnect storm: retry later
 
 
-class _Msg(BaseModel):
+class _Msg(Cleaned):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -77,7 +78,7 @@ class Welcome(_Msg):
     agency: str | None
     mode: Literal["snapshot", "resume"]
     # the commands this console may send (its role and agency): what the UI offers
-    commands: list[str] = []
+    commands: list[str] = Field(default_factory=list)
     # the catalogue's SLA clocks in seconds (verify_s, task_pending_s, ack_s), for countdowns
     sla: dict[str, float] | None = None
 
@@ -86,7 +87,7 @@ class Snapshot(_Msg):
     type: Literal["snapshot"] = "snapshot"
     seq: int
     incidents: list[dict[str, Any]]
-    units: list[dict[str, Any]] = []
+    units: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Delta(_Msg):
@@ -115,7 +116,7 @@ class Result(_Msg):
     ok: bool
     code: str | None = None
     message: str | None = None
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 ServerMessage = Annotated[

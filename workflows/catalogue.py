@@ -82,6 +82,14 @@ class Verification(Threshold):
             else self.auto_sources)
 
 
+class Retractions(_Frozen):
+    """How much one source may take back on its own. A retraction (a CAP Cancel, an
+    adapter withdrawing its signals) that would take back more signals than
+    ``confirm_above`` waits for a supervisor's confirmation on the console instead."""
+
+    confirm_above: int = Field(default=5, ge=0, le=10_000)
+
+
 class Corroboration(_Frozen):
     """Evidence piling up raises the priority by one (never above 1), once per threshold:
     when the incident reaches this many kinds of source, and when it reaches this many
@@ -108,6 +116,7 @@ class Catalogue(_Frozen):
     verification: Verification
     sla: Sla
     corroboration: Corroboration = Field(default_factory=Corroboration)
+    retractions: Retractions = Field(default_factory=Retractions)
     # type -> the lowest priority (largest number) dispatched without a person's confirmation
     auto_dispatch: dict[str, int] = Field(default_factory=dict)
 
@@ -204,6 +213,7 @@ def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
         verification = Verification.model_validate(doc.get("verification", {}))
         sla = Sla.model_validate(doc.get("sla", {}))
         corroboration = Corroboration.model_validate(doc.get("corroboration", {}))
+        retractions = Retractions.model_validate(doc.get("retractions", {}))
     except ValidationError as exc:
         raise CatalogueError(origin, None, _describe(exc)) from exc
     for type_id in verification.types:
@@ -216,7 +226,7 @@ def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
                                                "type and a priority 0-4")
     extra: dict[str, Any] = {k: v for k, v in doc.items()
                              if k not in {"agencies", "type", "plan", "verification", "sla",
-                                          "dispatch", "corroboration"}}
+                                          "dispatch", "corroboration", "retractions"}}
     if extra:
         raise CatalogueError(origin, None, f"unknown sections: {', '.join(sorted(extra))}")
     return Catalogue(
@@ -226,5 +236,6 @@ def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
         verification=verification,
         sla=sla,
         corroboration=corroboration,
+        retractions=retractions,
         auto_dispatch=dict(auto),
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from workflows.text import Cleaned
 
 Token = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 EntityId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_:\-]{0,127}$")]
@@ -13,7 +15,7 @@ Reason = Annotated[str, Field(max_length=2000)]
 Priority = Annotated[int, Field(ge=1, le=4)]
 
 
-class Frozen(BaseModel):
+class Frozen(Cleaned):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
