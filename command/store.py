@@ -459,6 +459,14 @@ class Store:
 
     async def snapshot(self) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
         """Open incidents, all units, and the seq they are consistent with, read atomically."""
+        seq, incidents, units, _ = await self.console_snapshot()
+        return seq, incidents, units
+
+    async def console_snapshot(
+        self,
+    ) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """What a console starts from: open incidents, all units, open desk alerts, and the
+        seq they are all consistent with, read atomically."""
         async with self.pool.acquire() as conn, conn.transaction(
             isolation="repeatable_read", readonly=True
         ):
@@ -467,16 +475,10 @@ class Store:
                 "SELECT view FROM incidents WHERE is_open ORDER BY last_seq"
             )
             unit_rows = await conn.fetch("SELECT view FROM units ORDER BY unit_id")
-        return int(seq), [r["view"] for r in rows], [r["view"] for r in unit_rows]
-
-    async def open_alerts(self) -> tuple[int, list[dict[str, Any]]]:
-        """Open desk alerts and the seq they are consistent with, read atomically."""
-        async with self.pool.acquire() as conn, conn.transaction(
-            isolation="repeatable_read", readonly=True
-        ):
-            seq = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events")
-            rows = await conn.fetch("SELECT view FROM desk_alerts WHERE is_open ORDER BY last_seq")
-        return int(seq), [r["view"] for r in rows]
+            alert_rows = await conn.fetch(
+                "SELECT view FROM desk_alerts WHERE is_open ORDER BY last_seq")
+        return (int(seq), [r["view"] for r in rows], [r["view"] for r in unit_rows],
+                [r["view"] for r in alert_rows])
 
     async def incident_view(self, incident_id: str) -> tuple[int, dict[str, Any]] | None:
         row = await self.pool.fetchrow(

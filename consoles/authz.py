@@ -60,6 +60,8 @@ TABLE: dict[str, dict[Role, Scope]] = {
     # speaking to the public
     "incident.warn": _SENIOR,
     "incident.end_warning": _SENIOR,
+    # the desk's alerts (a held retraction, an acknowledged input that was lost)
+    "alert.close": _SENIOR,
 }
 COMMANDS: tuple[str, ...] = tuple(TABLE)
 

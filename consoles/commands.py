@@ -27,13 +27,15 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from adapters.hotline import CallRecord, to_signal
 from command.engine import Engine, Meta, UnitOfWork, utc_now
-from command.model import RecordedEvent, Reporter, describe_errors
+from command.intake import apply_retraction, retraction_plan
+from command.model import RecordedEvent, Reporter, Retraction, describe_errors
 from command.store import Principal
 from command.subjects import Namespace
 from consoles.authz import SEES_CALLERS, authorize
 from consoles.playback import MAX_EVENTS, Period, period_events, picture_at
 from consoles.protocol import CommandRequest, QueryRequest, Result, console_visible
 from workflows import incident as inc
+from workflows.alert import CloseAlert
 from workflows.geo import Location
 from workflows.messages import Rejected
 from workflows.text import Cleaned
@@ -120,7 +122,17 @@ class CancelTask(_Args):
     reason: str = Text
 
 
+class CloseAlertArgs(_Args):
+    alert_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_:\-]{0,127}$")
+    outcome: Literal["acknowledged", "confirmed", "dismissed"] = "acknowledged"
+    reason: str = Field(default="", max_length=2000)
+
+
+# Commands about no incident: they need no incident_id.
+DESK_WIDE = frozenset({"call.take", "alert.close"})
+
 ARGS: dict[str, type[_Args]] = {
+    "alert.close": CloseAlertArgs,
     "call.take": TakeCall, "incident.verify": NoArgs, "incident.reclassify": Reclassify,
     "incident.set_priority": SetPriority, "incident.escalate": Reason,
     "incident.add_note": Note, "incident.detach_signal": Detach, "incident.link": Link,
@@ -171,7 +183,7 @@ class ConsoleCommands:
                 args = model.model_validate(req.args)
             except ValidationError as exc:
                 raise _Refused("invalid", describe_errors(exc)) from exc
-            if req.name != "call.take" and req.incident_id is None:
+            if req.name not in DESK_WIDE and req.incident_id is None:
                 raise _Refused("invalid", f"{req.name} needs incident_id")
             decision = authorize(p.role, p.agency, req.name)  # the role, before any lookup
             if decision.allowed:
@@ -226,6 +238,8 @@ class ConsoleCommands:
     def _work(self, caller: Caller, req: CommandRequest, args: _Args) -> Work:
         by = f"{caller.principal.role}:{caller.principal.name}"
         meta = Meta(actor=by, correlation_id=req.request_id)
+        if isinstance(args, CloseAlertArgs):
+            return _close_alert(args, utc_now(), by, meta)
         incident_id = req.incident_id
         assert incident_id is not None
         now = utc_now()
@@ -476,6 +490,25 @@ async def audit_connection(store: Any, principal: Principal | None, peer: str | 
             peer, what, {}, outcome, reason[:2000])
     except Exception as exc:
         log.error("audit.write_failed", command=what, outcome=outcome, error=str(exc))
+
+
+def _close_alert(args: CloseAlertArgs, now: Any, by: str, meta: Meta) -> Work:
+    """A supervisor closes a desk alert; confirming a held retraction applies it first,
+    in the same transaction, in the supervisor's name."""
+    async def work(uow: UnitOfWork) -> dict[str, Any]:
+        alert = await uow.alert(args.alert_id)
+        if alert is None:
+            raise _Refused("not_found", f"no alert {args.alert_id}")
+        touched: list[str] = []
+        if alert.kind == "retraction_held" and args.outcome == "confirmed" \
+                and alert.status == "open":
+            retraction = Retraction.model_validate(alert.data["retraction"])
+            plan = await retraction_plan(uow, retraction)
+            touched = await apply_retraction(uow, retraction, plan, now, confirmed_by=by)
+        await uow.run_alert(args.alert_id, CloseAlert(at=now, by=by, outcome=args.outcome,
+                                                      reason=args.reason), meta)
+        return {"alert_id": args.alert_id, "outcome": args.outcome, "incidents": touched}
+    return work
 
 
 async def _exists(uow: UnitOfWork, incident_id: str) -> inc.Incident:

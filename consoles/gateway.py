@@ -348,9 +348,10 @@ class Gateway:
                 if ordering.admit(event.seq) and console_visible(event):
                     await ws.send(Delta(seq=event.seq, event=event).model_dump_json())
             return ordering
-        seq, incidents, units = await self.store.snapshot()
+        seq, incidents, units, alerts = await self.store.console_snapshot()
         await ws.send(_welcome(principal, "snapshot", self.sla))
-        await ws.send(Snapshot(seq=seq, incidents=incidents, units=units).model_dump_json())
+        await ws.send(Snapshot(seq=seq, incidents=incidents, units=units, alerts=alerts)
+                      .model_dump_json())
         return Ordering(seq)
 
     async def _send_live(

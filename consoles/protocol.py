@@ -88,6 +88,8 @@ class Snapshot(_Msg):
     seq: int
     incidents: list[dict[str, Any]]
     units: list[dict[str, Any]] = Field(default_factory=list)
+    # open desk alerts (workflows/alert.py), for the supervisors' banner
+    alerts: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Delta(_Msg):
@@ -134,8 +136,8 @@ def console_visible(event: RecordedEvent) -> bool:
     for roles that do not need it. Timer bookkeeping is the scheduler's
     business; what a timer causes (an escalation) is visible.
     """
-    return event.stream_id.startswith(("incident:", "unit:")) and not event.type.startswith(
-        "timer.")
+    return event.stream_id.startswith(("incident:", "unit:", "alert:")) and \
+        not event.type.startswith("timer.")
 
 
 def delta_frame(event: RecordedEvent) -> str:

@@ -16,6 +16,7 @@ import {
 import { Detail } from "./detail.js";
 import { CallDesk } from "./call.js";
 import { Playback } from "./playback.js";
+import { DeskAlerts } from "./alerts.js";
 
 const UNIT_STATUSES = ["available", "dispatched", "en_route", "on_scene", "transporting", "at_hospital",
   "returning", "out_of_service", "off_duty"];
@@ -39,6 +40,7 @@ export const app = {
 };
 
 let playback = null;  // the Playback (below, once the page is set up)
+const deskAlerts = new DeskAlerts(app);
 /** The picture on screen: the playback's while playing back, else the live one. */
 const shown = () => (playback && playback.active ? playback.picture : app);
 
@@ -144,10 +146,12 @@ function onWelcome(welcome) {
   $("who").textContent = `${welcome.name} · ${welcome.role.replaceAll("_", " ")}${welcome.agency ? ` · ${welcome.agency}` : ""}`;
   $("new-call").hidden = !app.can("call.take");
   detail.rolesChanged();
+  deskAlerts.render();
   if (!app.can("call.take")) calls.close();
 }
 
 function onSnapshot(snapshot) {
+  deskAlerts.reset(snapshot.alerts);
   app.incidents = new Map(snapshot.incidents.filter((i) => OPEN.has(i.status)).map((i) => [i.incident_id, i]));
   app.units = new Map((snapshot.units || []).map((u) => [u.unit_id, u]));
   detail.refresh();
@@ -212,6 +216,9 @@ function onDelta(event) {
       alarm("escalation", `Escalated: ${where} — ${d.reason}`);
     }
     detail.eventFor(id);
+  } else if (kind === "alert") {
+    const raised = deskAlerts.event(event);
+    if (raised && Date.now() - welcomedAt > 3000) alarm("escalation", `Alert: ${raised.title}`);
   } else if (kind === "unit") {
     const after = evolveUnit(app.units.get(id), event);
     if (after) app.units.set(id, after);

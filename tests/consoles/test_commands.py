@@ -68,6 +68,7 @@ def args_for(command: str, other: dict[str, Any], signal_id: str) -> dict[str, A
         "task.dispatch": {"task_id": "t1", "unit_id": "E11"},
         "task.reassign": {"task_id": "t1", "unit_id": "E12", "reason": "closer"},
         "task.cancel": {"task_id": "t1", "reason": "not needed"},
+        "alert.close": {"alert_id": "no-such-alert", "outcome": "acknowledged"},
     }.get(command, {})
 
 
