@@ -128,8 +128,12 @@ def migration_target(settings: Settings) -> tuple[str, str | None]:
         owner = settings.database_owner_url
         if not owner:
             return settings.database_url, None
-        service = urlsplit(settings.database_url).username
-        if not service or service == urlsplit(owner).username:
+        try:
+            service, owner_role = (urlsplit(settings.database_url).username,
+                                   urlsplit(owner).username)
+        except ValueError as exc:
+            raise CliError(f"DATABASE_URL or DATABASE_OWNER_URL is not a URL: {exc}") from exc
+        if not service or service == owner_role:
             raise CliError("DATABASE_OWNER_URL and DATABASE_URL must name two roles: the "
                            "schema's owner and the service's (docs/security.md, PostgreSQL)")
         return owner, service
@@ -142,8 +146,13 @@ def migration_target(settings: Settings) -> tuple[str, str | None]:
     if not password:
         raise CliError(f"no password for {PG_OWNER} in {path}: start `ecc up` once in this "
                        "data folder")
-    where = urlsplit(database_url)
-    return pg_url(PG_OWNER, password, where.port or 0, where.path.lstrip("/")), PG_SERVICE
+    try:
+        where = urlsplit(database_url)
+        port = where.port or 0
+    except ValueError as exc:
+        raise CliError(f"{endpoints_path(settings)}: database_url is not a URL; start "
+                       "`ecc up` again") from exc
+    return pg_url(PG_OWNER, password, port, where.path.lstrip("/")), PG_SERVICE
 
 
 async def run_migrations(url: str, service_role: str | None) -> list[str]:

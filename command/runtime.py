@@ -547,10 +547,11 @@ class EmbeddedPostgres:
         await asyncio.to_thread(self._prepare)
         _stop_stale(self.dir / "postmaster.pid", str(self.dir), signal.SIGINT)
         trusted = hba_trusts(self.hba_file.read_text())
-        if not trusted and not self.users_file.exists():
+        if not trusted and PG_SUPERUSER not in read_users(self.users_file):
             raise RuntimeStartError(
-                f"{self.users_file} is missing, and the cluster in {self.dir} wants passwords: "
-                "restore that file from a backup of this data folder")
+                f"{self.users_file} is missing (or lacks {PG_SUPERUSER}), and the cluster in "
+                f"{self.dir} wants passwords: restore that file from a backup of this data "
+                "folder")
         # A restart keeps its port: the service's pool reconnects to the address it knows.
         self.port = self.port if self.port and port_is_free(self.port) else free_port()
         logf = open(self.log_file, "ab")

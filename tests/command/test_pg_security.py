@@ -310,6 +310,56 @@ def test_any_access_rule_text_that_trusts_is_seen(text: str) -> None:
     assert not hba_trusts(PG_HBA)
 
 
+# --- whom migrations run as ---------------------------------------------------------
+
+
+def test_ecc_migrate_on_the_embedded_server_runs_as_the_owner(
+        embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    """`ecc migrate` beside `ecc up` finds the owner's password in postgres-users.json and
+    the port in endpoints.json (which holds only the service's URL), and grants to ecc."""
+    settings = Settings(data_dir=embedded.dir.parent)
+    saved = cli.read_endpoints(settings)
+    try:
+        cli.write_endpoints(settings, {"nats_url": "nats://x@127.0.0.1:1",
+                                       "database_url": embedded.url})
+        assert cli.migration_target(settings) == (embedded.owner_url, PG_SERVICE)
+    finally:
+        cli.endpoints_path(settings).unlink()
+        if saved is not None:
+            cli.write_endpoints(settings, saved)
+
+
+def test_external_servers_migrate_as_the_owner_url_and_grant_to_the_service_url() -> None:
+    """With DATABASE_OWNER_URL, migrations run as it and grant to DATABASE_URL's role;
+    without it, DATABASE_URL does everything as before; one role named twice is refused."""
+    owner = "postgresql://ecc_owner:a@db:5432/ecc"
+    service = "postgresql://ecc_svc:b@db:5432/ecc"
+    env = {"NATS_URL": "nats://n:4222", "DATABASE_URL": service}
+    assert cli.migration_target(Settings.from_env(env)) == (service, None)
+    assert cli.migration_target(Settings.from_env({**env, "DATABASE_OWNER_URL": owner})) == (
+        owner, "ecc_svc")
+    with pytest.raises(cli.CliError, match="two roles"):
+        cli.migration_target(Settings.from_env({**env, "DATABASE_OWNER_URL": service}))
+
+
+@given(st.text(max_size=200), st.text(max_size=200))
+def test_any_database_urls_either_name_two_roles_or_are_refused_with_a_reason(
+        database_url: str, owner_url: str) -> None:
+    """Whatever DATABASE_URL and DATABASE_OWNER_URL hold, the migration target is the
+    owner's URL with a different service role, or a CliError that says what to fix."""
+    env = {"NATS_URL": "nats://n:4222", "DATABASE_URL": database_url or "x",
+           "DATABASE_OWNER_URL": owner_url}
+    try:
+        url, role = cli.migration_target(Settings.from_env(env))
+    except cli.CliError as exc:
+        assert "DATABASE" in str(exc)
+        return
+    if owner_url:
+        assert url == owner_url and role
+    else:
+        assert url == (database_url or "x") and role is None
+
+
 # --- an old cluster, made with trust -------------------------------------------------
 
 
