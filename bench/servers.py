@@ -26,7 +26,8 @@ from pathlib import Path
 
 import asyncpg
 
-from command.runtime import PG_SERVICE, EmbeddedNats, EmbeddedPostgres, free_port, secure_database
+from command.pgroles import PG_SERVICE, secure_database
+from command.runtime import EmbeddedNats, EmbeddedPostgres, free_port
 from command.store import migrate
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -50,14 +50,12 @@ from adapters.ingest import KINDS, AdapterConfig, config_from_city
 from command import bus, logs, natsauth
 from command.city import City, CityError
 from command.model import Signal, SignalAck
+from command.pgroles import PG_OWNER, PG_SERVICE, pg_url
 from command.roads import RoadNetwork
 from command.runtime import (
-    PG_OWNER,
-    PG_SERVICE,
     EmbeddedNats,
     EmbeddedPostgres,
     RuntimeStartError,
-    pg_url,
     pg_users_file,
     port_is_free,
     read_users,

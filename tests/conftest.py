@@ -26,7 +26,8 @@ import pytest
 from hypothesis import settings as hsettings
 
 from command import bus, natsauth
-from command.runtime import PG_OWNER, PG_SERVICE, EmbeddedNats, EmbeddedPostgres, secure_database
+from command.pgroles import PG_OWNER, PG_SERVICE, secure_database
+from command.runtime import EmbeddedNats, EmbeddedPostgres
 from command.service import Service, ServiceConfig
 from command.store import Store, migrate
 from command.subjects import Namespace

@@ -22,7 +22,8 @@ from command.dispatcher import Dispatcher
 from command.engine import Engine, Meta
 from command.metrics import Metrics, Sampler
 from command.model import Retraction, StatusReport
-from command.runtime import PG_SERVICE, EmbeddedPostgres
+from command.pgroles import PG_SERVICE
+from command.runtime import EmbeddedPostgres
 from command.service import Service, ServiceConfig, register_city
 from command.settings import load_catalogue
 from command.store import Store, migrate

@@ -20,18 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from command import cli
-from command.runtime import (
-    PG_HBA,
-    PG_OWNER,
-    PG_SERVICE,
-    PG_SUPERUSER,
-    EmbeddedPostgres,
-    RuntimeStartError,
-    free_port,
-    hba_trusts,
-    pg_url,
-    read_users,
-)
+from command.pgroles import PG_HBA, PG_OWNER, PG_SERVICE, PG_SUPERUSER, hba_trusts, pg_url
+from command.runtime import EmbeddedPostgres, RuntimeStartError, free_port, read_users
 from command.settings import Settings
 from command.store import (
     APPEND_ONLY_TABLES,
@@ -107,7 +97,7 @@ async def test_the_service_role_has_no_power_over_the_cluster_and_owns_nothing(
     role = await service_conn.fetchrow(
         "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls"
         " FROM pg_roles WHERE rolname = current_user")
-    assert role["rolname"] == PG_SERVICE
+    assert role is not None and role["rolname"] == PG_SERVICE
     assert not any(role[k] for k in ("rolsuper", "rolcreatedb", "rolcreaterole",
                                       "rolreplication", "rolbypassrls"))
     owned = await service_conn.fetchval(

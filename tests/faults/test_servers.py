@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from command import bus
-from command.runtime import PG_SERVICE, EmbeddedNats, EmbeddedPostgres, free_port
+from command.pgroles import PG_SERVICE
+from command.runtime import EmbeddedNats, EmbeddedPostgres, free_port
 from command.store import Store, migrate
 from command.subjects import Namespace
 from tests.conftest import Servers
