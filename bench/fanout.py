@@ -170,7 +170,7 @@ async def run(consoles: int, procs: int, burst: int, rate: float, seconds: float
                                         lon=113.0 + (n // 100) * 0.01),
                       summary=f"fanout {phase} {time.monotonic():.6f}")
 
-    async with servers() as srv, database(srv.admin_url) as database_url:
+    async with servers() as srv, database(srv) as database_url:
         ns = Namespace(f"f{uuid.uuid4().hex[:8]}")
         store = await Store.connect(database_url, ns)
         tokens = []

@@ -53,7 +53,7 @@ def spots(incidents: int, rng: random.Random) -> list[tuple[float, float, str]]:
 async def run(incidents: int, signals: int) -> dict[str, Any]:
     logs.configure(json=True, level=40)
     rng = random.Random(11)
-    async with servers() as srv, database(srv.admin_url) as database_url:
+    async with servers() as srv, database(srv) as database_url:
         store = await Store.connect(database_url, Namespace("fb"))
         intake = SignalIntake(store, Namespace("fb"), load_catalogue())
         places = spots(incidents, rng)

@@ -81,7 +81,7 @@ async def run(units: int, incidents: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ecc-bench-") as tmp:
         city_file = Path(tmp) / "city.toml"
         city_file.write_text(city(units, rng))
-        async with servers() as srv, database(srv.admin_url) as database_url:
+        async with servers() as srv, database(srv) as database_url:
             ns = Namespace(f"m{uuid.uuid4().hex[:8]}")
             store = await Store.connect(database_url, ns)
             token = uuid.uuid4().hex

@@ -61,7 +61,7 @@ async def run(rate: float, before: float, down: float, after: float,
     sent: list[tuple[float, str]] = []  # (monotonic time the publish began, signal id)
     stop = asyncio.Event()
 
-    async with servers() as srv, database(srv.admin_url) as database_url:
+    async with servers() as srv, database(srv) as database_url:
         ns = Namespace(f"r{uuid.uuid4().hex[:8]}")
         service = Serve(serve_env(srv.nats_url, database_url, ns.prefix))
         nc = await bus.connect(srv.nats_url, "ecc-bench")

@@ -49,7 +49,7 @@ async def run(incidents: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ecc-bench-") as tmp:
         city_file = Path(tmp) / "city.toml"
         city_file.write_text(city(150))
-        async with servers() as srv, database(srv.admin_url) as database_url:
+        async with servers() as srv, database(srv) as database_url:
             ns = Namespace(f"rt{uuid.uuid4().hex[:8]}")
             service = Serve(serve_env(srv.nats_url, database_url, ns.prefix,
                                       ECC_CITY=str(city_file)))

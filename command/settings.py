@@ -28,6 +28,9 @@ class Settings(BaseModel):
 
     nats_url: str | None = None
     database_url: str | None = None
+    # External servers: the schema owner's URL, for migrations (DATABASE_URL is then the
+    # service's own role, given its grants by each migration; docs/security.md).
+    database_owner_url: str | None = None
     data_dir: Path = Path(".ecc")
     namespace: str = "ecc"
     console_host: str = "127.0.0.1"
@@ -59,6 +62,7 @@ class Settings(BaseModel):
         return cls(
             nats_url=env.get("NATS_URL") or None,
             database_url=env.get("DATABASE_URL") or None,
+            database_owner_url=env.get("DATABASE_OWNER_URL") or None,
             data_dir=Path(env.get("ECC_DATA_DIR", ".ecc")),
             namespace=env.get("ECC_NAMESPACE", "ecc"),
             console_host=env.get("ECC_CONSOLE_HOST", "127.0.0.1"),

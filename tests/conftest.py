@@ -1,7 +1,12 @@
 """Fixtures: real nats-server and PostgreSQL, embedded on free ports unless
 NATS_URL and DATABASE_URL are set, shared by the session and isolated per
 test (each test gets its own database, cloned from a migrated template, and
-its own subject namespace and streams)."""
+its own subject namespace and streams).
+
+On the embedded PostgreSQL a test's ``database_url`` is the service role's
+(docs/security.md, "PostgreSQL"): the whole suite runs with the service's least
+privilege. A test that plays an attacker or sets up a fixture the service could
+not uses ``admin_database_url`` (the superuser) or ``owner_database_url``."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import pytest
 from hypothesis import settings as hsettings
 
 from command import bus, natsauth
+from command.pgroles import PG_OWNER, PG_SERVICE, secure_database
 from command.runtime import EmbeddedNats, EmbeddedPostgres
 from command.service import Service, ServiceConfig
 from command.store import Store, migrate
@@ -39,6 +45,8 @@ def with_database(url: str, name: str) -> str:
 class Servers:
     nats_url: str
     admin_url: str  # a database we may CREATE DATABASE from
+    owner_url: str  # the schema owner's (migrations); any database name, swapped per test
+    service_url: str  # the service role's; any database name, swapped per test
     nats: EmbeddedNats | None = None
     postgres: EmbeddedPostgres | None = None
     data_dir: Path | None = None
@@ -49,7 +57,8 @@ class Servers:
 async def servers() -> AsyncIterator[Servers]:
     """A nats-server and a PostgreSQL for the whole session."""
     if os.environ.get("NATS_URL") and os.environ.get("DATABASE_URL"):
-        yield Servers(os.environ["NATS_URL"], os.environ["DATABASE_URL"],
+        db = os.environ["DATABASE_URL"]  # today's one role, or an operator's DATABASE_OWNER_URL
+        yield Servers(os.environ["NATS_URL"], db, os.environ.get("DATABASE_OWNER_URL") or db, db,
                       mqtt_url=os.environ.get("MQTT_URL"))
         return
     data_dir = Path(tempfile.mkdtemp(prefix="ecc-test-"))
@@ -59,7 +68,8 @@ async def servers() -> AsyncIterator[Servers]:
     pg_srv = EmbeddedPostgres(data_dir)
     await asyncio.gather(nats_srv.start(), pg_srv.start())
     try:  # nats_url is the service's user (every permission); mqtt_url the devices'
-        yield Servers(nats_srv.url, pg_srv.url_for("postgres"), nats_srv, pg_srv, data_dir,
+        yield Servers(nats_srv.url, pg_srv.admin_url, pg_srv.owner_url, pg_srv.url, nats_srv,
+                      pg_srv, data_dir,
                       mqtt_url=nats_srv.mqtt_url_for(natsauth.DEVICES))
     finally:
         await asyncio.gather(nats_srv.stop(), pg_srv.stop())
@@ -74,9 +84,11 @@ async def template_db(servers: Servers) -> AsyncIterator[str]:
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         await admin.execute(f'CREATE DATABASE "{name}"')
-        conn = await asyncpg.connect(with_database(servers.admin_url, name))
-        try:
-            await migrate(conn)
+        if servers.postgres is not None:
+            await secure_database(admin, name)
+        conn = await asyncpg.connect(with_database(servers.owner_url, name))
+        try:  # as the owner, as `ecc migrate` does; the service role gets its grants
+            await migrate(conn, service_role=PG_SERVICE if servers.postgres else None)
         finally:
             await conn.close()
         yield name
@@ -87,15 +99,34 @@ async def template_db(servers: Servers) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def database_url(servers: Servers, template_db: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test."""
+    """A fresh, migrated database for one test; the URL is the service role's."""
     name = f"ecc_t_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(servers.admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-        yield with_database(servers.admin_url, name)
+        if servers.postgres is not None:
+            await secure_database(admin, name, owner=PG_OWNER, service=PG_SERVICE)
+        yield with_database(servers.service_url, name)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+def database_name(url: str) -> str:
+    return url.rpartition("/")[2]
+
+
+@pytest.fixture
+def admin_database_url(servers: Servers, database_url: str) -> str:
+    """The superuser's URL on this test's database: for a test that plays an attacker
+    with every power, or sets up what the service itself may not."""
+    return with_database(servers.admin_url, database_name(database_url))
+
+
+@pytest.fixture
+def owner_database_url(servers: Servers, database_url: str) -> str:
+    """The schema owner's URL on this test's database (what migrations run as)."""
+    return with_database(servers.owner_url, database_name(database_url))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,10 +22,11 @@ from command.dispatcher import Dispatcher
 from command.engine import Engine, Meta
 from command.metrics import Metrics, Sampler
 from command.model import Retraction, StatusReport
+from command.pgroles import PG_SERVICE
 from command.runtime import EmbeddedPostgres
 from command.service import Service, ServiceConfig, register_city
 from command.settings import load_catalogue
-from command.store import Store
+from command.store import Store, migrate
 from command.subjects import Namespace
 from consoles.client import open_console
 from tests.conftest import Servers, running
@@ -205,6 +207,11 @@ async def test_not_ready_while_postgres_is_down(servers: Servers, ns: Namespace,
     pg = EmbeddedPostgres(data_dir)
     await pg.start()
     try:
+        owner = await asyncpg.connect(pg.owner_url)  # as `ecc up` does: the owner migrates
+        try:
+            await migrate(owner, service_role=PG_SERVICE)
+        finally:
+            await owner.close()
         config = ServiceConfig(nats_url=servers.nats_url, database_url=pg.url,
                                namespace=ns.prefix)
         async with running(Service(config)) as svc:

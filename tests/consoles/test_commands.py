@@ -125,7 +125,9 @@ async def test_a_fire_dispatcher_sends_fire_units_only(
 
 
 async def test_commands_take_effect_and_the_audit_row_names_their_events(
-        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+        service: Service, store: Store, js: Any, ns: Namespace, owner_database_url: str) -> None:
+    """Console commands take effect, each audited with the seqs of its events, and no
+    role can change an audit row afterwards."""
     token = await new_token(store, "supervisor")
     a, b = await incident(store, js, ns), await incident(store, js, ns)
     async with open_console(service.console_url, token) as console:
@@ -153,10 +155,20 @@ async def test_commands_take_effect_and_the_audit_row_names_their_events(
     assert row["outcome"] == "ok" and list(row["seqs"]) == noted.data["seqs"]
     assert row["actor"].startswith("supervisor desk") and row["peer"] == "127.0.0.1"
     assert row["args"] == {"text": "gate locked"}
-    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+    # the service's role may not change a row (no privilege); the owner, past that, meets
+    # the trigger
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await store.pool.execute("UPDATE audit_log SET outcome = 'ok'")
-    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await store.pool.execute("DELETE FROM audit_log")
+    owner = await asyncpg.connect(owner_database_url)
+    try:
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await owner.execute("UPDATE audit_log SET outcome = 'ok'")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await owner.execute("DELETE FROM audit_log")
+    finally:
+        await owner.close()
 
 
 async def test_callers_details_are_masked_for_roles_that_do_not_need_them(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from command import bus
+from command.pgroles import PG_SERVICE
 from command.runtime import EmbeddedNats, EmbeddedPostgres, free_port
 from command.store import Store, migrate
 from command.subjects import Namespace
@@ -87,9 +88,9 @@ async def _postgres(tmp_path: Path) -> tuple[EmbeddedPostgres, str]:
     await pg.start()
     import asyncpg
 
-    conn = await asyncpg.connect(pg.url)
+    conn = await asyncpg.connect(pg.owner_url)  # as `ecc up` does: the owner migrates
     try:
-        await migrate(conn)
+        await migrate(conn, service_role=PG_SERVICE)
     finally:
         await conn.close()
     return pg, pg.url
