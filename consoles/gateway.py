@@ -461,14 +461,15 @@ class Gateway:
 
     async def _start(
         self, hello: Hello, principal: Principal
-    ) -> tuple[Ordering, list[str | list[str]]]:
-        """What a new console is sent first (a fragmented frame is a list): the welcome
-        and its snapshot, or the deltas it missed; and the ordering they leave it at."""
+    ) -> tuple[Ordering, list[str | Iterator[str]]]:
+        """What a new console is sent first (a fragmented frame is an iterator, cut from
+        the shared snapshot as it is sent): the welcome and its snapshot, or the deltas
+        it missed; and the ordering they leave it at."""
         head = await self.store.head()
         since = hello.since
         if since is not None and since <= head and head - since <= RESUME_LIMIT:
             missed = await self.store.read_all(after=since, limit=RESUME_LIMIT)
-            frames: list[str | list[str]] = [_welcome(principal, "resume", self.sla)]
+            frames: list[str | Iterator[str]] = [_welcome(principal, "resume", self.sla)]
             ordering = Ordering(since)
             for event in missed:
                 if ordering.admit(event.seq) and console_visible(event):
@@ -484,7 +485,7 @@ class Gateway:
             self._snapshot = cached
         seq, snapshot = cached
         return Ordering(seq), [_welcome(principal, "snapshot", self.sla),
-                               list(_fragments(snapshot, SNAPSHOT_FRAGMENT))]
+                               _fragments(snapshot, SNAPSHOT_FRAGMENT)]
 
     async def _send_live(
         self, ws: ServerConnection, session: ConsoleSession, ordering: Ordering
