@@ -110,6 +110,9 @@ class Metrics:
                                "(sampled)", registry=r)
         self.console_connections = Gauge("ecc_console_connections",
                                          "Consoles connected to this gateway", registry=r)
+        self.console_refusals = Counter(
+            "ecc_console_refusals", "Console connections the gateway refused or dropped at "
+            "the start, by reason (docs/consoles.md)", ["reason"], registry=r)
         self.ready = Gauge("ecc_ready", "1 when the check passes, by check", ["check"],
                            registry=r)
         self.sampled_at = Gauge("ecc_sample_timestamp_seconds",

@@ -48,6 +48,8 @@ class ServiceConfig:
     console_host: str = "127.0.0.1"
     console_port: int = 0
     console_origins: tuple[str, ...] = ()
+    console_hosts: tuple[str, ...] = ()
+    console_max_per_peer: int = 32
     fault_point: str | None = None
     # Seconds before an unacknowledged signal is delivered again.
     ack_wait: float = 10.0
@@ -124,6 +126,8 @@ class Service:
             self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point, metrics=metrics)
             self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
                                    port=cfg.console_port, origins=cfg.console_origins,
+                                   hosts=cfg.console_hosts,
+                                   max_per_peer=cfg.console_max_per_peer,
                                    commands=ConsoleCommands(self.engine, js, self.ns),
                                    sla={"verify_s": self.catalogue.sla.verify_s,
                                         "task_pending_s": self.catalogue.sla.task_pending_s,

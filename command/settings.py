@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -14,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from command.city import City, parse_city
 from command.roads import RoadNetwork, parse_osm
 from workflows.catalogue import Catalogue, parse_catalogue
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
+                       r"(?:\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\.?$")
 
 
 class Settings(BaseModel):
@@ -38,6 +42,11 @@ class Settings(BaseModel):
     # `ecc up` falls back to a free port and prints it.
     console_port: int = Field(default=8780, ge=0, le=65535)
     console_origins: tuple[str, ...] = ()
+    # The console gateway's public names (a reverse proxy's), beside its IP addresses and
+    # localhost: any other Host is refused (DNS rebinding; docs/security.md).
+    console_hosts: tuple[str, ...] = ()
+    # Consoles open at once from one peer address (all of a centre behind one NAT).
+    console_max_per_peer: int = Field(default=32, ge=1)
     # Test-only: name of a point where the process kills itself (kill -9).
     fault_point: str | None = None
     ack_wait: float = Field(default=10.0, gt=0)
@@ -68,6 +77,9 @@ class Settings(BaseModel):
             console_host=env.get("ECC_CONSOLE_HOST", "127.0.0.1"),
             console_port=int(env.get("ECC_CONSOLE_PORT", "8780")),
             console_origins=origins,
+            console_hosts=tuple(h.strip() for h in env.get("ECC_CONSOLE_HOSTS", "").split(",")
+                                if h.strip()),
+            console_max_per_peer=int(env.get("ECC_CONSOLE_MAX_PER_PEER", "32")),
             fault_point=env.get("ECC_FAULT_POINT") or None,
             ack_wait=float(env.get("ECC_ACK_WAIT", "10")),
             catalogue_path=Path(env["ECC_CATALOGUE"]) if env.get("ECC_CATALOGUE") else None,
@@ -78,6 +90,16 @@ class Settings(BaseModel):
             adapters=tuple(a.strip() for a in env.get(
                 "ECC_ADAPTERS", "hotline,cap,sensor,video,eido").split(",") if a.strip()),
         )
+
+    @field_validator("console_hosts")
+    @classmethod
+    def _hostnames(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [h for h in value if not _HOSTNAME.match(h)]
+        if bad:
+            raise ValueError(f"ECC_CONSOLE_HOSTS: {bad[0][:100]!r} is not a hostname; give "
+                             "names only, comma-separated, without scheme or port "
+                             "(e.g. ecc.city.example,console.city.example)")
+        return value
 
     @field_validator("adapters")
     @classmethod

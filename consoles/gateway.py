@@ -13,6 +13,19 @@ JetStream only after commit, so nothing falls between the two.
 Backpressure: each console has a bounded queue. A console that falls that far
 behind is sent ``resync`` and closed (its client reconnects with ``since``);
 it never slows the others or grows the gateway's memory.
+
+The start is bounded too: a few start slots guard the store reads of a snapshot
+(or of a resume), and the send happens after the slot is given back, in
+fragments that wait for the socket to drain (so at most ``write_limit`` plus one
+fragment sits in the gateway per console), within ``start_timeout`` seconds. A
+console that does not read its snapshot in time is aborted: it never holds a
+slot, and its client resumes later with its own ``since``. The snapshot frame is
+encoded once per seq and shared by every console that starts at that seq.
+
+The doors: ``Host`` must be one of the gateway's own names (consoles/hosts.py),
+``Host`` and ``Origin`` appear once, and consoles are limited per token and per
+peer address. Refusals are logged, counted (``ecc_console_refusals_total``) and
+audited, folded per peer and outcome (consoles/refusals.py).
 """
 
 from __future__ import annotations
@@ -24,7 +37,9 @@ import json
 import random
 import re
 import socket
-from collections.abc import Callable
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -46,6 +61,7 @@ from command.subjects import Namespace
 from command.tasks import check_cancelled
 from consoles.authz import CONSOLE_ROLES, allowed_commands
 from consoles.commands import Caller, ConsoleCommands, audit_connection
+from consoles.hosts import HostPolicy
 from consoles.protocol import (
     CLOSE_BAD_HELLO,
     CLOSE_BUSY,
@@ -55,7 +71,6 @@ from consoles.protocol import (
     MAX_CLIENT_MESSAGE_BYTES,
     RESUME_LIMIT,
     CommandRequest,
-    Delta,
     Error,
     FeedOrder,
     Hello,
@@ -69,6 +84,7 @@ from consoles.protocol import (
     console_visible,
     delta_frame,
 )
+from consoles.refusals import RefusalFold
 from workflows.text import clean, validate_json
 
 log = structlog.get_logger("ecc.gateway")
@@ -76,6 +92,21 @@ log = structlog.get_logger("ecc.gateway")
 HELLO_TIMEOUT = 10.0
 # A console whose socket takes longer than this to accept one frame is stalled.
 SEND_STALL = 5.0
+# The welcome and the whole snapshot (or resume) must be sent within this, or the
+# console is aborted: a frozen tab must not keep the gateway's memory or a slot. (2 MB
+# of snapshot reach a console on a 2 Mbit/s link in about 8 s.)
+START_TIMEOUT = 10.0
+# Bytes the gateway buffers for one console before a send waits for the socket to
+# drain (websockets' write_limit), and the fragment size of a snapshot.
+WRITE_LIMIT = 64 * 1024
+SNAPSHOT_FRAGMENT = 64 * 1024
+# Consoles open from one peer address (a command centre behind one NAT needs more:
+# ECC_CONSOLE_MAX_PER_PEER, docs/consoles.md).
+MAX_PER_PEER = 32
+# Repeated refusals of one peer and outcome are folded into one audit row per interval.
+REFUSAL_INTERVAL = 10.0
+# Paths that answer probes whatever the Host (they carry no console data and act on nothing).
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class ConsoleSession:
@@ -111,13 +142,18 @@ class Gateway:
         host: str = "127.0.0.1",
         port: int = 0,
         origins: tuple[str, ...] = (),
+        hosts: tuple[str, ...] = (),
         queue_size: int = 1024,
         send_stall: float = SEND_STALL,
         commands: ConsoleCommands | None = None,
         max_per_token: int = 8,
+        max_per_peer: int = MAX_PER_PEER,
         max_starting: int = 16,
         max_waiting: int = 256,
         revoke_check: float = 2.0,
+        start_timeout: float = START_TIMEOUT,
+        write_limit: int = WRITE_LIMIT,
+        refusal_interval: float = REFUSAL_INTERVAL,
         sla: dict[str, float] | None = None,
         metrics: Metrics | None = None,
         readiness: Callable[[], dict[str, Any]] | None = None,
@@ -128,11 +164,19 @@ class Gateway:
         self.host = host
         self.port = port
         self.origins = origins
+        self.host_policy = HostPolicy(hosts)
         self.queue_size = queue_size
         self.send_stall = send_stall
         self.sessions: set[ConsoleSession] = set()
         self.commands = commands
         self.max_per_token = max_per_token
+        self.max_per_peer = max_per_peer
+        self.per_peer: Counter[str] = Counter()  # open websockets by peer address
+        self.start_timeout = start_timeout
+        self.write_limit = write_limit
+        self.refusals = RefusalFold(refusal_interval)
+        # (seq, frame) of the last snapshot sent: consoles starting at one seq share it
+        self._snapshot: tuple[int, str] | None = None
         # A reconnect storm (a thousand consoles after a network cut) queues for a few
         # snapshot slots; past max_waiting, consoles are told to come back in a moment.
         self.starting = asyncio.Semaphore(max_starting)
@@ -168,6 +212,7 @@ class Gateway:
                 self.port,
                 process_request=self._http,
                 max_size=MAX_CLIENT_MESSAGE_BYTES,
+                write_limit=self.write_limit,
                 ping_interval=20,
                 ping_timeout=20,
             ) as server:
@@ -177,6 +222,7 @@ class Gateway:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(server.serve_forever())
                     tg.create_task(self._watch_tokens())
+                    tg.create_task(self._flush_refusals())
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -201,6 +247,30 @@ class Gateway:
                         await _refuse(session.ws, CLOSE_UNAUTHORIZED, "revoked",
                                       "this token was revoked; ask an administrator for a "
                                       "new one")
+
+    async def _flush_refusals(self) -> None:
+        """Write the folded count of each refusal interval that has ended."""
+        while True:
+            await asyncio.sleep(1.0)
+            for row in self.refusals.due(time.monotonic()):
+                await audit_connection(self.store, None, row.peer, "console.open",
+                                       row.outcome, row.reason(""))
+
+    async def _refused(self, ws: ServerConnection, bound: Any, reason: str, *,
+                       close: int, message: str, outcome: str | None = None,
+                       principal: Principal | None = None, why: str = "") -> None:
+        """Refuse a console: log it, count it, audit it (folded), tell it what to do, close.
+
+        ``outcome`` None: not audited (a busy waiting room is no failure of the console's).
+        """
+        bound.warning("gateway.console_refused", reason=reason)
+        self.metrics.console_refusals.labels(reason=reason).inc()
+        if outcome is not None:
+            peer = ws.remote_address[0] if ws.remote_address else None
+            for row in self.refusals.observe(peer, outcome, time.monotonic()):
+                await audit_connection(self.store, None if row.folded else principal,
+                                       row.peer, "console.open", row.outcome, row.reason(why))
+        await _refuse(ws, close, reason, message)
 
     # --- the live feed ------------------------------------------------------
 
@@ -227,11 +297,33 @@ class Gateway:
     # --- HTTP: the page, health, metrics, and the websocket door -------------
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = urlsplit(request.path).path
+        path = request.path.split("?", 1)[0]
+        twice = [n for n in ("Host", "Origin") if len(request.headers.get_all(n)) > 1]
+        if twice:
+            return self._http_refused(connection, http.HTTPStatus.BAD_REQUEST,
+                                      "duplicate_header",
+                                      f"send one {twice[0]} header, not several\n",
+                                      header=twice[0])
+        if path == "/healthz":  # liveness: the event loop answered
+            return _response(http.HTTPStatus.OK, b"ok\n", "text/plain")
+        if path == "/readyz":
+            return self._readyz()
+        if path == "/metrics":
+            return _response(http.HTTPStatus.OK, *self.metrics.render())
+        if not self.host_policy.allows(request.headers.get("Host")):
+            return self._http_refused(
+                connection, http.HTTPStatus.MISDIRECTED_REQUEST, "host",
+                "this gateway does not answer to the name in the Host header: open it by "
+                "its own address (e.g. http://127.0.0.1:<port>/), or, if that name is its "
+                "public name, add it to ECC_CONSOLE_HOSTS\n",
+                host=request.headers.get("Host", "")[:100])
         if path == "/ws":
             if not self._origin_ok(request.headers):
-                log.warning("gateway.origin_refused", origin=request.headers.get("Origin"))
-                return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+                return self._http_refused(connection, http.HTTPStatus.FORBIDDEN, "origin",
+                                          "origin not allowed: open the console from this "
+                                          "gateway's page, or add the page's origin to "
+                                          "ECC_CONSOLE_ORIGINS\n",
+                                          origin=request.headers.get("Origin", "")[:200])
             return None
         if path == "/":
             return _response(http.HTTPStatus.OK, self._page, "text/html; charset=utf-8")
@@ -239,13 +331,15 @@ class Gateway:
             found = _static(path.removeprefix("/static/"))
             if found is not None:
                 return _response(http.HTTPStatus.OK, *found)
-        if path == "/healthz":  # liveness: the event loop answered
-            return _response(http.HTTPStatus.OK, b"ok\n", "text/plain")
-        if path == "/readyz":
-            return self._readyz()
-        if path == "/metrics":
-            return _response(http.HTTPStatus.OK, *self.metrics.render())
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _http_refused(self, connection: ServerConnection, status: http.HTTPStatus,
+                      reason: str, body: str, **facts: str) -> Response:
+        peer = connection.remote_address[0] if connection.remote_address else None
+        log.warning("gateway.http_refused", reason=reason, status=status.value, peer=peer,
+                    **facts)
+        self.metrics.console_refusals.labels(reason=reason).inc()
+        return connection.respond(status, body)
 
     def _readyz(self) -> Response:
         """200 when the service can do its work, else 503 naming what is down."""
@@ -261,8 +355,11 @@ class Gateway:
             return True  # not a browser; the token still has to be right
         if origin in self.origins:
             return True
-        # Same origin: the page this gateway served.
-        return urlsplit(origin).netloc == headers.get("Host")
+        # Same origin: the page this gateway served (Host is already one of its names).
+        try:
+            return urlsplit(origin).netloc == headers.get("Host")
+        except ValueError:  # not a URL at all
+            return False
 
     # --- one console --------------------------------------------------------
 
@@ -270,55 +367,84 @@ class Gateway:
         _cap_send_buffer(ws)
         peer = ws.remote_address[0] if ws.remote_address else None
         bound = log.bind(peer=peer)
+        address = peer or "-"
+        self.per_peer[address] += 1
+        try:
+            await self._console(ws, peer, address, bound)
+        finally:
+            self.per_peer[address] -= 1
+            if self.per_peer[address] <= 0:
+                del self.per_peer[address]
+
+    async def _console(self, ws: ServerConnection, peer: str | None, address: str,
+                       bound: Any) -> None:
+        if self.per_peer[address] > self.max_per_peer:
+            await self._refused(
+                ws, bound, "too_many_from_address", close=CLOSE_BUSY, outcome="busy",
+                why=f"{self.max_per_peer} consoles already open from this address",
+                message=f"{self.max_per_peer} consoles are already open from your address; "
+                        "close one, or ask the administrator to raise "
+                        "ECC_CONSOLE_MAX_PER_PEER (consoles behind one NAT or proxy)")
+            return
         try:
             raw = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT)
             hello = validate_json(client_message, raw)
             if not isinstance(hello, Hello):
                 raise ValueError("not a hello")
         except (TimeoutError, ValidationError, ValueError, ConnectionClosed):
-            await _refuse(ws, CLOSE_BAD_HELLO, "bad_hello",
-                          'send {"type": "hello", "token": "..."} first')
+            await self._refused(ws, bound, "bad_hello", close=CLOSE_BAD_HELLO,
+                                outcome="invalid", why="no valid hello",
+                                message='send {"type": "hello", "token": "..."} first')
             return
         principal = await self.store.principal(hello.token)
         if principal is None:
-            bound.warning("gateway.unauthorized")
-            await audit_connection(self.store, None, peer, "console.open", "unauthorized",
-                                   "unknown or revoked token")
-            await _refuse(ws, CLOSE_UNAUTHORIZED, "unauthorized",
-                          "unknown or revoked token; ask an administrator for a new one")
+            await self._refused(ws, bound, "unauthorized", close=CLOSE_UNAUTHORIZED,
+                                outcome="unauthorized", why="unknown or revoked token",
+                                message="unknown or revoked token; ask an administrator for "
+                                        "a new one")
             return
         bound = bound.bind(console=principal.name, role=principal.role)
         if principal.role not in CONSOLE_ROLES:
-            bound.warning("gateway.forbidden_role")
-            await audit_connection(self.store, principal, peer, "console.open", "forbidden",
-                                   f"a {principal.role} token opens no console")
-            await _refuse(ws, CLOSE_FORBIDDEN, "forbidden",
-                          f"a {principal.role} token cannot open a console; ask an "
-                          "administrator for a console token")
+            await self._refused(ws, bound, "forbidden", close=CLOSE_FORBIDDEN,
+                                outcome="forbidden", principal=principal,
+                                why=f"a {principal.role} token opens no console",
+                                message=f"a {principal.role} token cannot open a console; ask "
+                                        "an administrator for a console token")
             return
         if sum(1 for s in self.sessions if s.token == hello.token) >= self.max_per_token:
-            bound.warning("gateway.too_many_consoles", limit=self.max_per_token)
-            await audit_connection(self.store, principal, peer, "console.open", "busy",
-                                   f"{self.max_per_token} consoles already open on this token")
-            await _refuse(ws, CLOSE_BUSY, "too_many_consoles",
-                          f"this token already has {self.max_per_token} consoles open; close "
-                          "one, or ask an administrator for a token of your own")
+            await self._refused(
+                ws, bound, "too_many_consoles", close=CLOSE_BUSY, outcome="busy",
+                principal=principal,
+                why=f"{self.max_per_token} consoles already open on this token",
+                message=f"this token already has {self.max_per_token} consoles open; close "
+                        "one, or ask an administrator for a token of your own")
             return
         if self.waiting >= self.max_waiting:
             retry = round(random.uniform(1.0, 5.0), 1)
-            bound.info("gateway.busy", waiting=self.waiting)
-            await _refuse(ws, CLOSE_BUSY, "busy", f"many consoles are connecting; "
-                                                  f"retry in {retry} s")
+            await self._refused(ws, bound, "busy", close=CLOSE_BUSY,
+                                message=f"many consoles are connecting; retry in {retry} s")
             return
         session = ConsoleSession(self.queue_size, ws, hello.token, principal, peer)
         self.sessions.add(session)  # before the snapshot: see the module docstring
         try:
             self.waiting += 1
             try:
-                async with self.starting:
-                    ordering = await self._start(ws, hello, principal)
+                async with self.starting:  # the store reads only; the send is below
+                    ordering, frames = await self._start(hello, principal)
             finally:
                 self.waiting -= 1
+            try:
+                async with asyncio.timeout(self.start_timeout):
+                    for frame in frames:
+                        await ws.send(frame)
+            except TimeoutError:
+                self.metrics.console_refusals.labels(reason="start_stalled").inc()
+                bound.warning("gateway.console_stalled", phase="start",
+                              seconds=self.start_timeout,
+                              buffered=_buffered(ws))
+                ws.transport.abort()  # it reads nothing: no close handshake to wait for
+                return
+            del frames
             bound.info("gateway.console_joined", seq=ordering.baseline)
             await audit_connection(self.store, principal, peer, "console.open", "ok",
                                    f"joined at seq {ordering.baseline}")
@@ -336,23 +462,32 @@ class Gateway:
             bound.info("gateway.console_left")
 
     async def _start(
-        self, ws: ServerConnection, hello: Hello, principal: Principal
-    ) -> Ordering:
+        self, hello: Hello, principal: Principal
+    ) -> tuple[Ordering, list[str | Iterator[str]]]:
+        """What a new console is sent first (a fragmented frame is an iterator, cut from
+        the shared snapshot as it is sent): the welcome and its snapshot, or the deltas
+        it missed; and the ordering they leave it at."""
         head = await self.store.head()
         since = hello.since
         if since is not None and since <= head and head - since <= RESUME_LIMIT:
             missed = await self.store.read_all(after=since, limit=RESUME_LIMIT)
-            await ws.send(_welcome(principal, "resume", self.sla))
+            frames: list[str | Iterator[str]] = [_welcome(principal, "resume", self.sla)]
             ordering = Ordering(since)
             for event in missed:
                 if ordering.admit(event.seq) and console_visible(event):
-                    await ws.send(Delta(seq=event.seq, event=event).model_dump_json())
-            return ordering
-        seq, incidents, units, alerts = await self.store.console_snapshot()
-        await ws.send(_welcome(principal, "snapshot", self.sla))
-        await ws.send(Snapshot(seq=seq, incidents=incidents, units=units, alerts=alerts)
+                    frames.append(delta_frame(event))
+            return ordering, frames
+        cached = self._snapshot
+        if cached is None or cached[0] != head:
+            # Read after the session registered for live deltas, so the seq it is at
+            # (head, or later) leaves no gap; a cached one at the current head neither.
+            seq, incidents, units, alerts = await self.store.console_snapshot()
+            cached = (seq, Snapshot(seq=seq, incidents=incidents, units=units, alerts=alerts)
                       .model_dump_json())
-        return Ordering(seq)
+            self._snapshot = cached
+        seq, snapshot = cached
+        return Ordering(seq), [_welcome(principal, "snapshot", self.sla),
+                               _fragments(snapshot, SNAPSHOT_FRAGMENT)]
 
     async def _send_live(
         self, ws: ServerConnection, session: ConsoleSession, ordering: Ordering
@@ -449,6 +584,19 @@ def _as_refused_command(raw: str | bytes, why: str) -> CommandRequest | None:
 
 _NAME_SAFE = re.compile(r"[^a-z_.]")
 _NAME = re.compile(r"[a-z][a-z_]{0,30}\.[a-z][a-z_]{0,30}")
+
+
+def _fragments(frame: str, size: int) -> Iterator[str]:
+    """``frame`` in pieces of ``size`` characters, sent as one fragmented message: each
+    piece waits for the socket to drain, so a console that does not read never makes
+    the gateway buffer the whole snapshot."""
+    for at in range(0, len(frame), size):
+        yield frame[at:at + size]
+
+
+def _buffered(ws: ServerConnection) -> int:
+    """Bytes the gateway holds for this console (its transport's write buffer)."""
+    return ws.transport.get_write_buffer_size() if ws.transport is not None else 0
 
 
 def _first_problem(exc: ValidationError) -> str:

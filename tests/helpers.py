@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,24 @@ async def stalled_console(port: int, token: str) -> asyncio.StreamWriter:
         writer.write(data)
     await writer.drain()
     return writer
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(store: Any, nc: Any, ns: Namespace, **options: Any) -> AsyncIterator[Any]:
+    """A console gateway of its own (no service) on a free port, for the block's duration."""
+    import pytest
+
+    from consoles.gateway import Gateway
+
+    gateway = Gateway(store, nc, ns, **options)
+    task = asyncio.create_task(gateway.run())
+    try:
+        await asyncio.wait_for(gateway.ready.wait(), 10)
+        yield gateway
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 def shared_data(*parts: str) -> Path:
