@@ -76,7 +76,7 @@ FRIGATE_ROOT = "frigate"
 
 def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
     def cfg(name: str, subject: str | list[str], max_age: float, description: str,
-            per_subject: int | None = None) -> api.StreamConfig:
+            per_subject: int | None = None, direct: bool = False) -> api.StreamConfig:
         return api.StreamConfig(
             name=ns.stream(name),
             description=description,
@@ -92,12 +92,15 @@ def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
             duplicate_window=DUPLICATE_WINDOW,
             num_replicas=replicas,
             max_msgs_per_subject=-1 if per_subject is None else per_subject,
+            # crews' devices read their last order with a direct get (no consumer)
+            allow_direct=direct,
         )
 
     return [
         cfg("SIGNALS", ns.signals, 7 * DAY, "Signals from adapters (durability boundary)"),
         cfg("EVENTS", ns.events, 1 * DAY, "Committed events from the event store"),
-        cfg("DISPATCH", ns.dispatches, 7 * DAY, "Orders to field units (durability boundary)"),
+        cfg("DISPATCH", ns.dispatches, 7 * DAY, "Orders to field units (durability boundary)",
+            direct=True),
         cfg("UNITS", ns.unit_statuses, 7 * DAY, "Status reports from crews (durability boundary)"),
         # latest wins: one position per unit is all anyone needs
         cfg("POSITIONS", ns.unit_positions, 1 * DAY, "Last known position of each unit",
@@ -215,6 +218,37 @@ class ConsumerSpec:
     ack_wait: float = 10.0
 
 
+def consumer_config(spec: ConsumerSpec) -> api.ConsumerConfig:
+    """The durable pull consumer of ``spec``, as :func:`consume` binds it."""
+    return api.ConsumerConfig(
+        durable_name=spec.durable,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=spec.ack_wait,
+        # The broker redelivers for ever; ECC gives up on a message itself, and only
+        # when handling it fails for a reason of its own (never while the database is
+        # away: an emergency call waits out an outage of any length).
+        max_deliver=-1,
+        max_ack_pending=spec.max_ack_pending,
+        deliver_policy=api.DeliverPolicy.ALL,
+        filter_subject=spec.subject,
+    )
+
+
+async def ensure_adapter_consumers(js: JetStreamContext, ns: Namespace) -> None:
+    """Create every adapter's durable pull consumer that does not exist yet. Only the
+    service may create consumers: an adapter's NATS user binds to these and pulls, and
+    so can never make a push consumer (docs/security.md)."""
+    for kind in natsauth.ADAPTER_KINDS:
+        for name, durable, subject in natsauth.adapter_consumers(kind, ns.prefix):
+            stream = ns.stream(name)
+            try:
+                await js.consumer_info(stream, durable)
+            except NotFoundError:
+                await js.add_consumer(stream, consumer_config(
+                    ConsumerSpec(stream=stream, durable=durable, subject=subject)))
+                log.info("bus.consumer_created", stream=stream, durable=durable)
+
+
 class BatchHandler(Protocol[T]):
     """What a consumer loop drives. ``decode`` is pure and per message; ``handle``
     commits a whole batch in one transaction (one fsync for many messages)."""
@@ -245,18 +279,7 @@ async def consume(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Pull batches from ``spec`` and settle each message. Runs until cancelled or ``stop``."""
-    config = api.ConsumerConfig(
-        durable_name=spec.durable,
-        ack_policy=api.AckPolicy.EXPLICIT,
-        ack_wait=spec.ack_wait,
-        # The broker redelivers for ever; ECC gives up on a message itself, and only
-        # when handling it fails for a reason of its own (never while the database is
-        # away: an emergency call waits out an outage of any length).
-        max_deliver=-1,
-        max_ack_pending=spec.max_ack_pending,
-        deliver_policy=api.DeliverPolicy.ALL,
-        filter_subject=spec.subject,
-    )
+    config = consumer_config(spec)
 
     async def subscribe() -> Any:
         """Bind to the durable consumer (creating it if missing), retrying while the

@@ -632,15 +632,32 @@ async def cmd_console_watch(settings: Settings, args: argparse.Namespace) -> Non
 # --- ecc unit -----------------------------------------------------------------------
 
 
+def _unit_inbox(nats_url: str, unit_id: str) -> str | None:
+    """The unit's own reply inbox when the URL is the unit's user (its grant reads replies
+    there only); None for the service's URL."""
+    user, _ = natsauth.credentials(nats_url.split(",")[0])
+    return natsauth.inbox_prefix(user) if user == natsauth.unit_user(unit_id) else None
+
+
 async def cmd_unit(settings: Settings, args: argparse.Namespace) -> None:
     from consoles.field import terminal
 
     # NATS_URL as given (an operator passes the unit's own, from `ecc nats-url unit-E12`),
     # or the service's from endpoints.json on the command host.
+    agency = args.agency
+    if agency is None:  # the city file says whose unit it is (its orders' subject)
+        city = _city(settings, demo=True)
+        assert city is not None
+        agency = next((s.agency for s in city.stations for u in s.units if u.id == args.id),
+                      None)
+        if agency is None:
+            raise CliError(f"unit {args.id} is not in the city file; give --agency or "
+                           "check ECC_CITY")
     nats_url, _ = server_urls(settings)
-    nc = await bus.connect(nats_url, name=f"ecc-unit-{args.id}")
+    nc = await bus.connect(nats_url, name=f"ecc-unit-{args.id}",
+                           inbox_prefix=_unit_inbox(nats_url, args.id))
     try:
-        await terminal(nc, Namespace(settings.namespace), args.id)
+        await terminal(nc, Namespace(settings.namespace), args.id, agency)
     finally:
         await nc.close()
 
@@ -787,6 +804,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--timeout", type=float, default=3600.0)
     unit = sub.add_parser("unit", help="a field unit's terminal: orders in, status out")
     unit.add_argument("--id", required=True)
+    unit.add_argument("--agency", default=None,
+                      help="the unit's agency, for its last order (default: from the city "
+                           "file)")
     rep = sub.add_parser("replay", help="replay real call records (Montgomery 911, SF Fire)")
     rep.add_argument("file")
     rep.add_argument("--speed", type=float, default=60.0,

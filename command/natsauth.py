@@ -11,8 +11,10 @@ user                 over      may
 ===================  ========  ===========================================================
 ``ecc``              NATS      everything: the service owns the streams
 ``adapter-<kind>``   NATS      publish its own signals ``<ns>.signal.<kind>.>``, its dead
-                               letters and its own ingress subject; read its consumers
-``unit-<id>``        NATS      publish ``<ns>.unit.<id>.>``; follow ``<ns>.dispatch.*.<id>``
+                               letters and its own ingress subject; pull from the durable
+                               consumers the service made for it (never create one)
+``unit-<id>``        NATS      publish ``<ns>.unit.<id>.>``; hear ``<ns>.dispatch.*.<id>``
+                               and read its last order there (direct get); no consumers
 ``devices``          MQTT      publish ``sensors/#`` and ``frigate/#``; nothing else
 ``sim``              NATS      the simulator of ``ecc demo``: every unit, every ingress
 ===================  ========  ===========================================================
@@ -38,7 +40,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from command.subjects import Namespace
 
 __all__ = [
-    "ADAPTER_KINDS", "ANY_NAMESPACE", "DEVICES", "SERVICE", "SIM", "Grant", "adapter_streams",
+    "ADAPTER_KINDS", "ANY_NAMESPACE", "DEVICES", "SERVICE", "SIM", "Grant", "adapter_consumers",
+    "adapter_streams",
     "adapter_user", "authorization", "components", "credentials", "grant", "inbox_prefix",
     "passwords_for", "redact", "unit_of_user", "unit_user", "url",
 ]
@@ -151,6 +154,13 @@ def _consumers(kind: str, prefix: str) -> list[tuple[str, str, str]]:
     raise ValueError(f"no adapter {kind!r}")
 
 
+def adapter_consumers(kind: str, prefix: str) -> list[tuple[str, str, str]]:
+    """``(stream short name, durable, filter subject)`` of each consumer ``kind`` reads,
+    in namespace ``prefix``: what the service creates for it."""
+    _check_prefix(prefix)
+    return _consumers(kind, prefix)
+
+
 def adapter_streams(kind: str) -> tuple[str, ...]:
     """The streams (short names) an adapter reads or writes: it waits for them to exist,
     since only the service creates streams."""
@@ -167,10 +177,12 @@ def _adapter(kind: str, prefix: str) -> Grant:
     if kind != "sensor":  # its door of `ecc adapter KIND --http-port` (sensors have none)
         publish.append(f"{p}.ingress.{kind}")
     publish += [f"$JS.API.STREAM.INFO.{_stream(p, s)}" for s in adapter_streams(kind)]
-    for name, durable, subject in _consumers(kind, p):
+    # No CONSUMER.CREATE: the service creates each adapter's durable pull consumer
+    # (command.bus.ensure_adapter_consumers), so an adapter can bind and pull but never
+    # make a push consumer whose deliver subject is someone else's.
+    for name, durable, _subject in _consumers(kind, p):
         stream = _stream(p, name)
         publish += [f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
-                    f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.{subject}",
                     f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
                     f"$JS.ACK.{stream}.{durable}.>"]
     return Grant(tuple(dict.fromkeys(publish)), (f"{inbox_prefix(adapter_user(kind))}.>",))
@@ -179,11 +191,12 @@ def _adapter(kind: str, prefix: str) -> Grant:
 def _unit(unit_id: str, prefix: str) -> Grant:
     p, dispatch = prefix, _stream(prefix, "DISPATCH")
     return Grant(
+        # No consumer of any kind: a push consumer's deliver subject could be another
+        # unit's status subject, and the server would deliver there. A crew's device
+        # hears its orders live on its own subject and reads the last one with a direct
+        # get whose subject (in the API subject, so the grant checks it) is its own.
         publish=(f"{p}.unit.{unit_id}.>", "$JS.API.INFO",
-                 # an ordered consumer created through the filtered API, so the server
-                 # checks that its filter is this unit's orders and no one else's
-                 f"$JS.API.CONSUMER.CREATE.{dispatch}.*.{p}.dispatch.*.{unit_id}",
-                 f"$JS.FC.{dispatch}.>"),  # flow-control replies of ordered consumers
+                 f"$JS.API.DIRECT.GET.{dispatch}.{p}.dispatch.*.{unit_id}"),
         subscribe=(f"{p}.dispatch.*.{unit_id}", f"{inbox_prefix(unit_user(unit_id))}.>"),
     )
 
@@ -196,10 +209,9 @@ def _devices(prefix: str) -> Grant:
 def _sim(prefix: str) -> Grant:
     p, dispatch = prefix, _stream(prefix, "DISPATCH")
     return Grant(
-        # consoles/field.py creates unnamed ordered consumers: the unfiltered API
+        # every crew's device, as consoles/field.py reads orders (no consumers)
         publish=(f"{p}.ingress.>", f"{p}.unit.>", "$JS.API.INFO",
-                 f"$JS.API.CONSUMER.CREATE.{dispatch}", f"$JS.API.CONSUMER.CREATE.{dispatch}.>",
-                 f"$JS.FC.{dispatch}.>"),
+                 f"$JS.API.DIRECT.GET.{dispatch}.>"),
         subscribe=(f"{p}.dispatch.>", f"{inbox_prefix(SIM)}.>"),
     )
 

@@ -108,6 +108,7 @@ class Service:
             nc = await bus.connect(cfg.nats_url, name="ecc-serve")
             js = nc.jetstream()
             await bus.ensure_streams(js, self.ns, cfg.stream_replicas)
+            await bus.ensure_adapter_consumers(js, self.ns)
             metrics = self.metrics
             intake = SignalIntake(store, self.ns, self.catalogue, fault_point=cfg.fault_point,
                                   metrics=metrics)

@@ -1,6 +1,6 @@
 """Shell: the field-unit client a crew's device (or the simulator) runs.
 
-It follows the unit's orders on ``<ns>.dispatch.*.<unit>`` from the last one
+It hears the unit's orders on ``<ns>.dispatch.*.<unit>`` and reads the last one
 (so a device that was off when the order went out shows it when it comes back),
 and sends the crew's status reports and positions. ``ecc unit --id E12`` puts a
 terminal in front of it.
@@ -9,14 +9,19 @@ terminal in front of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import sys
 import uuid
+from collections import deque
 from datetime import UTC, datetime
+from typing import Any
 
+import nats
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js import api
+from nats.js.errors import NotFoundError
 from pydantic import TypeAdapter, ValidationError
 
 from command.model import (
@@ -36,40 +41,84 @@ _dispatch: TypeAdapter[OrderOffered | OrderEnded | StatusRejected] = TypeAdapter
 
 
 class FieldUnit:
-    """One crew's connection. ``await start()``, read :meth:`next`, send reports."""
+    """One crew's connection. ``await start()``, read :meth:`next`, send reports.
 
-    def __init__(self, nc: NATS, ns: Namespace, unit_id: str, *, queue_size: int = 100) -> None:
+    Orders are heard live on the unit's own subject (a plain subscription), and the
+    last one is read at start and every ``catch_up_every`` seconds with a direct get
+    of the unit's own dispatch subject (``agency`` names it): a device that was off, or
+    in a tunnel when an order went out, shows the order that is current within
+    seconds. A crew's device creates no JetStream consumer at all (its NATS user may
+    not: docs/security.md). Without ``agency`` there is no catch-up, live orders only.
+    """
+
+    def __init__(self, nc: NATS, ns: Namespace, unit_id: str, *, agency: str | None = None,
+                 queue_size: int = 100, catch_up_every: float = 5.0) -> None:
         self.nc = nc
-        self.js = nc.jetstream()
+        self.js = nc.jetstream(timeout=2.0)
         self.ns = ns
         self.unit_id = unit_id
+        self.agency = agency
+        self.catch_up_every = catch_up_every
         self.order: OrderOffered | None = None
         self.messages: asyncio.Queue[OrderOffered | OrderEnded | StatusRejected] = \
             asyncio.Queue(maxsize=queue_size)
-        self._sub: object | None = None
+        self._sub: Any = None
+        self._poll: asyncio.Task[None] | None = None
+        self._last_seq = 0
+        self._seen: deque[bytes] = deque(maxlen=64)  # digests: live and caught up once
 
     async def start(self) -> None:
-        # A consumer named for the unit: the unit's own NATS user may create only that,
-        # filtered to its own orders (docs/security.md). It starts at the last order, so
-        # a device that was off shows the order that is current; the server drops it
-        # a minute after the device is gone.
-        self._sub = await self.js.subscribe(
-            self.ns.dispatch_to(self.unit_id), stream=self.ns.stream("DISPATCH"),
-            cb=self._on_message,
-            config=api.ConsumerConfig(
-                name=f"unit-{self.unit_id}-{uuid.uuid4().hex[:12]}",
-                deliver_policy=api.DeliverPolicy.LAST, ack_policy=api.AckPolicy.NONE,
-                inactive_threshold=60.0))
+        self._sub = await self.nc.subscribe(self.ns.dispatch_to(self.unit_id),
+                                            cb=self._on_message)
+        await self._catch_up()
+        if self.agency is not None:
+            self._poll = asyncio.create_task(self._keep_up())
 
     async def stop(self) -> None:
+        if self._poll is not None:
+            self._poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poll
         if self._sub is not None:
-            await self._sub.unsubscribe()  # type: ignore[attr-defined]
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+
+    async def _keep_up(self) -> None:
+        while True:
+            await asyncio.sleep(self.catch_up_every)
+            await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """The last order on the unit's subject, if it is newer than any seen."""
+        if self.agency is None:
+            return
+        try:
+            msg = await self.js.get_msg(self.ns.stream("DISPATCH"),
+                                        subject=self.ns.dispatch(self.agency, self.unit_id),
+                                        direct=True)
+        except NotFoundError:
+            return
+        except (TimeoutError, nats.errors.Error) as exc:  # offline: the next round tries again
+            log.info("field.catch_up_failed", unit_id=self.unit_id,
+                     error=str(exc) or type(exc).__name__)
+            return
+        if msg.seq is None or msg.seq <= self._last_seq or msg.data is None:
+            return
+        self._last_seq = msg.seq
+        self._take(msg.data)
 
     async def _on_message(self, msg: Msg) -> None:
+        self._take(msg.data)
+
+    def _take(self, data: bytes) -> None:
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        if digest in self._seen:  # heard live and read again by the catch-up
+            return
+        self._seen.append(digest)
         try:
-            message = _dispatch.validate_json(msg.data)
+            message = _dispatch.validate_json(data)
         except ValidationError:
-            log.warning("field.bad_message", unit_id=self.unit_id, subject=msg.subject)
+            log.warning("field.bad_message", unit_id=self.unit_id)
             return
         if isinstance(message, OrderOffered):
             self.order = message
@@ -120,9 +169,9 @@ def describe(message: OrderOffered | OrderEnded | StatusRejected) -> str:
     return f"NOT APPLIED ({message.status}): {message.reason}"
 
 
-async def terminal(nc: NATS, ns: Namespace, unit_id: str) -> None:
+async def terminal(nc: NATS, ns: Namespace, unit_id: str, agency: str | None = None) -> None:
     """The crew's terminal: orders printed as they come, commands typed."""
-    unit = FieldUnit(nc, ns, unit_id)
+    unit = FieldUnit(nc, ns, unit_id, agency=agency)
     await unit.start()
     print(f"unit {unit_id} on line. {HELP}", flush=True)
 

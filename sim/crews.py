@@ -339,7 +339,7 @@ class _Crew:
         self.home: Point = (station.lat, station.lon)
         self.pos: Point = self.home
         self.rng = random.Random(crews.seed + index)
-        self.device = FieldUnit(crews.nc, crews.ns, spec.id)
+        self.device = FieldUnit(crews.nc, crews.ns, spec.id, agency=station.agency)
         self.shift = spec.shift
         self.off_duty = False
         self.log = log.bind(unit_id=spec.id)

@@ -25,7 +25,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from nats.aio.client import Client as NATS
-from nats.js import api
 from nats.js.errors import NotFoundError
 
 from adapters.ingest import (
@@ -81,6 +80,7 @@ async def secured() -> AsyncIterator[EmbeddedNats]:
         nc = await nats.connect(srv.url)
         try:
             await bus.ensure_streams(nc.jetstream(), ECC)
+            await bus.ensure_adapter_consumers(nc.jetstream(), ECC)
         finally:
             await nc.close()
         yield srv
@@ -219,8 +219,10 @@ def test_each_adapters_grant_covers_the_consumers_it_declares(ns: Namespace,
     for kind, specs in adapter_specs(ns).items():
         g = natsauth.grant(natsauth.adapter_user(kind), prefix)
         for spec in specs:
-            for subject in (f"$JS.API.CONSUMER.CREATE.{spec.stream}.{spec.durable}.{spec.subject}",
-                            f"$JS.API.CONSUMER.INFO.{spec.stream}.{spec.durable}",
+            create = f"$JS.API.CONSUMER.CREATE.{spec.stream}.{spec.durable}.{spec.subject}"
+            assert not allowed(g.publish, create), (kind, create)  # the service makes it
+            assert not allowed(g.publish, f"$JS.API.CONSUMER.CREATE.{spec.stream}")
+            for subject in (f"$JS.API.CONSUMER.INFO.{spec.stream}.{spec.durable}",
                             f"$JS.API.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}",
                             f"$JS.ACK.{spec.stream}.{spec.durable}.1.7.3.1700000000.0",
                             f"$JS.API.STREAM.INFO.{spec.stream}"):
@@ -256,14 +258,19 @@ async def test_a_unit_reports_for_itself_only(secured: EmbeddedNats) -> None:
 
 async def test_a_unit_follows_its_own_orders_and_cannot_read_another_units(
         secured: EmbeddedNats) -> None:
-    """unit-E1 follows ecc.dispatch.*.E1 with a named ordered consumer (the filtered create
-    API: the server checks the filter); a consumer on E2's orders, an unfiltered consumer,
-    a plain subscription to E2's subject and one to everyone's inboxes are all refused, and
-    no E2 order reaches it."""
+    """unit-E1's device (consoles/field.py) reads its last order with a direct get and hears
+    the next one live; a direct get of E2's orders, a subscription to E2's subject, and
+    every consumer create (a push consumer delivering E1's orders onto E2's status
+    subject, a filtered one, an unfiltered one) are refused, and no E2 order reaches it."""
+    from consoles.field import FieldUnit
+
     svc = await service(secured)
     sjs = svc.jetstream()
-    await sjs.publish(ECC.dispatch("fire", "E1"), b'{"for": "E1"}')
-    await sjs.publish(ECC.dispatch("fire", "E2"), b'{"for": "E2"}')
+    order = {"type": "order.ended", "order_id": "o1", "unit_id": "E1", "incident_id": "i1",
+             "task_id": "t1", "reason": "first", "at": "2026-07-20T08:30:00+00:00"}
+    await sjs.publish(ECC.dispatch("fire", "E1"), json.dumps(order).encode())
+    await sjs.publish(ECC.dispatch("fire", "E2"), json.dumps({**order, "unit_id": "E2",
+                                                              "reason": "for E2"}).encode())
     got: list[bytes] = []
 
     async def on_message(msg: Any) -> None:
@@ -271,43 +278,43 @@ async def test_a_unit_follows_its_own_orders_and_cannot_read_another_units(
 
     try:
         async with connected(secured, "unit-E1") as (nc, errors):
+            unit = FieldUnit(nc, ECC, "E1", agency="fire", catch_up_every=0.2)
+            await unit.start()
+            try:
+                first = await unit.next(timeout=5)  # the last order, read at start
+                assert getattr(first, "reason", None) == "first"
+                await sjs.publish(ECC.dispatch("fire", "E1"),
+                                  json.dumps({**order, "order_id": "o2", "reason": "second"})
+                                  .encode())
+                second = await unit.next(timeout=5)  # live, and once only
+                assert getattr(second, "reason", None) == "second"
+                with pytest.raises(asyncio.TimeoutError):
+                    await unit.next(timeout=0.6)  # the catch-up reads o2 again: not shown
+            finally:
+                await unit.stop()
+
             js = nc.jetstream(timeout=1.0)  # a refused request gets no answer: wait 1 s
-            await js.subscribe(ECC.dispatch_to("E1"), stream="ECC_DISPATCH",
-                               ordered_consumer=True, deliver_policy=api.DeliverPolicy.LAST,
-                               cb=on_message,
-                               config=api.ConsumerConfig(name=f"unit-E1-{uuid.uuid4().hex}"))
-
-            async def own_order() -> bool:
-                return b'{"for": "E1"}' in got
-
-            await eventually(own_order, timeout=5)
-
-            name = f"unit-E1-{uuid.uuid4().hex}"
             with pytest.raises(nats.errors.TimeoutError):
-                await js.subscribe(ECC.dispatch_to("E2"), stream="ECC_DISPATCH",
-                                   ordered_consumer=True, cb=on_message,
-                                   config=api.ConsumerConfig(name=name))
-            await violation(errors, f"$JS.API.CONSUMER.CREATE.ECC_DISPATCH.{name}."
-                                    f"{ECC.dispatch_to('E2')}")
-            body = json.dumps({"stream_name": "ECC_DISPATCH", "config": {
-                "filter_subject": ECC.dispatches, "ack_policy": "none",
-                "deliver_subject": f"{natsauth.inbox_prefix('unit-E1')}.all"}}).encode()
-            with pytest.raises(nats.errors.TimeoutError):
-                await nc.request("$JS.API.CONSUMER.CREATE.ECC_DISPATCH", body, timeout=1)
-            await violation(errors, "$JS.API.CONSUMER.CREATE.ECC_DISPATCH")
+                await js.get_msg("ECC_DISPATCH", subject=ECC.dispatch("fire", "E2"),
+                                 direct=True)
+            await violation(errors, f"$JS.API.DIRECT.GET.ECC_DISPATCH.{ECC.dispatch('fire', 'E2')}")
+            push = json.dumps({"stream_name": "ECC_DISPATCH", "config": {
+                "name": "unit-E1-push", "filter_subject": ECC.dispatch_to("E1"),
+                "ack_policy": "none", "deliver_subject": ECC.unit_status("E2")}}).encode()
+            for create in (f"$JS.API.CONSUMER.CREATE.ECC_DISPATCH.unit-E1-push."
+                           f"{ECC.dispatch_to('E1')}", "$JS.API.CONSUMER.CREATE.ECC_DISPATCH"):
+                with pytest.raises(nats.errors.TimeoutError):
+                    await nc.request(create, push, timeout=1)
+                await violation(errors, create)
             await nc.subscribe(ECC.dispatch_to("E2"), cb=on_message)
             await violation(errors, ECC.dispatch_to("E2"))
             await nc.subscribe("_INBOX.>", cb=on_message)
             await violation(errors, "_INBOX.>")
-
             await sjs.publish(ECC.dispatch("fire", "E2"), b'{"for": "E2", "n": 2}')
-            await sjs.publish(ECC.dispatch("fire", "E1"), b'{"for": "E1", "n": 2}')
-
-            async def second_own_order() -> bool:
-                return b'{"for": "E1", "n": 2}' in got
-
-            await eventually(second_own_order, timeout=5)
+            await nc.flush()
             assert not [m for m in got if b"E2" in m]
+        consumers = [c.name for c in await sjs.consumers_info("ECC_DISPATCH")]
+        assert "unit-E1-push" not in consumers
     finally:
         await svc.close()
 
@@ -325,10 +332,11 @@ def test_unit_ids_map_one_to_one_onto_users_granted_that_unit_only(unit_id: str)
     assert entry["user"] == user
     g = natsauth.grant(user)
     other = unit_id + "x" if len(unit_id) < 40 else unit_id[:-1]
-    create = "$JS.API.CONSUMER.CREATE.ECC_DISPATCH.c1.ecc.dispatch.*.{}"
+    last = "$JS.API.DIRECT.GET.ECC_DISPATCH.ecc.dispatch.fire.{}"
+    assert not any(p.startswith("$JS.API.CONSUMER.") for p in g.publish or ())
     for mine, to, theirs in ((g.publish, ECC.unit_status(unit_id), ECC.unit_status(other)),
                              (g.publish, ECC.unit_position(unit_id), ECC.unit_position(other)),
-                             (g.publish, create.format(unit_id), create.format(other)),
+                             (g.publish, last.format(unit_id), last.format(other)),
                              (g.subscribe, ECC.dispatch("fire", unit_id),
                               ECC.dispatch("fire", other))):
         assert allowed(mine, to) and not allowed(mine, theirs)
