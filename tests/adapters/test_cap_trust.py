@@ -111,7 +111,7 @@ def test_a_signed_real_alert_is_valid_and_carries_its_verdict(version: str,
                                                                met: Signer) -> None:
     """A real CAP 1.0/1.1/1.2 alert signed with a trust anchor's key: signed_valid, the
     signer's subject and a clean schema verdict on every signal it raises."""
-    name, sender = REAL[version]
+    _, sender = REAL[version]
     alert = parse_cap(met.sign(real(version)), required(sender, met.cert), now=NOW)
     assert alert.verdict.status == "signed_valid"
     assert alert.verdict.signer == "CN=Met Service Alerts"
@@ -127,7 +127,7 @@ def test_every_tampered_copy_gets_its_own_refusal(version: str, met: Signer,
                                                   stranger: Signer) -> None:
     """A broken signature value, changed content, a certificate that is not a trust
     anchor and no signature at all: each refused with the reason that fits."""
-    name, sender = REAL[version]
+    _, sender = REAL[version]
     trust = required(sender, met.cert)
     signed = met.sign(real(version))
     cases = {
