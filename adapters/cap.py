@@ -231,7 +231,8 @@ def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None,
         category = guess.category if guess.rule != "none" else CATEGORY.get(cap_category, "other")
         confidence = CERTAINTY.get(_text(info.find(f"{ns}certainty")), 0.4)
         for j, area_el in enumerate(info.findall(f"{ns}area")):
-            desc = _text(area_el.find(f"{ns}areaDesc")) or f"info {i} area {j}"
+            desc = " ".join(_text(area_el.find(f"{ns}areaDesc")).split())[:500] or \
+                f"info {i} area {j}"
             try:
                 where = _place(area_el, ns, area)
             except (AreaError, ValueError) as exc:

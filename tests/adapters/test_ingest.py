@@ -23,8 +23,8 @@ from command import natsauth
 from command.service import Service, ServiceConfig
 from command.store import Store
 from command.subjects import Namespace
-from tests.conftest import Servers, running
 from tests.adapters.test_cap_trust import Signer
+from tests.conftest import Servers, running
 from tests.helpers import eventually, far_apart
 
 T0 = datetime(2026, 7, 20, 8, 0, tzinfo=UTC)
