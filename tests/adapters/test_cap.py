@@ -99,3 +99,20 @@ def test_cap_check_prints_what_it_understood_and_fails_on_a_refusal(tmp_path: Pa
     bad = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", good, "/nope"],
                          capture_output=True, text=True, timeout=60, env=env)
     assert bad.returncode == 2 and "1 of 2 files refused" in bad.stderr
+
+
+def test_cap_check_refuses_a_file_over_the_limit_without_reading_it_whole(
+        tmp_path: Path) -> None:
+    """A 100 MB file is refused by its size (exit 2, the size and the limit said); a
+    stream with no size (/dev/zero) is read no further than the limit and one byte."""
+    from adapters.cap import MAX_ALERT_BYTES
+
+    huge = tmp_path / "huge.xml"
+    with huge.open("wb") as f:
+        f.truncate(100 * 1024 * 1024)  # sparse: nothing is written, st_size says 100 MB
+    out = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", str(huge),
+                          "/dev/zero"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "2 of 2 files refused" in out.stderr
+    assert f"REFUSED: the alert is {100 * 1024 * 1024} bytes; the limit is " \
+           f"{MAX_ALERT_BYTES}" in out.stdout
+    assert f"/dev/zero: REFUSED: the alert is over {MAX_ALERT_BYTES} bytes" in out.stdout
