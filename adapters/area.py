@@ -45,6 +45,9 @@ def _point(pair: str) -> tuple[float, float]:
 def polygon(points: list[tuple[float, float]]) -> BaseGeometry:
     """A polygon from (lat, lon) points, closed or not; repaired where it crosses itself."""
     ring = points[:-1] if len(points) > 1 and points[0] == points[-1] else points
+    for lat, lon in ring:
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # NaN fails this too
+            raise AreaError(f"point {lat},{lon} is off the globe")
     if len(set(ring)) < 3:
         raise AreaError(f"a polygon needs at least 3 distinct points, got {len(set(ring))}")
     shape = Polygon([(lon, lat) for lat, lon in ring])
@@ -104,8 +107,11 @@ class Area:
 
     @classmethod
     def from_points(cls, points: list[tuple[float, float]]) -> Area:
-        """The city file's ``[area] polygon``: (lat, lon) points."""
-        return cls(polygon(points))
+        """The city file's ``[area] polygon``: (lat, lon) points, enclosing some area."""
+        shape = polygon(points)
+        if shape.area <= 0:
+            raise AreaError("the polygon encloses no area (its points are on one line)")
+        return cls(shape)
 
     @classmethod
     def around(cls, points: list[tuple[float, float]], margin_deg: float = 0.3) -> Area:

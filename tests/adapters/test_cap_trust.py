@@ -9,6 +9,7 @@ import datetime as dt
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -24,6 +25,7 @@ from signxml.signer import XMLSigner
 from adapters.area import Area
 from adapters.cap import MAX_ALERT_BYTES, CapRejected, alert_key, copy_key, parse_cap, understand
 from adapters.cap_trust import SenderRule, Trust
+from adapters.ingest import config_from_city
 from tests.helpers import shared_data
 
 NOW = dt.datetime.now(dt.UTC)
@@ -332,3 +334,57 @@ def test_garbage_areas_are_refused_with_a_reason_or_placed(junk: str) -> None:
                 b"\x00", b""), area=CITY)
         except CapRejected as exc:
             assert exc.reason
+
+
+def test_the_city_file_names_senders_anchors_and_area(tmp_path: Path, met: Signer) -> None:
+    """[[cap_sender]] entries (PEM paths relative to the city file, a "*" rule) and an
+    [area] polygon are read into the adapter's settings; faults name the entry."""
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "met.pem").write_bytes(met.pem)
+    doc = {"cap_sender": [
+        {"sender": "alerts@met.example", "policy": "signature_required",
+         "trust": ["certs/met.pem"]},
+        {"sender": "*", "policy": ["unsigned_accepted", "schema_required"]}],
+        "area": {"polygon": [[34.6, 113.5], [34.9, 113.5], [34.9, 113.9]]}}
+    config = config_from_city(doc, base=tmp_path)
+    assert config.cap_trust is not None and config.area is not None
+    rule = config.cap_trust.rule("ALERTS@met.example")
+    assert rule.signature_required and rule.anchors == (met.cert,)
+    other = config.cap_trust.rule("someone@else.example")
+    assert other.schema_required and not other.signature_required
+    assert config.area.holds(34.7, 113.6) and not config.area.holds(34.62, 113.88)
+    faults = {
+        "signature_required needs trust": {"sender": "a@b", "policy": "signature_required"},
+        "unknown policy": {"sender": "a@b", "policy": "trust_me"},
+        "cannot read trust anchor": {"sender": "a@b", "trust": ["nope.pem"]},
+        "unknown keys": {"sender": "a@b", "key": "x"},
+        "needs sender": {"policy": "unsigned_accepted"},
+        "contradict": {"sender": "a@b", "policy": ["signature_required",
+                                                   "unsigned_accepted"]},
+    }
+    for words, entry in faults.items():
+        with pytest.raises(ValueError, match=words) as refused:
+            config_from_city({"cap_sender": [entry]}, base=tmp_path, origin="city.toml")
+        assert "city.toml: [[cap_sender]] 1" in str(refused.value)
+    with pytest.raises(ValueError, match=r"\[area\]"):
+        config_from_city({"area": {"polygon": [[34.6, 113.5], [34.9, 113.5]]}})
+
+
+TOML = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
+                    st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                        st.sampled_from(["sender", "policy", "trust", "polygon", "x"]), inner,
+                        max_size=4), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(senders=TOML, area=TOML)
+def test_garbage_in_the_city_files_cap_sections_is_refused_with_a_reason(
+        tmp_path_factory: pytest.TempPathFactory, senders: object, area: object) -> None:
+    """Arbitrary values as [[cap_sender]] and [area]: read, or refused with ValueError."""
+    base = tmp_path_factory.getbasetemp()
+    for doc in ({"cap_sender": senders}, {"area": area}):
+        try:
+            config_from_city(doc, base=base)
+        except ValueError as exc:
+            assert str(exc)
