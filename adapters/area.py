@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import shapely
 from shapely import affinity
 from shapely.geometry import Point, Polygon
@@ -33,24 +35,46 @@ class AreaError(ValueError):
 
 
 def _point(pair: str) -> tuple[float, float]:
-    try:
-        lat, lon = (float(x) for x in pair.split(","))
-    except ValueError as exc:
-        raise AreaError(f"point {pair[:40]!r} is not lat,lon") from exc
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise AreaError(f"point {pair[:40]} is off the globe")
+    lat, lon = (float(v) for v in _points(pair)[0])
     return lat, lon
 
 
-def polygon(points: list[tuple[float, float]]) -> BaseGeometry:
+def _points(text: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """CAP's ``lat,lon lat,lon ...`` as an (n, 2) array of (lat, lon), read in one pass
+    (a national warning polygon has tens of thousands of points)."""
+    pairs = text.split()
+    if text.count(",") != len(pairs):
+        raise AreaError(f"points {text[:40]!r} are not lat,lon pairs")
+    try:
+        values = np.array(" ".join(pairs).replace(",", " ").split(), dtype=np.float64)
+    except ValueError as exc:
+        raise AreaError(f"points {text[:40]!r} are not numbers") from exc
+    if values.size != 2 * len(pairs):
+        raise AreaError(f"points {text[:40]!r} are not lat,lon pairs")
+    points = values.reshape(-1, 2)
+    on_globe = (np.abs(points[:, 0]) <= 90) & (np.abs(points[:, 1]) <= 180)  # NaN: False
+    if not bool(on_globe.all()):
+        lat, lon = points[int(np.argmin(on_globe))]
+        raise AreaError(f"point {lat},{lon} is off the globe")
+    return points
+
+
+def polygon(points: list[tuple[float, float]] | np.ndarray[Any, np.dtype[np.float64]]
+            ) -> BaseGeometry:
     """A polygon from (lat, lon) points, closed or not; repaired where it crosses itself."""
-    ring = points[:-1] if len(points) > 1 and points[0] == points[-1] else points
-    for lat, lon in ring:
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # NaN fails this too
-            raise AreaError(f"point {lat},{lon} is off the globe")
-    if len(set(ring)) < 3:
-        raise AreaError(f"a polygon needs at least 3 distinct points, got {len(set(ring))}")
-    shape = Polygon([(lon, lat) for lat, lon in ring])
+    ring = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(ring) > 1 and bool((ring[0] == ring[-1]).all()):
+        ring = ring[:-1]
+    on_globe = (np.abs(ring[:, 0]) <= 90) & (np.abs(ring[:, 1]) <= 180)  # NaN fails this too
+    if not bool(on_globe.all()):
+        lat, lon = ring[int(np.argmin(on_globe))]
+        raise AreaError(f"point {lat},{lon} is off the globe")
+    # (lat, lon) pairs as complex numbers: a 1-D unique, far quicker than rows
+    distinct = len(np.unique(np.ascontiguousarray(ring).view(np.complex128))) if len(ring) \
+        else 0
+    if distinct < 3:
+        raise AreaError(f"a polygon needs at least 3 distinct points, got {distinct}")
+    shape = Polygon(ring[:, ::-1])
     return shape if shape.is_valid else shapely.make_valid(shape)
 
 
@@ -75,10 +99,9 @@ def shape_of(polygons: list[str], circles: list[str]) -> tuple[BaseGeometry, Poi
     parts: list[BaseGeometry] = []
     natural: Point | None = None
     for text in polygons:
-        points = [_point(pair) for pair in text.split()]
-        if not points:
+        if not text.strip():
             continue
-        shape = polygon(points)
+        shape = polygon(_points(text))
         parts.append(shape)
         natural = natural or shape.centroid
     for text in circles:
