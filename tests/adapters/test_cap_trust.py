@@ -388,3 +388,11 @@ def test_garbage_in_the_city_files_cap_sections_is_refused_with_a_reason(
             config_from_city(doc, base=base)
         except ValueError as exc:
             assert str(exc)
+
+
+@pytest.mark.parametrize("name", ["cap10.xsd", "cap11.xsd", "cap12.xsd"])
+def test_the_bundled_cap_schemas_are_the_oasis_ones(name: str) -> None:
+    """Each bundled CAP schema is byte for byte the OASIS file in the shared data."""
+    from adapters.cap_trust import SCHEMA_DIR
+
+    assert (SCHEMA_DIR / name).read_bytes() == shared_data("cap", "schema", name).read_bytes()
