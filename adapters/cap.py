@@ -1,12 +1,25 @@
 """Border (core part): OASIS CAP 1.0 / 1.1 / 1.2 alerts in.
 
-:func:`parse_cap` reads an alert with defusedxml (safe against entity
-expansion and external entities) into an :class:`Alert`: its header, its
-``references`` (the alerts an Update or Cancel refers to) and, for each info
-block and area, a located :class:`command.model.Signal` (a polygon's centroid or
-a circle's centre; an area given only by geocodes cannot be placed and is
-reported as such). :func:`understand` says, for ``ecc cap check``, what ECC
-would do with it. An Update's signals name the alerts it replaces
+:func:`parse_cap` reads an alert into an :class:`Alert`, once, with an lxml
+parser that resolves no entity, loads no DTD and fetches nothing (a document
+with a DOCTYPE is refused outright). Then, in order:
+
+1. the signature, the schema and the sender's policy (:mod:`adapters.cap_trust`):
+   a refusal names the check (:class:`CapRejected` ``code``); what passes is
+   read from the signed copy signxml returns, never from bytes around it;
+2. its header, its ``references`` (the alerts an Update or Cancel refers to;
+   only the sender's own alerts: a reference to another sender's alert is
+   dropped and said so in :func:`understand`) and its content digest (C14N of
+   the alert without its signature), which tells a second copy of the same
+   alert with other content (:func:`copy_key`) from a repeat;
+3. for each info block and area, a located :class:`command.model.Signal`: its
+   polygons and circles are tested by intersection with the city's
+   :class:`adapters.area.Area` and placed at a point of the intersection; an
+   area outside the city is listed in ``outside`` (dropped), one given only by
+   geocodes in ``unplaced``.
+
+:func:`understand` says, for ``ecc cap check`` and the ingress answer, what ECC
+will do with it. An Update's signals name the alerts it replaces
 (``refers_to``); a Cancel becomes a :class:`command.model.Retraction` of them.
 Emitting CAP is :mod:`adapters.cap_out`.
 """
@@ -17,11 +30,12 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from xml.etree.ElementTree import Element
+from typing import Any
 
-from defusedxml import ElementTree as SafeET
-from defusedxml.common import DefusedXmlException
+from lxml import etree
 
+from adapters.area import Area, AreaError, place, shape_of
+from adapters.cap_trust import Trust, Verdict, verify, violations
 from adapters.hotline import classify
 from command.model import Retraction, Signal
 from workflows.geo import Location
@@ -31,7 +45,9 @@ NAMESPACES = {
     "urn:oasis:names:tc:emergency:cap:1.1": "1.1",
     "http://www.incident.com/cap/1.0": "1.0",
 }
-MAX_ALERT_BYTES = 512 * 1024
+# Real national alerts with warning polygons reach about 1 MB; 4 MiB leaves room for
+# the largest without letting one alert fill the broker (its max_payload is 5 MiB).
+MAX_ALERT_BYTES = 4 * 1024 * 1024
 # CAP <category> to ECC's, when the event text says nothing more specific.
 CATEGORY = {"Fire": "fire", "Health": "medical", "Transport": "traffic", "Infra": "utility_outage",
             "CBRNE": "hazmat", "Env": "hazmat", "Security": "crime", "Safety": "crime",
@@ -41,11 +57,14 @@ CERTAINTY = {"Observed": 0.95, "Likely": 0.8, "Possible": 0.5, "Unlikely": 0.2,
 
 
 class CapRejected(ValueError):
-    """An alert ECC cannot accept; ``reason`` says why in words an integrator can act on."""
+    """An alert ECC cannot accept; ``reason`` says why in words an integrator can act on,
+    ``code`` which check refused it (``invalid``, ``oversized``, ``cap_signature``,
+    ``cap_unsigned``, ``cap_schema``): the dead letter's reason code."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: str = "invalid") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 @dataclass
@@ -57,15 +76,30 @@ class Alert:
     status: str
     msg_type: str
     scope: str
-    references: list[tuple[str, str, str]] = field(default_factory=list)
+    sent_text: str = ""
+    references: list[tuple[str, str, str]] = field(default_factory=list)  # the sender's own
+    foreign: list[tuple[str, str, str]] = field(default_factory=list)  # other senders': dropped
     signals: list[Signal] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)  # areas with no coordinates
+    outside: list[str] = field(default_factory=list)  # areas that do not meet the city's
     retraction: Retraction | None = None  # a Cancel: the alerts it takes back
+    verdict: Verdict = field(default_factory=lambda: Verdict("unsigned"))
+    violation_count: int = 0
+    violations: list[str] = field(default_factory=list)
+    digest: str = ""  # SHA-256 of the alert's C14N without its signature
 
     @property
     def acted_on(self) -> bool:
         """Only Actual alerts become signals; Exercise, System, Test and Draft do not."""
         return self.status == "Actual"
+
+    @property
+    def trust(self) -> dict[str, Any]:
+        """What the signals carry in ``details["cap"]`` (and the console shows)."""
+        return {"signature": self.verdict.label, "signer": self.verdict.signer,
+                "schema": "valid" if not self.violation_count else
+                          f"{self.violation_count} violation(s) of the CAP {self.version} schema",
+                "violations": self.violations, "digest": self.digest}
 
 
 def alert_key(sender: str, identifier: str) -> str:
@@ -75,77 +109,117 @@ def alert_key(sender: str, identifier: str) -> str:
     return f"cap-{digest}"
 
 
-def _text(el: Element | None) -> str:
+def copy_key(alert: Alert) -> str:
+    """One alert's name across its copies (CAP's sender, identifier and sent): two copies
+    with this key and different :attr:`Alert.digest` are a conflict."""
+    name = f"{alert.sender}|{alert.identifier}|{alert.sent_text}"
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def _text(el: etree._Element | None) -> str:
     return (el.text or "").strip() if el is not None else ""
 
 
-def _points(text: str) -> list[tuple[float, float]]:
-    points = []
-    for pair in text.split():
-        lat, lon = (float(x) for x in pair.split(","))
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise ValueError(f"point {pair} is off the globe")
-        points.append((lat, lon))
-    return points
+def _read(data: bytes) -> etree._Element:
+    """The document's root, parsed once without entities, DTDs or network."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, remove_pis=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise CapRejected(f"not well-formed XML: {exc}"[:500]) from exc
+    except (ValueError, TypeError) as exc:  # e.g. a declared encoding lxml does not know
+        raise CapRejected(f"not readable XML: {exc}"[:500]) from exc
+    if root is None:
+        raise CapRejected("not well-formed XML: no root element")
+    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr] # lxml-stubs: a DocInfo
+        # No entity of a DTD is ever expanded or fetched; CAP has no use for one at all.
+        raise CapRejected("unsafe XML refused: a DOCTYPE (DTD, entities) is not allowed in CAP")
+    return root
 
 
-def _place(area: Element, ns: str) -> Location | None:
+def _place(area: etree._Element, ns: str, city: Area | None) -> Location | bool | None:
+    """The area's location where it meets ``city``; None with no coordinates; False when
+    it does not meet the city's area."""
     desc = _text(area.find(f"{ns}areaDesc"))[:500] or None
-    for poly in area.findall(f"{ns}polygon"):
-        pts = _points(_text(poly))
-        if pts:
-            ring = pts[:-1] if len(pts) > 1 and pts[0] == pts[-1] else pts
-            return Location(lat=sum(p[0] for p in ring) / len(ring),
-                            lon=sum(p[1] for p in ring) / len(ring), address=desc)
-    for circle in area.findall(f"{ns}circle"):
-        centre, _, radius = _text(circle).partition(" ")
-        pts = _points(centre)
-        if pts:
-            km = float(radius or 0)
-            return Location(lat=pts[0][0], lon=pts[0][1], accuracy_m=km * 1000, address=desc)
-    return None
+    found = shape_of([_text(p) for p in area.findall(f"{ns}polygon")],
+                     [_text(c) for c in area.findall(f"{ns}circle")])
+    if found is None:
+        return None
+    shape, natural = found
+    where = place(shape, natural, city)
+    if where is None:
+        return False
+    radius = None
+    circles = area.findall(f"{ns}circle")
+    if circles and not area.findall(f"{ns}polygon"):
+        radius = float(_text(circles[0]).partition(" ")[2] or 0) * 1000
+    return Location(lat=where[0], lon=where[1], accuracy_m=radius, address=desc)
 
 
-def parse_cap(data: bytes) -> Alert:
-    """Parse one CAP alert. Raises :class:`CapRejected` with the reason."""
+def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None, *,
+              now: datetime | None = None) -> Alert:
+    """Parse one CAP alert, check it against ``trust`` (no rules: unsigned accepted and
+    flagged, any signature must verify) and place it in ``area`` (None: anywhere).
+    ``now`` is when certificates must be valid (None: the clock's now).
+
+    Raises :class:`CapRejected` with the reason and the check's code.
+    """
     if len(data) > MAX_ALERT_BYTES:
-        raise CapRejected(f"alert is {len(data)} bytes; limit {MAX_ALERT_BYTES}")
-    try:
-        root = SafeET.fromstring(data, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise CapRejected(f"unsafe XML refused: {type(exc).__name__}") from exc
-    except SafeET.ParseError as exc:
-        raise CapRejected(f"not well-formed XML: {exc}") from exc
-    match = re.match(r"^\{(.+)\}alert$", root.tag)
+        raise CapRejected(f"the alert is {len(data)} bytes; the limit is {MAX_ALERT_BYTES}",
+                          "oversized")
+    root = _read(data)
+    match = re.match(r"^\{(.+)\}alert$", str(root.tag))
     if match is None or match.group(1) not in NAMESPACES:
-        raise CapRejected(f"not a CAP alert: root element {root.tag!r}")
+        raise CapRejected(f"not a CAP alert: root element {str(root.tag)[:200]!r}")
     ns = "{" + match.group(1) + "}"
+    version = NAMESPACES[match.group(1)]
+    claimed = _text(root.find(f"{ns}sender"))
+    if not claimed or not _text(root.find(f"{ns}identifier")):
+        raise CapRejected("an alert needs <identifier> and <sender>")
+    rule = (trust or Trust()).rule(claimed)
+    verdict, root = verify(root, rule, now)  # from here on: the signed copy, if signed
+    if verdict.status == "invalid":
+        raise CapRejected(f"the signature is invalid: {verdict.reason}; the alert was refused "
+                          "(ask the sender to check its signing key and certificate)",
+                          "cap_signature")
+    if verdict.status == "unsigned" and rule.signature_required:
+        raise CapRejected(f"{claimed[:200]} must sign its alerts (policy signature_required) "
+                          "and this one is unsigned", "cap_unsigned")
+    count, found = violations(root, version)
+    if count and rule.schema_required:
+        raise CapRejected(f"{count} violation(s) of the CAP {version} schema (policy "
+                          f"schema_required): {'; '.join(found[:3])}"[:1000], "cap_schema")
+    sent_text = _text(root.find(f"{ns}sent"))
     try:
-        sent = datetime.fromisoformat(_text(root.find(f"{ns}sent")))
+        sent = datetime.fromisoformat(sent_text)
     except ValueError as exc:
-        raise CapRejected(f"<sent> is not a time: {exc}") from exc
+        raise CapRejected(f"<sent> is not a time: {exc}"[:500]) from exc
     if sent.tzinfo is None:
         raise CapRejected("<sent> has no time zone")
     alert = Alert(
-        version=NAMESPACES[match.group(1)], identifier=_text(root.find(f"{ns}identifier")),
-        sender=_text(root.find(f"{ns}sender")), sent=sent,
+        version=version, identifier=_text(root.find(f"{ns}identifier")),
+        sender=_text(root.find(f"{ns}sender")), sent=sent, sent_text=sent_text,
         status=_text(root.find(f"{ns}status")), msg_type=_text(root.find(f"{ns}msgType")),
-        scope=_text(root.find(f"{ns}scope")))
-    if not alert.identifier or not alert.sender:
-        raise CapRejected("an alert needs <identifier> and <sender>")
+        scope=_text(root.find(f"{ns}scope")), verdict=verdict, violation_count=count,
+        violations=found,
+        digest=hashlib.sha256(etree.tostring(root, method="c14n")).hexdigest())
     for ref in _text(root.find(f"{ns}references")).split():
         parts = ref.split(",")
         if len(parts) != 3:
-            raise CapRejected(f"<references> entry {ref!r} is not sender,identifier,sent")
-        alert.references.append((parts[0], parts[1], parts[2]))
-    refers_to = tuple(dict.fromkeys(alert_key(snd, ident) for snd, ident, _ in alert.references))
-    if alert.msg_type in ("Update", "Cancel") and not refers_to:
+            raise CapRejected(f"<references> entry {ref[:200]!r} is not sender,identifier,sent")
+        named = (parts[0], parts[1], parts[2])
+        own = parts[0].casefold() == alert.sender.casefold()
+        (alert.references if own else alert.foreign).append(named)
+    if alert.msg_type in ("Update", "Cancel") and not (alert.references or alert.foreign):
         raise CapRejected(f"a {alert.msg_type} must name the alerts it replaces in <references>")
+    refers_to = tuple(dict.fromkeys(alert_key(snd, ident) for snd, ident, _ in alert.references))
     if alert.msg_type == "Cancel":
-        alert.retraction = Retraction(
-            retraction_id=alert_key(alert.sender, alert.identifier), source="cap",
-            refers_to=refers_to[:16], at=alert.sent,
-            reason=f"CAP Cancel {alert.identifier[:200]} from {alert.sender[:200]}")
+        if refers_to:
+            alert.retraction = Retraction(
+                retraction_id=alert_key(alert.sender, alert.identifier), source="cap",
+                refers_to=refers_to[:16], at=alert.sent,
+                reason=f"CAP Cancel {alert.identifier[:200]} from {alert.sender[:200]}")
         return alert  # a Cancel's info blocks (if any) describe what ends, not news
     if alert.msg_type in ("Ack", "Error"):
         return alert  # answers to alerts, not about the world
@@ -156,44 +230,65 @@ def parse_cap(data: bytes) -> Alert:
         guess = classify(f"{event} {headline}")
         category = guess.category if guess.rule != "none" else CATEGORY.get(cap_category, "other")
         confidence = CERTAINTY.get(_text(info.find(f"{ns}certainty")), 0.4)
-        for j, area in enumerate(info.findall(f"{ns}area")):
+        for j, area_el in enumerate(info.findall(f"{ns}area")):
+            desc = " ".join(_text(area_el.find(f"{ns}areaDesc")).split())[:500] or \
+                f"info {i} area {j}"
             try:
-                where = _place(area, ns)
-            except ValueError as exc:
-                raise CapRejected(f"info {i} area {j}: {exc}") from exc
+                where = _place(area_el, ns, area)
+            except (AreaError, ValueError) as exc:
+                raise CapRejected(f"info {i} area {j}: {exc}"[:500]) from exc
             if where is None:
-                alert.unplaced.append(_text(area.find(f"{ns}areaDesc")) or f"info {i} area {j}")
+                alert.unplaced.append(desc)
                 continue
+            if where is False:
+                alert.outside.append(desc)
+                continue
+            assert isinstance(where, Location)
             alert.signals.append(Signal(
                 signal_id=f"{alert_key(alert.sender, alert.identifier)}-{i}-{j}", source="cap",
                 origin=alert_key(alert.sender, alert.identifier),
                 category=category, refers_to=refers_to[:16],
                 location=where, observed_at=alert.sent, summary=(headline or event)[:2000],
                 confidence=confidence,
-                details={"identifier": alert.identifier, "sender": alert.sender,
-                         "msg_type": alert.msg_type, "cap_category": cap_category,
-                         "event": event, "rule": guess.rule}))
+                details={"identifier": alert.identifier[:200], "sender": alert.sender[:200],
+                         "msg_type": alert.msg_type, "cap_category": cap_category[:100],
+                         "event": event[:200], "rule": guess.rule, "cap": alert.trust}))
     return alert
 
 
 def understand(alert: Alert) -> list[str]:
-    """Lines saying what ECC would do with the alert (``ecc cap check``)."""
+    """Lines saying what ECC will do with the alert (``ecc cap check``, the ingress answer):
+    its signature and schema verdicts, what it updates or cancels, where each signal is
+    placed and which areas are dropped as outside the city's area."""
     head = (f"{alert.identifier} from {alert.sender}: CAP {alert.version} {alert.status} "
             f"{alert.msg_type} ({alert.scope})")
-    lines = [head]
+    signer = f" by {alert.verdict.signer}" if alert.verdict.signer else ""
+    lines = [head, f"  signature: {alert.verdict.label}{signer}",
+             f"  schema: {alert.trust['schema']}"]
+    lines += [f"    {v}" for v in alert.violations]
     if not alert.acted_on:
         lines.append(f"  not acted on: status {alert.status} (only Actual alerts become signals)")
         return lines
+    verb = {"Cancel": "cancels", "Update": "updates"}.get(alert.msg_type, "answers")
     if alert.msg_type in ("Update", "Cancel", "Ack", "Error"):
         for sender, ident, _ in alert.references:
-            verb = {"Cancel": "cancels", "Update": "updates"}.get(alert.msg_type, "answers")
             lines.append(f"  {verb} {ident} from {sender}")
+    if alert.msg_type in ("Update", "Cancel"):
+        for sender, ident, _ in alert.foreign:
+            lines.append(f"  ignored: {ident} from {sender} is another sender's alert (a "
+                         f"{alert.msg_type} acts only on the sender's own alerts)")
     if alert.retraction is not None:
         lines.append("  retracts the signals of those alerts: each incident they are on loses "
                      "them (and is cancelled if nothing else reports it and no unit is sent)")
+    elif alert.msg_type == "Cancel":
+        lines.append("  cancels nothing: none of its references is the sender's own alert")
     for s in alert.signals:
         lines.append(f"  signal {s.signal_id}: {s.category} at {s.location.lat:.4f}, "
                      f"{s.location.lon:.4f} ({s.summary[:60]})")
+    for desc in alert.outside:
+        lines.append(f"  outside the city's area, dropped: {desc[:80]}")
     for desc in alert.unplaced:
         lines.append(f"  area without coordinates, not placed: {desc[:80]}")
+    if alert.msg_type in ("Alert", "Update") and not alert.signals:
+        lines.append("  raises nothing: no area of the alert is placed in the city's area")
     return lines

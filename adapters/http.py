@@ -36,7 +36,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.cap import CapRejected, parse_cap, understand
+from adapters.area import Area
+from adapters.cap import MAX_ALERT_BYTES, CapRejected, parse_cap, understand
+from adapters.cap_trust import Trust
 from adapters.eido import MAX_EIDO_BYTES
 from adapters.ingest import parse_call, parse_handoff
 from command.bus import Undeliverable, dead_letter_bytes
@@ -48,11 +50,14 @@ from command.subjects import Namespace
 log = structlog.get_logger("ecc.ingress")
 
 ROLES = frozenset({"adapter", "admin"})
-CAP_LIMIT = 512 * 1024
+CAP_LIMIT = MAX_ALERT_BYTES  # 4 MiB: real national alerts with warning polygons reach ~1 MB
+WHAT = {"cap": "alert", "eido": "document"}  # what one body is, in the 413's words
 
 
 class _TooLarge(Exception):
-    pass
+    def __init__(self, size: int | None) -> None:
+        super().__init__(size)
+        self.size = size  # None: a streamed body, stopped past the limit
 
 
 class _QuietServer(uvicorn.Server):
@@ -71,7 +76,8 @@ class Ingress:
 
     def __init__(self, store: Store, js: JetStreamContext, ns: Namespace, *,
                  host: str = "127.0.0.1", port: int = 0, metrics: Metrics | None = None,
-                 readiness: Callable[[], dict[str, Any]] | None = None) -> None:
+                 readiness: Callable[[], dict[str, Any]] | None = None,
+                 cap_trust: Trust | None = None, area: Area | None = None) -> None:
         self.store = store
         self.js = js
         self.ns = ns
@@ -88,7 +94,9 @@ class Ingress:
                   methods=["POST"]),
             Route("/v1/video/detections", self._door("video", MAX_SIGNAL_BYTES, check_video),
                   methods=["POST"]),
-            Route("/v1/cap", self._door("cap", CAP_LIMIT, check_cap), methods=["POST"]),
+            Route("/v1/cap", self._door("cap", CAP_LIMIT,
+                                        lambda body: check_cap(body, cap_trust, area)),
+                  methods=["POST"]),
             Route("/v1/eido", self._door("eido", MAX_EIDO_BYTES, check_eido),
                   methods=["POST"]),
         ])
@@ -119,11 +127,13 @@ class Ingress:
                 return who
             try:
                 body = await _read(request, limit)
-            except _TooLarge:
-                return _error(413, f"the body is over {limit} bytes; send one record per "
-                                   "request")
+            except _TooLarge as exc:
+                what = WHAT.get(kind, "record")
+                size = f"{exc.size} bytes" if exc.size is not None else f"over {limit} bytes"
+                return _error(413, f"the {what} is {size}; the limit is {limit} bytes")
             try:
-                msg_id, understood = check(body)
+                # CPU-bound (a 4 MiB CAP alert: signature, schema, geometry): off the loop
+                msg_id, understood = await asyncio.to_thread(check, body)
             except Undeliverable as exc:
                 await dead_letter_bytes(self.js, self.ns, body, kind, exc.code, exc.reason,
                                         f"POST {request.url.path} by {who}")
@@ -175,13 +185,13 @@ class Ingress:
 async def _read(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
+        raise _TooLarge(int(declared))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _TooLarge
+            raise _TooLarge(None)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -205,12 +215,19 @@ def check_video(body: bytes) -> tuple[str, str]:
             f"{d.label} on camera {d.camera}")
 
 
-def check_cap(body: bytes) -> tuple[str, str]:
+def check_cap(body: bytes, trust: Trust | None = None,
+              area: Area | None = None) -> tuple[str, str]:
+    """The alert's message id and what ECC will do with it (signature, schema, placement:
+    "outside the city's area" when it will be dropped); raises Undeliverable with the
+    check's code. The id carries the content digest, so a second copy with other content
+    reaches the adapter (which dead-letters it as ``cap_conflict``) instead of being
+    dropped by the broker as a duplicate."""
     try:
-        alert = parse_cap(body)
+        alert = parse_cap(body, trust, area)
     except CapRejected as exc:
-        raise Undeliverable("invalid", exc.reason) from exc
-    return f"{alert.sender}-{alert.identifier}", "; ".join(understand(alert))[:2000]
+        raise Undeliverable(exc.code, exc.reason) from exc
+    return (f"{alert.sender}-{alert.identifier}-{alert.digest[:16]}",
+            "; ".join(line.strip() for line in understand(alert))[:2000])
 
 
 def check_eido(body: bytes) -> tuple[str, str]:

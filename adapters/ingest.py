@@ -6,8 +6,12 @@ publishes them on ``<ns>.signal.<source>.<category>`` (``Nats-Msg-Id`` = the
 signal's id, so a redelivered record never becomes a second signal):
 
 * hotline: JSON call records on ``<ns>.ingress.hotline`` (:mod:`adapters.hotline`);
-* cap: CAP 1.0-1.2 XML on ``<ns>.ingress.cap`` (:mod:`adapters.cap`); a Cancel
-  becomes a retraction of the alerts it names;
+* cap: CAP 1.0-1.2 XML on ``<ns>.ingress.cap`` (:mod:`adapters.cap`), its
+  signature and schema checked against the sender's policy (:mod:`adapters.cap_trust`,
+  the city file's ``[[cap_sender]]``), its areas placed in the city's ``[area]``; a
+  Cancel becomes a retraction of the sender's own alerts it names; a second copy of
+  an alert with other content is dead-lettered as ``cap_conflict`` (the first copy's
+  digest is kept in ``CAPSEEN``, :class:`CapCopies`);
 * sensor: readings from the MQTT listener on ``sensors.<device>.<metric>``
   (:mod:`adapters.sensor`), plus a heartbeat watch for silent devices;
 * cap out: ``incident.public_warning`` events from EVENTS become CAP 1.2 alerts
@@ -30,6 +34,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -38,7 +43,9 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from adapters import cap_out
-from adapters.cap import Alert, CapRejected, parse_cap
+from adapters.area import Area
+from adapters.cap_feed import CapAdapter, area_of, trust_of
+from adapters.cap_trust import Trust
 from adapters.eido import CATEGORIES, EidoRejected, parse_eido
 from adapters.eido import to_signal as eido_signal
 from adapters.hotline import CallRecord, to_signal
@@ -61,7 +68,13 @@ from adapters.video import (
     parse_video_config,
     parse_webhook,
 )
-from command.bus import FRIGATE_ROOT, SENSOR_ROOT, ConsumerSpec, Undeliverable, consume
+from command.bus import (
+    FRIGATE_ROOT,
+    SENSOR_ROOT,
+    ConsumerSpec,
+    Undeliverable,
+    consume,
+)
 from command.model import (
     MAX_SIGNAL_BYTES,
     RETRACTION,
@@ -184,62 +197,6 @@ class EidoAdapter:
             log.info("eido.handoff", signal_id=signal.signal_id, category=signal.category,
                      agency=signal.details.get("agency"),
                      incident_uid=signal.details.get("incident_uid"), duplicate=not fresh)
-
-
-@dataclass(frozen=True)
-class Area:
-    """Where this command centre acts: a CAP alert about elsewhere is not ours."""
-
-    south: float
-    north: float
-    west: float
-    east: float
-
-    def holds(self, lat: float, lon: float) -> bool:
-        return self.south <= lat <= self.north and self.west <= lon <= self.east
-
-
-class CapAdapter:
-    """CAP alerts to signals (Alert, Update) and retractions (Cancel)."""
-
-    source = "cap"
-
-    def __init__(self, ns: Namespace, publisher: Publisher, area: Area | None = None) -> None:
-        self.ns = ns
-        self.publisher = publisher
-        self.area = area
-
-    def spec(self) -> ConsumerSpec:
-        return ConsumerSpec(stream=self.ns.stream("INGRESS"), durable="adapter-cap",
-                            subject=self.ns.ingress("cap"))
-
-    def source_of(self, msg: Msg) -> str:
-        return self.source
-
-    def decode(self, msg: Msg) -> Alert:
-        try:
-            return parse_cap(msg.data)
-        except CapRejected as exc:
-            raise Undeliverable("invalid", exc.reason) from exc
-
-    async def handle(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            if not alert.acted_on:
-                log.info("cap.not_actual", identifier=alert.identifier, status=alert.status)
-                continue
-            if alert.retraction is not None:
-                await self.publisher.retraction(alert.retraction)
-                log.info("cap.cancel", identifier=alert.identifier,
-                         refers_to=list(alert.retraction.refers_to))
-            for signal in alert.signals:
-                where = signal.location
-                if self.area is not None and not self.area.holds(where.lat, where.lon):
-                    log.info("cap.out_of_area", identifier=alert.identifier,
-                             signal_id=signal.signal_id)
-                    continue
-                await self.publisher.signal(signal)
-                log.info("cap.signal", identifier=alert.identifier, signal_id=signal.signal_id,
-                         category=signal.category, msg_type=alert.msg_type)
 
 
 def warning_of(event: RecordedEvent, sender: str,
@@ -434,6 +391,7 @@ class AdapterConfig:
     registry: Registry | None = None  # sensors: none registered, none read
     video: VideoConfig | None = None  # cameras: none registered, none placed
     area: Area | None = None
+    cap_trust: Trust | None = None  # the [[cap_sender]] rules: none, the default for all
     heartbeat_check_s: float = 30.0
     cap_sender: str = "ecc@localhost"  # <sender> of the CAP alerts ECC emits
     labels: dict[str, str] = field(default_factory=dict)  # category -> label (the catalogue's)
@@ -442,23 +400,19 @@ class AdapterConfig:
 def config_from_city(doc: dict[str, Any], *, kinds: tuple[str, ...] = KINDS,
                      labels: dict[str, str] | None = None, sender: str = "ecc@localhost",
                      origin: str = "city file",
-                     categories: tuple[str, ...] | None = None) -> AdapterConfig:
+                     categories: tuple[str, ...] | None = None,
+                     base: Path | None = None) -> AdapterConfig:
     """The adapters' settings from a parsed city file: its devices and sensor kinds, its
-    cameras, and its area (the stations' bounds and 30 km around them) for CAP's scope.
+    cameras, its area for CAP's scope (``[area] polygon``, else the stations' bounds and
+    30 km around them) and its CAP senders' rules (``[[cap_sender]]``, trust anchors
+    read relative to ``base``, the city file's folder).
 
     Raises ValueError (SensorRejected, VideoRejected) naming the entry at fault.
     """
-    stations = doc.get("station") or []
-    area = None
-    if stations:
-        lats = [float(s["lat"]) for s in stations]
-        lons = [float(s["lon"]) for s in stations]
-        margin = 0.3  # about 30 km: the city's edge, not its stations'
-        area = Area(min(lats) - margin, max(lats) + margin, min(lons) - margin,
-                    max(lons) + margin)
     return AdapterConfig(kinds=kinds, registry=parse_registry(doc, origin, categories),
                          video=parse_video_config(doc, origin, categories=categories),
-                         area=area,
+                         area=area_of(doc, origin),
+                         cap_trust=trust_of(doc, origin, base if base is not None else Path(".")),
                          cap_sender=sender, labels=labels or {})
 
 
@@ -471,7 +425,7 @@ async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfi
             hotline = HotlineAdapter(ns, publisher)
             tg.create_task(consume(js, ns, hotline.spec(), hotline), name="adapter-hotline")
         if "cap" in config.kinds:
-            cap = CapAdapter(ns, publisher, config.area)
+            cap = CapAdapter(ns, publisher, config.area, config.cap_trust)
             tg.create_task(consume(js, ns, cap.spec(), cap), name="adapter-cap")
             out = CapOutAdapter(js, ns, config.cap_sender, config.labels)
             tg.create_task(consume(js, ns, out.spec(), out), name="adapter-cap-out")

@@ -12,6 +12,7 @@ UNITS          ``<ns>.unit.*.status`` durability boundary for crews' status repo
 POSITIONS      ``<ns>.unit.*.position`` last known position per unit (one per subject)
 DEADLETTER     ``<ns>.deadletter.>`` what could not be accepted, with the reason: 30 days
 INGRESS        ``<ns>.ingress.>``    raw calls, webhooks and CAP alerts for the adapters: 7 days
+CAPSEEN        ``<ns>.capseen.<key>`` the digest of each CAP alert's first copy: 30 days
 MQTT           ``sensors.>``,        what devices and Frigate publish over MQTT: 1 day
                ``frigate.events``    (``<ns>.`` in front in any other namespace)
 WARNINGS       ``<ns>.warning.>``    CAP 1.2 public warnings ECC emitted: 30 days
@@ -56,7 +57,12 @@ T = TypeVar("T")
 
 DAY = 24 * 3600.0
 DUPLICATE_WINDOW = 600.0
-MAX_MSG_BYTES = 1024 * 1024
+# The server's max_payload: the largest message any stream takes. INGRESS and DEADLETTER
+# hold whole CAP alerts (up to adapters.cap.MAX_ALERT_BYTES, 4 MiB: real national alerts
+# with warning polygons reach ~1 MB) and their dead letters; every other stream keeps
+# 1 MiB (and a signal its own MAX_SIGNAL_BYTES, far below it).
+MAX_MSG_BYTES = 5 * 1024 * 1024
+STREAM_MSG_BYTES = 1024 * 1024
 
 
 class Undeliverable(Exception):
@@ -76,7 +82,8 @@ FRIGATE_ROOT = "frigate"
 
 def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
     def cfg(name: str, subject: str | list[str], max_age: float, description: str,
-            per_subject: int | None = None, direct: bool = False) -> api.StreamConfig:
+            per_subject: int | None = None, direct: bool = False,
+            max_msg_size: int = STREAM_MSG_BYTES) -> api.StreamConfig:
         return api.StreamConfig(
             name=ns.stream(name),
             description=description,
@@ -88,7 +95,7 @@ def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
             # silently drop old, unhandled ones. Today only max_age limits them.
             discard=api.DiscardPolicy.NEW,
             max_age=max_age,
-            max_msg_size=MAX_MSG_BYTES,
+            max_msg_size=max_msg_size,
             duplicate_window=DUPLICATE_WINDOW,
             num_replicas=replicas,
             max_msgs_per_subject=-1 if per_subject is None else per_subject,
@@ -105,9 +112,15 @@ def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
         # latest wins: one position per unit is all anyone needs
         cfg("POSITIONS", ns.unit_positions, 1 * DAY, "Last known position of each unit",
             per_subject=1),
-        cfg("DEADLETTER", ns.deadletters, 30 * DAY, "Messages that could not be accepted"),
+        cfg("DEADLETTER", ns.deadletters, 30 * DAY, "Messages that could not be accepted",
+            max_msg_size=MAX_MSG_BYTES),
         cfg("INGRESS", ns.ingresses, 7 * DAY,
-            "Raw hotline calls, video webhooks and CAP alerts (durability boundary)"),
+            "Raw hotline calls, video webhooks and CAP alerts (durability boundary)",
+            max_msg_size=MAX_MSG_BYTES),
+        # the first copy of each CAP alert (sender, identifier, sent) the cap adapter took,
+        # by its content digest: a second copy with other content is a conflict
+        cfg("CAPSEEN", f"{ns.prefix}.capseen.>", 30 * DAY,
+            "Content digest of the first copy of each CAP alert", per_subject=1),
         # what devices and camera platforms publish over MQTT, kept for the adapters
         # (frigate.events only: Frigate's other topics carry snapshots and state)
         cfg("MQTT", [f"{ns.mqtt(SENSOR_ROOT)}.>", f"{ns.mqtt(FRIGATE_ROOT)}.events"], 1 * DAY,

@@ -21,9 +21,10 @@ from workflows.unit import RegisterUnit
 _TOKEN = r"^[a-z][a-z0-9_]{0,39}$"
 # Sections of the city file that belong to the adapters, which validate them
 # themselves: [[camera]] (adapters.video), [[device]] and [sensor_kind.*]
-# (adapters.sensor), [[hospital]] (the simulator: where ambulances take patients).
+# (adapters.sensor), [[hospital]] (the simulator: where ambulances take patients),
+# [area] and [[cap_sender]] (adapters.ingest: the CAP adapter's scope and its senders).
 ADAPTER_SECTIONS = frozenset({"camera", "device", "sensor_kind", "video", "hospital",
-                              "timezone"})
+                              "timezone", "area", "cap_sender"})
 
 
 class CityError(ValueError):

@@ -224,7 +224,8 @@ def _adapters(settings: Settings, catalogue: Catalogue,
         return config_from_city(doc, kinds=kinds, sender=settings.cap_sender,
                                 labels={t: catalogue.types[t].label for t in catalogue.types},
                                 categories=tuple(catalogue.types),
-                                origin=str(settings.city_path or "sim/data/zhengzhou.toml"))
+                                origin=str(settings.city_path or "sim/data/zhengzhou.toml"),
+                                base=settings.city_path.parent if settings.city_path else None)
     except (OSError, ValueError) as exc:
         raise CliError(f"city file, adapters' sections: {exc}") from exc
 
@@ -424,7 +425,8 @@ async def cmd_adapter(settings: Settings, args: argparse.Namespace) -> None:
             if args.http_port is not None:
                 store = await Store.connect(database_url, ns, min_size=1, max_size=2)
                 ingress = Ingress(store, js, ns, host=settings.console_host,
-                                  port=args.http_port)
+                                  port=args.http_port, cap_trust=config.cap_trust,
+                                  area=config.area)
                 tg.create_task(ingress.run())
                 await ingress.ready.wait()
                 print(f"ingress {ingress.url}", flush=True)
@@ -686,13 +688,32 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
 # --- ecc cap check --------------------------------------------------------------------
 
 
-async def cmd_cap_check(settings: Settings, args: argparse.Namespace) -> None:
-    from adapters.cap import CapRejected, parse_cap, understand
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """The file's bytes, never more than ``limit`` + 1 of them in memory: a file over the
+    limit (by its size, or by what it yields: a pipe, a growing file) is refused with
+    CapRejected before it is read whole."""
+    from adapters.cap import CapRejected
 
+    size = path.stat().st_size
+    if size > limit:
+        raise CapRejected(f"the alert is {size} bytes; the limit is {limit}", "oversized")
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise CapRejected(f"the alert is over {limit} bytes; the limit is {limit}", "oversized")
+    return data
+
+
+async def cmd_cap_check(settings: Settings, args: argparse.Namespace) -> None:
+    from adapters.cap import MAX_ALERT_BYTES, CapRejected, parse_cap, understand
+
+    # the city's area and CAP senders, as `ecc up` would judge the alerts
+    config = _adapters(settings, _catalogue(settings), ("cap",))
     refused = 0
     for name in args.files:
         try:
-            alert = parse_cap(Path(name).read_bytes())
+            data = _read_bounded(Path(name), MAX_ALERT_BYTES)
+            alert = parse_cap(data, config.cap_trust, config.area)
         except OSError as exc:
             print(f"{name}: cannot read: {exc.strerror}")
             refused += 1

@@ -165,7 +165,7 @@ def adapter_streams(kind: str) -> tuple[str, ...]:
     """The streams (short names) an adapter reads or writes: it waits for them to exist,
     since only the service creates streams."""
     read = tuple(dict.fromkeys(s for s, _, _ in _consumers(kind, SERVICE)))
-    write = ("SIGNALS", "DEADLETTER", *(("WARNINGS",) if kind == "cap" else ()))
+    write = ("SIGNALS", "DEADLETTER", *(("WARNINGS", "CAPSEEN") if kind == "cap" else ()))
     return read + write
 
 
@@ -173,7 +173,9 @@ def _adapter(kind: str, prefix: str) -> Grant:
     p = prefix
     publish = [f"{p}.signal.{kind}.>", f"{p}.deadletter.{kind}", "$JS.API.INFO"]
     if kind == "cap":  # cap also runs cap-out: CAP 1.2 warnings from incident events
-        publish += [f"{p}.deadletter.cap_out", f"{p}.warning.cap.>"]
+        publish += [f"{p}.deadletter.cap_out", f"{p}.warning.cap.>",
+                    # the first copy of each alert, and a look-up of it by its subject
+                    f"{p}.capseen.>", f"$JS.API.STREAM.MSG.GET.{_stream(p, 'CAPSEEN')}"]
     if kind != "sensor":  # its door of `ecc adapter KIND --http-port` (sensors have none)
         publish.append(f"{p}.ingress.{kind}")
     publish += [f"$JS.API.STREAM.INFO.{_stream(p, s)}" for s in adapter_streams(kind)]

@@ -256,7 +256,7 @@ class EmbeddedNats:
             [
                 f'server_name: "{self.server_name}"',
                 f"listen: 127.0.0.1:{self.port}",
-                "max_payload: 1MB",
+                "max_payload: 5MB",  # command.bus.MAX_MSG_BYTES: a whole CAP alert
                 f'pid_file: "{self.dir / "nats-server.pid"}"',
                 f'log_file: "{self.log_file}"',
                 "jetstream {",

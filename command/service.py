@@ -160,7 +160,11 @@ class Service:
                 if cfg.ingress_port is not None:
                     self.ingress = Ingress(store, js, self.ns, host=cfg.console_host,
                                            port=cfg.ingress_port, metrics=metrics,
-                                           readiness=self.readiness)
+                                           readiness=self.readiness,
+                                           cap_trust=cfg.adapters.cap_trust
+                                           if cfg.adapters is not None else None,
+                                           area=cfg.adapters.area
+                                           if cfg.adapters is not None else None)
                     loop(self.ingress.run(), "ingress")
                     await self.ingress.ready.wait()
                 await self.gateway.ready.wait()

@@ -386,6 +386,8 @@ export class Detail {
         s.reporter && (s.reporter.name || s.reporter.phone)
           ? h("div", { class: "reporter" }, `Caller: ${[s.reporter.name, s.reporter.phone].filter(Boolean).join(", ")}`) : null,
         details.rule ? h("div", { class: "muted" }, `classified by rule “${details.rule}”${details.matched ? `, matched “${details.matched}”` : ""}`) : null,
+        details.cap ? h("div", { class: `cap-trust${details.cap.signature === "signed_valid" && details.cap.schema === "valid" ? "" : " warn"}` },
+          `CAP ${details.sender ? `from ${details.sender}: ` : ""}signature ${words(details.cap.signature)}${details.cap.signer ? ` by ${details.cap.signer}` : ""}; schema ${details.cap.schema}`) : null,
         h("div", { class: "muted mono" }, s.signal_id));
     }))];
   }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -76,12 +78,41 @@ def test_mangled_alerts_are_refused_with_a_reason(junk: str) -> None:
             assert exc.reason
 
 
-def test_cap_check_prints_what_it_understood_and_fails_on_a_refusal(tmp_path: object) -> None:
-    """ecc cap check: one summary per file; exit 2 when any file is refused."""
+def test_cap_check_prints_what_it_understood_and_fails_on_a_refusal(tmp_path: Path) -> None:
+    """ecc cap check: one summary per file, judged in the city's area (a quake near El
+    Centro is placed in a city around it and "outside the city's area" of the demo city);
+    exit 2 when any file is refused."""
     good = str(shared_data("cap", "v1dot2_appendix_adot3.xml"))
+    city = tmp_path / "city.toml"
+    city.write_text("[area]\npolygon = [[32.5, -116.0], [33.5, -116.0], [33.5, -115.0], "
+                    "[32.5, -115.0]]\n")
+    env = {**os.environ, "ECC_CITY": str(city)}
     out = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", good],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0 and "TRI13970876.2" in out.stdout and "signal cap-" in out.stdout
+    assert "signature: unsigned" in out.stdout and "schema: valid" in out.stdout
+    demo = {k: v for k, v in os.environ.items() if k != "ECC_CITY"}
+    away = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", good],
+                          capture_output=True, text=True, timeout=60, env=demo)
+    assert "outside the city's area, dropped: 1 mi. WSW of Brawley, CA" in away.stdout
+    assert "signal cap-" not in away.stdout
     bad = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", good, "/nope"],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, env=env)
     assert bad.returncode == 2 and "1 of 2 files refused" in bad.stderr
+
+
+def test_cap_check_refuses_a_file_over_the_limit_without_reading_it_whole(
+        tmp_path: Path) -> None:
+    """A 100 MB file is refused by its size (exit 2, the size and the limit said); a
+    stream with no size (/dev/zero) is read no further than the limit and one byte."""
+    from adapters.cap import MAX_ALERT_BYTES
+
+    huge = tmp_path / "huge.xml"
+    with huge.open("wb") as f:
+        f.truncate(100 * 1024 * 1024)  # sparse: nothing is written, st_size says 100 MB
+    out = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", str(huge),
+                          "/dev/zero"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "2 of 2 files refused" in out.stderr
+    assert f"REFUSED: the alert is {100 * 1024 * 1024} bytes; the limit is " \
+           f"{MAX_ALERT_BYTES}" in out.stdout
+    assert f"/dev/zero: REFUSED: the alert is over {MAX_ALERT_BYTES} bytes" in out.stdout

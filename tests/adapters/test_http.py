@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.cap import MAX_ALERT_BYTES
 from adapters.ingest import AdapterConfig
 from command.service import Service, ServiceConfig
 from command.store import Store
 from command.subjects import Namespace
-from tests.adapters.test_ingest import call, cap, dead_letter, incidents
+from tests.adapters.test_ingest import FIRE_MET, STRICT, call, cap, dead_letter, incidents
 from tests.conftest import Servers, running
 from tests.helpers import eventually, far_apart
 
@@ -77,7 +79,8 @@ async def test_bad_records_get_400_with_the_reason_and_are_dead_lettered(
     assert b'"x1"' in letter.data and "received_at" in letter.headers["Ecc-Reason"]
     assert letter.headers["Ecc-Original-Subject"].startswith("POST /v1/calls by 119 platform")
     huge = await http.post("/v1/calls", content=b"x" * (200 * 1024))
-    assert huge.status_code == 413 and "one record per request" in huge.json()["error"]
+    assert huge.status_code == 413
+    assert huge.json()["error"] == "the record is 204800 bytes; the limit is 65536 bytes"
     bad_cap = await http.post("/v1/cap", content=b"<!DOCTYPE x [<!ENTITY a 'b'>]><alert/>")
     assert bad_cap.status_code == 400 and "unsafe XML" in bad_cap.json()["error"]
 
@@ -90,6 +93,67 @@ async def test_cap_over_http_says_what_was_understood(http: httpx.AsyncClient,
     assert "signal cap-" in answer.json()["understood"]
     found = await eventually(lambda: incidents(store), timeout=15)
     assert found[0]["signals"][0]["source"] == "cap"
+
+
+@pytest.fixture
+async def strict(servers: Servers, database_url: str, ns: Namespace, js: Any,
+                 platform: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The ingress of a service whose CAP adapter has a city area and a sender that must
+    sign (tests/adapters/test_ingest.py STRICT)."""
+    async with running(Service(ServiceConfig(
+            nats_url=servers.nats_url, database_url=database_url, namespace=ns.prefix,
+            adapters=STRICT, ingress_port=0))) as service:
+        assert service.ingress is not None
+        async with httpx.AsyncClient(base_url=service.ingress.url, timeout=30, headers={
+                "Authorization": f"Bearer {platform}"}) as client:
+            yield client
+
+
+async def test_cap_over_http_is_judged_by_signature_size_and_area(
+        strict: httpx.AsyncClient, js: Any, ns: Namespace) -> None:
+    """A signed alert: 202 saying signed_valid; a 1 MB alert (a national warning
+    polygon) from a sender without a rule: 202, flagged unsigned; one over 4 MiB: 413
+    with its size and the limit; a tampered one: 400 and a cap_signature dead letter;
+    one outside the city's area: 202 saying it will be dropped; a second copy with other
+    content gets its own id and the adapter dead-letters it as cap_conflict."""
+    here = far_apart()
+    signed = FIRE_MET.sign(cap("HTTP-S1", "Alert", 0, here.lat, here.lon))
+    ok = await strict.post("/v1/cap", content=signed)
+    assert ok.status_code == 202, ok.text
+    assert "signature: signed_valid by CN=Fire Service Alerts" in ok.json()["understood"]
+    turn = [2 * math.pi * i / 50_000 for i in range(50_000)]
+    ring = " ".join(f"{here.lat + 0.2 * math.sin(a):.6f},{here.lon + 0.2 * math.cos(a):.6f}"
+                    for a in [*turn, 0.0])
+    big = cap("HTTP-BIG", "Alert", 0, here.lat, here.lon).replace(
+        b"alerts@fire.example", b"met@national.example").replace(
+        b"<circle>", f"<polygon>{ring}</polygon><circle>".encode())
+    assert len(big) > 1_000_000
+    taken = await strict.post("/v1/cap", content=big)
+    assert taken.status_code == 202, taken.text
+    assert "signature: unsigned" in taken.json()["understood"]
+    over = big + b" " * (MAX_ALERT_BYTES + 1 - len(big))
+    refused = await strict.post("/v1/cap", content=over)
+    assert refused.status_code == 413
+    assert refused.json()["error"] == (f"the alert is {MAX_ALERT_BYTES + 1} bytes; the limit "
+                                       f"is {MAX_ALERT_BYTES} bytes")
+    tampered = await strict.post("/v1/cap", content=signed.replace(b"HTTP-S1", b"HTTP-S2"))
+    assert tampered.status_code == 400 and "signature is invalid" in tampered.json()["error"]
+    letter = await eventually(lambda: dead_letter(js, ns, "cap"))
+    assert letter.headers["Ecc-Reason-Code"] == "cap_signature"
+    away = await strict.post("/v1/cap", content=FIRE_MET.sign(
+        cap("HTTP-AWAY", "Alert", 0, 30.0, 120.0)))
+    assert away.status_code == 202
+    assert "outside the city's area, dropped" in away.json()["understood"]
+    other = await strict.post("/v1/cap", content=FIRE_MET.sign(cap(
+        "HTTP-S1", "Alert", 0, here.lat, here.lon).replace(b"Warehouse fire,", b"Grass fire,")))
+    assert other.status_code == 202 and other.json()["duplicate"] is False
+    assert other.json()["accepted"] != ok.json()["accepted"]
+
+    async def conflict() -> Any:
+        found = await dead_letter(js, ns, "cap")
+        return found if found.headers["Ecc-Reason-Code"] == "cap_conflict" else None
+
+    assert b"Grass fire" in (await eventually(conflict, timeout=15)).data
 
 
 async def test_only_adapter_tokens_may_feed(svc: Service, store: Store, token: str) -> None:

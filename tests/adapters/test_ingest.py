@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 import pytest
 
+from adapters.area import Area
+from adapters.cap_trust import SenderRule, Trust
 from adapters.ingest import AdapterConfig
 from adapters.sensor import parse_registry
 from adapters.video import parse_video_config
@@ -21,6 +23,7 @@ from command import natsauth
 from command.service import Service, ServiceConfig
 from command.store import Store
 from command.subjects import Namespace
+from tests.adapters.test_cap_trust import Signer
 from tests.conftest import Servers, running
 from tests.helpers import eventually, far_apart
 
@@ -225,6 +228,72 @@ async def test_cap_alert_update_and_cancel_drive_one_incident(
     letter = await eventually(lambda: dead_letter(js, ns, "cap"))
     assert "not well-formed" in letter.headers["Ecc-Reason"]
     assert done["incident_id"] == incident["incident_id"]
+
+
+FIRE_MET = Signer.make("Fire Service Alerts")
+# the fire service must sign; its area: the test city around the far_apart() points
+STRICT = AdapterConfig(
+    kinds=("cap",), area=Area.from_points([(34.0, 112.8), (36.5, 112.8), (36.5, 115.5),
+                                           (34.0, 115.5)]),
+    cap_trust=Trust((SenderRule("alerts@fire.example", signature_required=True,
+                                anchors=(FIRE_MET.cert,)),)))
+
+
+async def cap_letters(js: Any, ns: Namespace) -> int:
+    info = await js.stream_info(ns.stream("DEADLETTER"), subjects_filter=ns.deadletter("cap"))
+    return sum((info.state.subjects or {}).values())
+
+
+async def letter_with(js: Any, ns: Namespace, code: str) -> Any:
+    letter = await dead_letter(js, ns, "cap")
+    return letter if letter is not None and letter.headers["Ecc-Reason-Code"] == code else None
+
+
+@pytest.mark.parametrize("with_adapters", [STRICT], indirect=True)
+async def test_signed_alerts_are_trusted_and_a_conflicting_copy_is_dead_lettered(
+        with_adapters: Service, ns: Namespace, store: Store, js: Any) -> None:
+    """A signed alert raises an incident whose signal carries signed_valid and its signer;
+    the same alert again is a repeat (no dead letter), a copy with other content is
+    dead-lettered as cap_conflict, an unsigned one as cap_unsigned, a broken signature as
+    cap_signature, and one outside the city's area raises nothing."""
+    here = far_apart()
+    signed = FIRE_MET.sign(cap("SIGNED-1", "Alert", 0, here.lat, here.lon))
+    await js.publish(ns.ingress("cap"), signed)
+    await js.publish(ns.ingress("cap"), signed)  # a feed sending it twice: a repeat
+    found = await eventually(lambda: incidents(store), timeout=15)
+    data = await store.pool.fetchval(
+        "SELECT data FROM events WHERE type = 'signal.received' AND data->>'source' = 'cap'")
+    assert data["details"]["cap"]["signature"] == "signed_valid"
+    assert data["details"]["cap"]["signer"] == "CN=Fire Service Alerts"
+    assert found[0]["signals"][0]["signal_id"] == data["signal_id"]
+    other = FIRE_MET.sign(cap("SIGNED-1", "Alert", 0, here.lat, here.lon).replace(
+        b"smoke over the ring road", b"all clear, no smoke"))
+    await js.publish(ns.ingress("cap"), other)
+    conflict = await eventually(lambda: letter_with(js, ns, "cap_conflict"), timeout=15)
+    assert "second copy of CAP alert SIGNED-1" in conflict.headers["Ecc-Reason"]
+    assert b"all clear" in conflict.data
+    assert await cap_letters(js, ns) == 1  # the repeat was not one
+    await js.publish(ns.ingress("cap"), cap("UNSIGNED-1", "Alert", 1, here.lat, here.lon))
+    unsigned = await eventually(lambda: letter_with(js, ns, "cap_unsigned"), timeout=15)
+    assert "must sign its alerts" in unsigned.headers["Ecc-Reason"]
+    broken = signed.replace(b"SIGNED-1", b"SIGNED-2")
+    await js.publish(ns.ingress("cap"), broken)
+    bad = await eventually(lambda: letter_with(js, ns, "cap_signature"), timeout=15)
+    assert "the digest does not match" in bad.headers["Ecc-Reason"]
+    far = FIRE_MET.sign(cap("AWAY-1", "Alert", 2, 30.0, 120.0))
+    await js.publish(ns.ingress("cap"), far)
+    again = FIRE_MET.sign(cap("LATER-1", "Alert", 3, here.lat + 0.3, here.lon))
+    await js.publish(ns.ingress("cap"), again)  # behind AWAY-1 in the same consumer
+
+    async def two() -> list[dict[str, Any]]:
+        got = await incidents(store)
+        return got if len(got) == 2 else []
+
+    both = await eventually(two, timeout=15)
+    assert all("AWAY-1" not in json.dumps(i) for i in both)
+    rows = await store.pool.fetch(
+        "SELECT data FROM events WHERE type = 'signal.received' AND data->>'source' = 'cap'")
+    assert len(rows) == 2  # SIGNED-1 and LATER-1: nothing from AWAY-1 or the refused copies
 
 
 @pytest.mark.parametrize("with_adapters", [AdapterConfig(

@@ -408,13 +408,17 @@ async def test_devices_publish_over_mqtt_with_their_credentials_only(
             await asyncio.to_thread(Mqtt, address, "", 5.0)
 
 
-async def test_max_payload_is_one_megabyte(secured: EmbeddedNats) -> None:
-    """The server announces 1 MB; a bigger message is refused before it is sent."""
+async def test_max_payload_fits_the_largest_cap_alert(secured: EmbeddedNats) -> None:
+    """The server announces 5 MiB (a whole 4 MiB CAP alert and its dead letter's
+    headers); a bigger message is refused before it is sent."""
+    from adapters.cap import MAX_ALERT_BYTES
+    from command.bus import MAX_MSG_BYTES
+
     svc = await service(secured)
     try:
-        assert svc.max_payload == 1024 * 1024
+        assert svc.max_payload == MAX_MSG_BYTES == 5 * 1024 * 1024 > MAX_ALERT_BYTES
         with pytest.raises(nats.errors.MaxPayloadError):
-            await svc.publish("ecc.ingress.hotline", b"x" * (1024 * 1024 + 1))
+            await svc.publish("ecc.ingress.hotline", b"x" * (MAX_MSG_BYTES + 1))
     finally:
         await svc.close()
 

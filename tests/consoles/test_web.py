@@ -473,3 +473,32 @@ async def test_playback_shows_a_past_moment_and_exit_returns_to_live(
     for row in (first, second, third):
         await expect(row).to_be_visible(timeout=LIVE)
     await expect(page.locator(f'#map .incident[data-incident-id="{second_id}"]')).to_have_count(1)
+
+
+async def test_a_cap_signals_signature_verdict_is_shown_in_the_incident(
+    consoles: OpenConsole, js: Any, ns: Namespace
+) -> None:
+    """A CAP alert's signal shows its sender, signature verdict, signer and schema verdict
+    in the incident's detail; an unsigned one is marked as a warning, a valid one not."""
+    page = await consoles("supervisor")
+    await connected(page)
+    trusted = {"signature": "signed_valid", "signer": "CN=Met Service Alerts",
+               "schema": "valid", "violations": [], "digest": "ab" * 32}
+    unsigned = {**trusted, "signature": "unsigned", "signer": None,
+                "schema": "1 violation(s) of the CAP 1.2 schema"}
+    for where, summary, verdict in ((ERQI, "Rainstorm warning over Erqi", trusted),
+                                    (EAST, "Rainstorm warning over Zhengdong", unsigned)):
+        await publish_signal(js, ns, make_signal(
+            source="cap", category="flood", location=where, summary=summary,
+            details={"sender": "met@weather.example", "cap": verdict}))
+    detail = page.locator("#detail")
+    await queue_row(page, "Rainstorm warning over Erqi").click()
+    line = detail.locator(".signal .cap-trust")
+    await expect(line).to_have_text("CAP from met@weather.example: signature signed valid by "
+                                    "CN=Met Service Alerts; schema valid", timeout=LIVE)
+    await expect(line).not_to_have_class(re.compile(r"\bwarn\b"))
+    await page.keyboard.press("Escape")
+    await queue_row(page, "Rainstorm warning over Zhengdong").click()
+    await expect(line).to_contain_text("signature unsigned; schema 1 violation(s)",
+                                       timeout=LIVE)
+    await expect(line).to_have_class(re.compile(r"\bwarn\b"))

@@ -35,7 +35,7 @@ class Node:
         return "\n".join([
             f'server_name: "{self.name}"',
             f"listen: 127.0.0.1:{self.port}",
-            "max_payload: 1MB",
+            "max_payload: 5MB",
             f'log_file: "{self.dir / "nats-server.log"}"',
             "jetstream {",
             f'  store_dir: "{self.dir / "jetstream"}"',
