@@ -64,7 +64,10 @@ async def dispatching(servers: Servers, database_url: str, ns: Namespace,
 
 
 async def crew(nc: Any, ns: Namespace, unit_id: str) -> FieldUnit:
-    unit = FieldUnit(nc, ns, unit_id)
+    # the unit's agency names its orders' subject: the test town's, else the demo city's
+    agency = next((s.agency for city in (CITY, load_city()) for s in city.stations
+                   for u in s.units if u.id == unit_id), None)
+    unit = FieldUnit(nc, ns, unit_id, agency=agency)
     await unit.start()
     return unit
 
