@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from command.service import Service
-from command.store import Store
+from command.store import Store, hash_token
 from command.subjects import Namespace
 from consoles.authz import COMMANDS, CONSOLE_ROLES, TABLE
 from consoles.client import ConsoleClient, open_console
@@ -362,3 +362,82 @@ async def test_history_period_plays_back_from_the_store_and_leaves_live_state_al
         "SELECT role, outcome FROM audit_log WHERE command = 'history.period' ORDER BY id")
     assert [(r["role"], r["outcome"]) for r in rows][-3:] == [
         ("viewer", "ok"), ("viewer", "invalid"), ("field_unit", "forbidden")]
+
+
+async def test_ecc_token_create_checks_its_options_and_rotate_switches_without_a_gap(
+        servers: Any, database_url: str, store: Store) -> None:
+    """`ecc token create` wants --kinds for an adapter, an agency of the catalogue and a
+    real duration (exit 2 with what to write); a dispatcher's --ttl 8h ends in 8 h;
+    `ecc token rotate --grace 0s` prints a new working token and ends the old one."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    env = {**os.environ, "NATS_URL": servers.nats_url, "DATABASE_URL": database_url}
+
+    def ecc(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "command.cli", "token", *argv], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    async def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(ecc, *argv)
+
+    no_kinds = await run("create", "--role", "adapter", "--name", "119 platform")
+    assert no_kinds.returncode == 2 and "needs --kinds" in no_kinds.stderr
+    moon = await run("create", "--role", "dispatcher", "--name", "d", "--agency", "moonbase")
+    assert moon.returncode == 2 and "not an agency of the catalogue" in moon.stderr
+    assert "fire" in moon.stderr
+    forever = await run("create", "--role", "viewer", "--name", "v", "--ttl", "forever")
+    assert forever.returncode == 2 and "90s, 10m, 8h, 30d or 2w" in forever.stderr
+    assert await store.pool.fetchval("SELECT count(*) FROM tokens") == 0
+    made = await run("create", "--role", "dispatcher", "--name", "fire desk", "--agency",
+                     "fire", "--ttl", "8h")
+    assert made.returncode == 0, made.stderr
+    first = json.loads(made.stdout)
+    left = await store.pool.fetchval("SELECT expires_at - now() FROM tokens")
+    assert timedelta(hours=7, minutes=59) < left <= timedelta(hours=8)
+    feed = await run("create", "--role", "adapter", "--name", "cad", "--kinds", "eido")
+    assert feed.returncode == 0 and json.loads(feed.stdout)["kinds"] == ["eido"]
+    rotated = await run("rotate", "--name", "fire desk", "--grace", "0s")
+    assert rotated.returncode == 0, rotated.stderr
+    second = json.loads(rotated.stdout)
+    assert second["token"] != first["token"] and second["old_tokens"] == 1
+    assert (second["role"], second["agency"]) == ("dispatcher", "fire")
+    assert await store.principal(first["token"]) is None
+    assert await store.principal(second["token"]) is not None
+    nobody = await run("rotate", "--name", "nobody")
+    assert nobody.returncode == 2 and "no live token" in nobody.stderr
+
+
+async def test_an_open_console_is_closed_when_its_token_ends_and_rotation_has_no_gap(
+        service: Service, store: Store) -> None:
+    """A rotation with a grace keeps the old token's console open and lets the new token
+    in; once the old token ends, its open console is closed as on revocation."""
+    from datetime import timedelta
+
+    token = await new_token(store, "dispatcher")
+    name = (await store.principal(token)).name  # type: ignore[union-attr]
+    async with open_console(service.console_url, token) as old:
+        await joined(old)
+        rotated = await store.rotate_token(name, f"new-{uuid.uuid4().hex}",
+                                           grace=timedelta(minutes=10))
+        assert rotated is not None
+        new_value = f"new2-{uuid.uuid4().hex}"
+        await store.rotate_token(name, new_value, grace=timedelta(minutes=10))
+        async with open_console(service.console_url, new_value) as new:
+            await joined(new)
+            ping = await old.command("incident.verify", "no-such")
+            assert ping.code == "not_found"  # the old console still works in the grace
+            await store.pool.execute(  # the grace runs out (as ten minutes later)
+                "UPDATE tokens SET expires_at = now() WHERE token_hash = $1",
+                hash_token(token))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    msg = await asyncio.wait_for(old.receive(), 15)
+                    if isinstance(msg, Error):
+                        assert msg.code == "revoked" and "ended" in msg.message
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == CLOSE_UNAUTHORIZED
+            assert (await new.command("incident.verify", "no-such")).code == "not_found"
