@@ -441,3 +441,111 @@ async def test_an_open_console_is_closed_when_its_token_ends_and_rotation_has_no
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == CLOSE_UNAUTHORIZED
             assert (await new.command("incident.verify", "no-such")).code == "not_found"
+
+
+async def test_a_command_repeated_with_its_request_id_is_applied_once(
+        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    """The same note sent four times with one request id makes one note; all four answers
+    are ok with the same result; a second console on the same token repeating it changes
+    nothing either, the request id reused for another command is refused, and another
+    token's same request id is its own command."""
+    token = await new_token(store, "dispatcher")
+    target = await incident(store, js, ns)
+    incident_id = target["incident_id"]
+
+    async def notes() -> int:
+        return int(await store.pool.fetchval(
+            "SELECT count(*) FROM events WHERE stream_id = $1 AND type = "
+            "'incident.note_added'", f"incident:{incident_id}"))
+
+    async with open_console(service.console_url, token) as console:
+        await joined(console)
+        answers = [await console.command("incident.add_note", incident_id,
+                                         request_id="note-1", text="gate locked")
+                   for _ in range(4)]
+        assert all(a.ok for a in answers), answers
+        assert len({a.model_dump_json() for a in answers}) == 1
+        other = await console.command("incident.add_note", incident_id, request_id="note-1",
+                                      text="something else")
+        assert other.code == "invalid" and "new request id" in (other.message or "")
+    async with open_console(service.console_url, token) as again, \
+            open_console(service.console_url, token) as twin:
+        await joined(again)
+        await joined(twin)
+        later = await again.command("incident.add_note", incident_id, request_id="note-1",
+                                    text="gate locked")
+        assert later == answers[0]
+        raced = await asyncio.gather(*(c.command("incident.add_note", incident_id,
+                                                 request_id="note-2", text="raced")
+                                       for c in (again, twin)))
+        assert raced[0].ok and raced[0] == raced[1], raced
+    assert await notes() == 2
+    stranger = await new_token(store, "dispatcher")
+    async with open_console(service.console_url, stranger) as console:
+        await joined(console)
+        own = await console.command("incident.add_note", incident_id, request_id="note-1",
+                                    text="gate locked")
+        assert own.ok and own.data["seqs"] != answers[0].data["seqs"]
+    assert await notes() == 3
+    outcomes = [r["reason"] for r in await store.pool.fetch(
+        "SELECT reason FROM audit_log WHERE command = 'incident.add_note' ORDER BY id")]
+    assert outcomes[0] == "" and sum("repeat of this request id" in r for r in outcomes) == 5
+
+
+async def test_a_call_taken_twice_with_one_request_id_is_one_call(
+        service: Service, store: Store) -> None:
+    """`call.take` repeated with one request id answers with one call id and makes one
+    signal."""
+    token = await new_token(store, "call_taker")
+    async with open_console(service.console_url, token) as console:
+        await joined(console)
+        first = await console.command("call.take", request_id="c-1", narrative="smoke",
+                                      lat=34.75, lon=113.62)
+        again = await console.command("call.take", request_id="c-1", narrative="smoke",
+                                      lat=34.75, lon=113.62)
+    assert first.ok and again == first
+
+    async def signals() -> int:
+        return int(await store.pool.fetchval(
+            "SELECT count(*) FROM events WHERE type = 'signal.received' AND data->>'signal_id' "
+            "= $1", first.data["signal_id"]))
+
+    assert await eventually(signals) == 1
+    assert await store.pool.fetchval("SELECT count(*) FROM events WHERE type = "
+                                     "'signal.received'") == 1
+
+
+async def test_a_dispatcher_changes_only_incidents_its_agency_works_on(
+        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    """A police dispatcher re-grades a fire (police hold its cordon) but not a medical call
+    (health and fire only), nor merges it; a note is still anyone's; a police-bound
+    supervisor acts everywhere; a refusal changes nothing and is audited."""
+    police = await new_token(store, "dispatcher", agency="police")
+    chief = await new_token(store, "supervisor", agency="police")
+    fire = await incident(store, js, ns, category="fire")
+    medical = await incident(store, js, ns, category="medical")
+    async with open_console(service.console_url, police) as console:
+        await joined(console)
+        ok = await console.command("incident.set_priority", fire["incident_id"], priority=1,
+                                   reason="people trapped")
+        assert ok.ok, ok.message
+        before = await store.head()
+        refused = await console.command("incident.set_priority", medical["incident_id"],
+                                        priority=1, reason="x")
+        assert refused.code == "forbidden", refused
+        assert "fire, health" in (refused.message or "") and "not police" in refused.message
+        merged = await console.command("incident.merge", medical["incident_id"],
+                                       into=fire["incident_id"])
+        assert merged.code == "forbidden"
+        assert await store.head() == before
+        noted = await console.command("incident.add_note", medical["incident_id"],
+                                      text="patrol saw the patient collapse")
+        assert noted.ok
+    async with open_console(service.console_url, chief) as console:
+        await joined(console)
+        regraded = await console.command("incident.set_priority", medical["incident_id"],
+                                         priority=1, reason="not breathing")
+        assert regraded.ok, regraded.message
+    assert await store.pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE outcome = 'forbidden' AND agency = 'police'"
+    ) == 2
