@@ -199,7 +199,8 @@ async def test_refusals_are_logged_counted_and_audited_folded_per_peer(
     svc.ingress.fold = Fold(3.0)  # a shorter interval, so the test need not wait 10 s
     body = call("f1", "fire", 0, 34.0, 113.0)
     with capture_logs() as logs:
-        async with httpx.AsyncClient(base_url=svc.ingress.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=svc.ingress.url,
+                                     timeout=httpx.Timeout(10, pool=120)) as client:
             answers = await asyncio.gather(*(client.post(
                 "/v1/calls", content=body, headers={"Authorization": f"Bearer bad-{n}",
                                                     "Content-Type": "application/json"})
@@ -216,13 +217,14 @@ async def test_refusals_are_logged_counted_and_audited_folded_per_peer(
                 "Authorization": f"Bearer {platform}", "Content-Type": "text/plain"})
             assert plain.status_code == 415
             metrics = (await client.get("/metrics")).text
-    first, rest = rows[0], rows[-1]
-    assert (first["actor"], first["command"], first["outcome"], first["peer"]) == (
-        "(unknown token)", "ingress.hotline", "unauthorized", "127.0.0.1")
-    assert first["args"]["refusals"] == 1
-    # the 300 arrive within an interval or two on a loaded machine: a few rows, not 300
-    assert len(rows) <= 4, [r["reason"] for r in rows]
-    assert "more in the last 3 s" in rest["reason"] and rest["args"]["refusals"] > 1
+    assert {(r["actor"], r["command"], r["outcome"], r["peer"]) for r in rows} == {
+        ("(unknown token)", "ingress.hotline", "unauthorized", "127.0.0.1")}
+    first = next(r for r in rows if r["args"]["refusals"] == 1)  # written at once
+    assert first["reason"].startswith("unknown, revoked or expired token")
+    # the 300 arrive within an interval or a few on a loaded machine: a few rows, not 300
+    assert len(rows) < 20, [r["reason"] for r in rows]
+    rest = next(r for r in rows if r["args"]["refusals"] > 1)
+    assert rest["reason"].startswith(f"{rest['args']['refusals']} more in the last 3 s")
     assert await store.pool.fetchval("SELECT count(*) FROM audit_log") == len(rows)
     refused = [e for e in logs if e["event"] == "ingress.refused" and e["status"] == 401]
     assert len(refused) == 300 and refused[0]["peer"] == "127.0.0.1"
