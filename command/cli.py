@@ -35,7 +35,7 @@ import signal
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -287,8 +287,10 @@ async def _demo(args: argparse.Namespace, settings: Settings, endpoints: dict[st
                                 min_size=1, max_size=1)
     try:  # the simulated command-centre desk signs in like any supervisor
         desk_token = secrets.token_urlsafe(24)
+        # a program, not a person on a shift: a fresh token each run, for a demo (or a soak
+        # run) of up to a week
         await store.create_token(desk_token, name=f"simulated desk {desk_token[:4]}",
-                                 role="supervisor", agency=None)
+                                 role="supervisor", agency=None, ttl=timedelta(days=7))
     finally:
         await store.close()
     doc = load_city_doc(settings.city_path)
