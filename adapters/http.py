@@ -262,9 +262,10 @@ def content_refusal(content_type: str | None, accepted: tuple[str, ...]) -> str 
     if media in accepted or (media.endswith(suffix) and "/" in media
                              and media.split("/", 1)[0] in ("application", "text")):
         return None
-    said = f"Content-Type {media!r}" if media else "no Content-Type"
-    return (f"{said} is not taken here; send the record as {' or '.join(accepted)} "
-            "(a charset parameter is fine)")
+    said = f"Content-Type {media!r} is not taken here" if media \
+        else "the request has no Content-Type"
+    return (f"{said}; send the record as {' or '.join(accepted)} (a charset parameter is "
+            "fine)")
 
 
 async def _read(request: Request, limit: int) -> bytes:

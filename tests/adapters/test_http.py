@@ -281,3 +281,32 @@ async def test_garbage_gets_a_4xx_never_a_5xx_and_nothing_acknowledged_is_lost(
                 continue
             kept = await js.get_msg(ns.stream("INGRESS"), answer.json()["seq"])
             assert kept.data == body and kept.subject == ns.ingress(DOORS[path])
+
+
+@given(st.one_of(st.none(), st.text(max_size=100)))
+def test_any_content_type_is_taken_or_refused_with_what_to_send(value: str | None) -> None:
+    """Whatever a client declares: taken only when its media type is one the door takes
+    (or of their +json / +xml kin), else a reason naming what to send; never an error."""
+    from adapters.http import JSON_TYPES, XML_TYPES, content_refusal
+
+    for accepted, suffix in ((JSON_TYPES, "+json"), (XML_TYPES, "+xml")):
+        said = content_refusal(value, accepted)
+        media = (value or "").split(";", 1)[0].strip().lower()
+        if said is None:
+            assert media in accepted or media.endswith(suffix)
+        else:
+            assert all(a in said for a in accepted)
+
+
+def test_content_type_cells() -> None:
+    """The forms platforms send: parameters and case are fine, a wrong family is not."""
+    from adapters.http import JSON_TYPES, XML_TYPES, content_refusal
+
+    assert content_refusal("application/json; charset=utf-8", JSON_TYPES) is None
+    assert content_refusal("APPLICATION/CAP+XML", XML_TYPES) is None
+    assert content_refusal("text/xml;charset=UTF-8", XML_TYPES) is None
+    assert content_refusal("application/json", XML_TYPES) is not None
+    assert content_refusal("text/plain", JSON_TYPES) is not None
+    assert content_refusal(None, JSON_TYPES) == (
+        "the request has no Content-Type; send the record as application/json (a charset "
+        "parameter is fine)")
