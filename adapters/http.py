@@ -15,9 +15,18 @@ record is never lost.
 * ``GET /healthz`` (liveness), ``GET /readyz`` (readiness) and ``GET /metrics``
   (Prometheus), as on the console gateway: see docs/operations.md.
 
-Every POST needs ``Authorization: Bearer <token>`` of a token with the role
-``adapter`` (``ecc token create --role adapter --name "119 platform"``) or
-``admin``; revoking the token shuts the platform out at its next request.
+Every POST needs ``Authorization: Bearer <token>`` of a live token with the role
+``adapter`` whose kinds include the door (``ecc token create --role adapter --name
+"119 platform" --kinds hotline``), and a body of the door's content type
+(:data:`JSON_TYPES` or :data:`XML_TYPES`, a charset parameter is fine). An admin's token
+feeds nothing: records come in under the platform's own, revocable name. Revoking a
+token, or its expiry, shuts the platform out at its next request.
+
+Every refusal (400, 401, 403, 413, 415) is logged as ``ingress.refused`` with the peer,
+door, token name and reason, and counted in ``ecc_ingress_refusals_total{door,status}``;
+the authentication failures (401, 403) are written to the audit log too, folded per peer
+and status (:class:`command.refusals.Fold`: the first at once, then one row "N more in
+the last 10 s").
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -44,14 +55,18 @@ from adapters.ingest import parse_call, parse_handoff
 from command.bus import Undeliverable, dead_letter_bytes
 from command.metrics import Metrics
 from command.model import MAX_SIGNAL_BYTES
-from command.store import Store
+from command.refusals import Fold, Folded
+from command.store import Principal, Store
 from command.subjects import Namespace
+from command.tokens import door_refusal
 
 log = structlog.get_logger("ecc.ingress")
 
-ROLES = frozenset({"adapter", "admin"})
 CAP_LIMIT = MAX_ALERT_BYTES  # 4 MiB: real national alerts with warning polygons reach ~1 MB
 WHAT = {"cap": "alert", "eido": "document"}  # what one body is, in the 413's words
+JSON_TYPES = ("application/json",)  # and any application/<x>+json (RFC 6839)
+XML_TYPES = ("application/xml", "text/xml", "application/cap+xml")  # and <x>/<y>+xml
+AUDIT_FOLD_S = 10.0
 
 
 class _TooLarge(Exception):
@@ -86,6 +101,7 @@ class Ingress:
         self.metrics = metrics if metrics is not None else Metrics()
         self.readiness = readiness
         self.ready = asyncio.Event()
+        self.fold = Fold(AUDIT_FOLD_S)
         self.app = Starlette(routes=[
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
@@ -95,7 +111,8 @@ class Ingress:
             Route("/v1/video/detections", self._door("video", MAX_SIGNAL_BYTES, check_video),
                   methods=["POST"]),
             Route("/v1/cap", self._door("cap", CAP_LIMIT,
-                                        lambda body: check_cap(body, cap_trust, area)),
+                                        lambda body: check_cap(body, cap_trust, area),
+                                        XML_TYPES),
                   methods=["POST"]),
             Route("/v1/eido", self._door("eido", MAX_EIDO_BYTES, check_eido),
                   methods=["POST"]),
@@ -119,47 +136,94 @@ class Ingress:
         body, content_type = self.metrics.render()
         return Response(body, headers={"Content-Type": content_type})
 
-    def _door(self, kind: str, limit: int,
-              check: Check) -> Callable[[Request], Awaitable[Response]]:
+    def _door(self, kind: str, limit: int, check: Check,
+              types: tuple[str, ...] = JSON_TYPES) -> Callable[[Request], Awaitable[Response]]:
         async def door(request: Request) -> Response:
-            who = await self._principal(request)
+            who = await self._principal(request, kind)
             if isinstance(who, Response):
                 return who
+            wrong = content_refusal(request.headers.get("content-type"), types)
+            if wrong is not None:
+                return await self._refuse(request, kind, 415, wrong, who)
             try:
                 body = await _read(request, limit)
             except _TooLarge as exc:
                 what = WHAT.get(kind, "record")
                 size = f"{exc.size} bytes" if exc.size is not None else f"over {limit} bytes"
-                return _error(413, f"the {what} is {size}; the limit is {limit} bytes")
+                return await self._refuse(
+                    request, kind, 413, f"the {what} is {size}; the limit is {limit} bytes",
+                    who)
             try:
                 # CPU-bound (a 4 MiB CAP alert: signature, schema, geometry): off the loop
                 msg_id, understood = await asyncio.to_thread(check, body)
             except Undeliverable as exc:
                 await dead_letter_bytes(self.js, self.ns, body, kind, exc.code, exc.reason,
-                                        f"POST {request.url.path} by {who}")
-                log.warning("ingress.refused", kind=kind, by=who, reason=exc.reason)
-                return _error(400, exc.reason)
+                                        f"POST {request.url.path} by {who.name}")
+                return await self._refuse(request, kind, 400, exc.reason, who)
             ack = await self.js.publish(self.ns.ingress(kind), body,
                                         headers={"Nats-Msg-Id": f"{kind}:{msg_id}"})
-            log.info("ingress.accepted", kind=kind, by=who, id=msg_id, seq=ack.seq,
+            log.info("ingress.accepted", kind=kind, by=who.name, id=msg_id, seq=ack.seq,
                      duplicate=ack.duplicate)
             return JSONResponse({"accepted": msg_id, "seq": ack.seq,
                                  "duplicate": bool(ack.duplicate), "understood": understood},
                                 status_code=202)
         return door
 
-    async def _principal(self, request: Request) -> str | Response:
+    async def _principal(self, request: Request, door: str) -> Principal | Response:
+        """The live adapter token that may post at ``door``, or the refusal (401, 403)."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return _error(401, "send Authorization: Bearer <token>; an admin creates one "
-                               "with: ecc token create --role adapter --name <platform>")
+        if scheme.lower() != "bearer" or not token.strip():
+            return await self._refuse(
+                request, door, 401, "send Authorization: Bearer <token>; an admin creates "
+                                    "one with: ecc token create --role adapter --name "
+                                    f"<platform> --kinds {door}")
         principal = await self.store.principal(token.strip())
         if principal is None:
-            return _error(401, "unknown or revoked token; ask an admin for a new one")
-        if principal.role not in ROLES:
-            return _error(403, f"a {principal.role} token cannot feed records; use a token "
-                               "with the role adapter")
-        return principal.name
+            return await self._refuse(
+                request, door, 401, "unknown, revoked or expired token; ask an admin for a "
+                                    "new one (ecc token rotate --name <platform>)")
+        refused = door_refusal(principal.role, principal.kinds, door)
+        if refused is not None:
+            return await self._refuse(request, door, 403, refused, principal)
+        return principal
+
+    async def _refuse(self, request: Request, door: str, status: int, reason: str,
+                      who: Principal | None = None) -> Response:
+        """Answer ``status`` with ``reason``; log it, count it, and audit an authentication
+        failure (folded per peer and status)."""
+        peer = request.client.host if request.client else None
+        log.warning("ingress.refused", door=door, status=status, peer=peer,
+                    token=who.name if who else None, reason=reason)
+        self.metrics.ingress_refusals.labels(door=door, status=str(status)).inc()
+        if status in (401, 403):
+            outcome = "unauthorized" if status == 401 else "forbidden"
+            sample = _Sample(door, request.url.path, status, outcome, reason, who)
+            if self.fold.admit(f"{peer}|{outcome}", time.monotonic(), sample):
+                await self._audit_refusal(peer, sample, 1)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": reason}, status_code=status, headers=headers)
+
+    async def _audit_refusal(self, peer: str | None, sample: _Sample, count: int) -> None:
+        who = sample.who
+        reason = sample.reason if count == 1 else (
+            f"{count} more in the last {self.fold.interval:g} s; the last: {sample.reason}")
+        await self.store.audit(
+            actor=who.name if who else "(unknown token)", role=who.role if who else "-",
+            agency=who.agency if who else None, peer=peer, command=f"ingress.{sample.door}",
+            outcome=sample.outcome, reason=reason,
+            args={"path": sample.path, "status": sample.status, "refusals": count})
+
+    async def _write_folded(self, folded: list[Folded]) -> None:
+        for f in folded:
+            assert isinstance(f.sample, _Sample)
+            peer = f.key.rpartition("|")[0] if "|" in f.key else f.key  # or the overflow's
+            await self._audit_refusal(peer or None, f.sample, f.count)
+
+    async def _flush_folded(self) -> None:
+        """Write each peer's folded refusals once its interval is over."""
+        while True:
+            await asyncio.sleep(1.0)
+            await self._write_folded(self.fold.due(time.monotonic()))
 
     async def run(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -169,6 +233,7 @@ class Ingress:
         server = _QuietServer(uvicorn.Config(self.app, log_config=None, lifespan="off",
                                              access_log=False, timeout_graceful_shutdown=2))
         serving = asyncio.create_task(server.serve(sockets=[sock]))
+        flushing = asyncio.create_task(self._flush_folded())
         try:
             while not server.started and not serving.done():
                 await asyncio.sleep(0.01)
@@ -179,7 +244,39 @@ class Ingress:
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(serving, 5)
+            flushing.cancel()
+            with contextlib.suppress(BaseException):
+                await flushing
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._write_folded(self.fold.drain()), 5)
             sock.close()
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """One refusal, as its audit row shows it."""
+
+    door: str
+    path: str
+    status: int
+    outcome: str
+    reason: str
+    who: Principal | None
+
+
+def content_refusal(content_type: str | None, accepted: tuple[str, ...]) -> str | None:
+    """Why a body declared as ``content_type`` is refused at a door that takes
+    ``accepted`` (and their ``+json`` / ``+xml`` kin), in words that say what to send; None
+    when it is taken. Parameters (``; charset=utf-8``) are fine."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    suffix = "+xml" if any(a.endswith("xml") for a in accepted) else "+json"
+    if media in accepted or (media.endswith(suffix) and "/" in media
+                             and media.split("/", 1)[0] in ("application", "text")):
+        return None
+    said = f"Content-Type {media!r} is not taken here" if media \
+        else "the request has no Content-Type"
+    return (f"{said}; send the record as {' or '.join(accepted)} (a charset parameter is "
+            "fine)")
 
 
 async def _read(request: Request, limit: int) -> bytes:
@@ -194,10 +291,6 @@ async def _read(request: Request, limit: int) -> bytes:
             raise _TooLarge(None)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _error(status: int, reason: str) -> Response:
-    return JSONResponse({"error": reason}, status_code=status)
 
 
 def check_call(body: bytes) -> tuple[str, str]:

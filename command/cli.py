@@ -8,6 +8,7 @@
     ecc signal send        publish one signal (for trying things out)
     ecc token create       make an access token for a console, a unit or an adapter
     ecc token revoke       revoke a token by name (open consoles are closed)
+    ecc token rotate       a new token for a name; the old ones end after a grace period
     ecc console watch      print what a console receives
     ecc unit --id E12      a field unit's terminal: orders in, status and position out
     ecc replay FILE        replay real call records through the hotline adapter
@@ -34,7 +35,7 @@ import signal
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,6 +67,7 @@ from command.service import Service, ServiceConfig
 from command.settings import Settings, load_catalogue, load_city, load_city_doc, load_roads
 from command.store import MigrationRefused, Store, migrate
 from command.subjects import Namespace
+from command.tokens import TokenError, default_ttl, parse_duration, parse_kinds
 from workflows.catalogue import Catalogue, CatalogueError
 from workflows.geo import Location
 
@@ -337,8 +339,10 @@ async def _demo(args: argparse.Namespace, settings: Settings, endpoints: dict[st
                                 min_size=1, max_size=1)
     try:  # the simulated command-centre desk signs in like any supervisor
         desk_token = secrets.token_urlsafe(24)
+        # a program, not a person on a shift: a fresh token each run, for a demo (or a soak
+        # run) of up to a week
         await store.create_token(desk_token, name=f"simulated desk {desk_token[:4]}",
-                                 role="supervisor", agency=None)
+                                 role="supervisor", agency=None, ttl=timedelta(days=7))
     finally:
         await store.close()
     doc = load_city_doc(settings.city_path)
@@ -588,15 +592,56 @@ async def cmd_signal_send(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def cmd_token_create(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        kinds = parse_kinds(args.kinds, args.role)
+        ttl = parse_duration(args.ttl) if args.ttl else default_ttl(args.role)
+    except TokenError as exc:
+        raise CliError(str(exc)) from exc
+    if args.agency is not None:
+        agencies = _catalogue(settings).agencies
+        if args.agency not in agencies:
+            raise CliError(f"--agency {args.agency!r} is not an agency of the catalogue "
+                           f"({settings.catalogue_path}); use one of {', '.join(agencies)}, "
+                           "or leave --agency out for a city-wide desk")
     _, database_url = server_urls(settings)
     store = await Store.connect(database_url, min_size=1, max_size=1)
     try:
         token = secrets.token_urlsafe(24)
-        await store.create_token(token, name=args.name, role=args.role, agency=args.agency)
+        expires = await store.create_token(token, name=args.name, role=args.role,
+                                           agency=args.agency, kinds=kinds, ttl=ttl)
     finally:
         await store.close()
     print(json.dumps({"token": token, "name": args.name, "role": args.role,
-                      "agency": args.agency}))
+                      "agency": args.agency, "kinds": list(kinds) if kinds else None,
+                      "expires_at": expires.isoformat()}))
+
+
+async def cmd_token_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        ttl = parse_duration(args.ttl) if args.ttl else None
+        grace = parse_duration(args.grace, what="--grace", allow_zero=True)
+        kinds = parse_kinds(args.kinds, "adapter") if args.kinds else None
+    except TokenError as exc:
+        raise CliError(str(exc)) from exc
+    _, database_url = server_urls(settings)
+    store = await Store.connect(database_url, min_size=1, max_size=1)
+    try:
+        token = secrets.token_urlsafe(24)
+        rotated = await store.rotate_token(args.name, token, grace=grace, ttl=ttl,
+                                           kinds=kinds)
+    finally:
+        await store.close()
+    if rotated is None:
+        raise CliError(f"no live token named {args.name!r} to rotate; make one with "
+                       "`ecc token create`")
+    new, cut = rotated
+    if kinds is not None and new.role != "adapter":
+        log.warning("cli.token_kinds_ignored", name=args.name, role=new.role)
+    print(json.dumps({"token": token, "name": new.name, "role": new.role,
+                      "agency": new.agency, "kinds": list(new.kinds) or None,
+                      "expires_at": new.expires_at.isoformat() if new.expires_at else None,
+                      "old_tokens_end_in_s": int(grace.total_seconds()),
+                      "old_tokens": cut}))
 
 
 async def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> None:
@@ -810,7 +855,23 @@ def build_parser() -> argparse.ArgumentParser:
     create = tok.add_parser("create", help="create a token (printed once)")
     create.add_argument("--role", choices=ROLES, required=True)
     create.add_argument("--name", required=True)
-    create.add_argument("--agency", default=None)
+    create.add_argument("--agency", default=None,
+                        help="bind the token to an agency of the catalogue (a fire desk)")
+    create.add_argument("--kinds", default=None,
+                        help="for --role adapter (required): the ingress doors it may post "
+                             "to, from hotline,video,cap,eido")
+    create.add_argument("--ttl", default=None,
+                        help="how long it lives: 8h, 30d, ... (default: 12h for console "
+                             "roles, 90d for adapters and field units)")
+    rotate = tok.add_parser("rotate", help="a new token for a name (printed once); the old "
+                                           "ones of that name end after --grace")
+    rotate.add_argument("--name", required=True)
+    rotate.add_argument("--ttl", default=None, help="the new token's life (default: the "
+                                                    "role's)")
+    rotate.add_argument("--grace", default="10m",
+                        help="how long the old tokens still work (default 10m; 0s: at once)")
+    rotate.add_argument("--kinds", default=None,
+                        help="an adapter's new doors (default: the old token's)")
     revoke = tok.add_parser("revoke", help="revoke every token of a name (open consoles "
                                            "using it are closed within seconds)")
     revoke.add_argument("--name", required=True)
@@ -875,6 +936,7 @@ _COMMANDS = {
     ("signal", "send"): cmd_signal_send,
     ("token", "create"): cmd_token_create,
     ("token", "revoke"): cmd_token_revoke,
+    ("token", "rotate"): cmd_token_rotate,
     ("console", "watch"): cmd_console_watch,
     ("rebuild", None): cmd_rebuild,
     ("unit", None): cmd_unit,

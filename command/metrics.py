@@ -113,6 +113,10 @@ class Metrics:
         self.console_refusals = Counter(
             "ecc_console_refusals", "Console connections the gateway refused or dropped at "
             "the start, by reason (docs/consoles.md)", ["reason"], registry=r)
+        self.ingress_refusals = Counter(
+            "ecc_ingress_refusals", "Requests the HTTP ingress refused, by door and status "
+            "(400 invalid, 401 no valid token, 403 wrong role or door, 413 too large, "
+            "415 wrong content type)", ["door", "status"], registry=r)
         self.ready = Gauge("ecc_ready", "1 when the check passes, by check", ["check"],
                            registry=r)
         self.sampled_at = Gauge("ecc_sample_timestamp_seconds",

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -39,6 +39,7 @@ from asyncpg.pool import PoolConnectionProxy
 from command.fusion import cell_of
 from command.model import RecordedEvent
 from command.subjects import Namespace
+from command.tokens import default_ttl
 from workflows.text import clean, clean_data
 
 log = structlog.get_logger("ecc.store")
@@ -114,11 +115,15 @@ class Append:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a token belongs to."""
+    """Who a token belongs to: ``kinds`` are the ingress doors of an adapter token (empty
+    for other roles), ``key`` the token's hash (what per-token records are keyed by)."""
 
     name: str
     role: str
     agency: str | None
+    kinds: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    key: bytes = field(default=b"", repr=False)
 
 
 def hash_token(token: str) -> bytes:
@@ -297,13 +302,11 @@ class Tx:
                     outcome: str, reason: str = "", agency: str | None = None,
                     peer: str | None = None, incident_id: str | None = None,
                     seqs: Sequence[int] = ()) -> None:
-        """An audit row in this transaction: it commits with what it records, or not at
-        all. Text is cleaned by the connection's codecs, so no content can fail it."""
-        await self.conn.execute(
-            "INSERT INTO audit_log (actor, role, agency, peer, command, incident_id, args, "
-            "outcome, reason, seqs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            actor[:200], role, agency, peer, command, incident_id, args, outcome,
-            reason[:2000], list(seqs))
+        """An audit row in this transaction (:func:`write_audit`): it commits with what it
+        records, or not at all."""
+        await write_audit(self.conn, actor=actor, role=role, agency=agency, peer=peer,
+                          command=command, outcome=outcome, reason=reason,
+                          incident_id=incident_id, args=args, seqs=seqs)
 
     async def outbox(self, subject: str, msg_id: str, payload: bytes) -> None:
         """Publish ``payload`` on ``subject`` after commit, once (``Nats-Msg-Id`` = ``msg_id``)."""
@@ -489,45 +492,146 @@ class Store:
 
     # --- tokens -------------------------------------------------------------
 
-    async def create_token(self, token: str, *, name: str, role: str, agency: str | None) -> None:
-        await self.pool.execute(
-            "INSERT INTO tokens (token_hash, name, role, agency) VALUES ($1, $2, $3, $4)",
-            hash_token(token),
-            name,
-            role,
-            agency,
-        )
+    async def create_token(self, token: str, *, name: str, role: str, agency: str | None,
+                           kinds: Sequence[str] | None = None,
+                           ttl: timedelta | None = None) -> datetime:
+        """Store ``token`` (hashed) for ``name``; it ends after ``ttl`` (the role's default,
+        :func:`command.tokens.default_ttl`, unless given). An adapter token posts only at
+        the doors in ``kinds`` (none when not given). Returns when it expires."""
+        expires: datetime = await self.pool.fetchval(
+            "INSERT INTO tokens (token_hash, name, role, agency, kinds, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5, now() + $6::interval) RETURNING expires_at",
+            hash_token(token), name, role, agency,
+            list(kinds or ()) if role == "adapter" else None,
+            ttl if ttl is not None else default_ttl(role))
+        return expires
 
     async def principal(self, token: str) -> Principal | None:
-        """The principal behind ``token``, or None if unknown or revoked."""
+        """The principal behind ``token``, or None if unknown, revoked or expired."""
+        key = hash_token(token)
         row = await self.pool.fetchrow(
-            "SELECT name, role, agency FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-            hash_token(token),
-        )
-        return None if row is None else Principal(row["name"], row["role"], row["agency"])
+            "SELECT name, role, agency, kinds, expires_at FROM tokens WHERE token_hash = $1 "
+            "AND revoked_at IS NULL AND expires_at > now()", key)
+        if row is None:
+            return None
+        return Principal(row["name"], row["role"], row["agency"], tuple(row["kinds"] or ()),
+                         row["expires_at"], key)
 
     async def revoked(self, tokens: list[str]) -> set[str]:
-        """Which of these tokens are revoked or gone (for consoles already connected)."""
+        """Which of these tokens are revoked, expired or gone (for consoles already
+        connected: the gateway closes them)."""
         if not tokens:
             return set()
         hashes = {hash_token(t): t for t in tokens}
         rows = await self.pool.fetch(
             "SELECT token_hash FROM tokens WHERE token_hash = ANY($1::bytea[]) "
-            "AND revoked_at IS NULL", list(hashes))
+            "AND revoked_at IS NULL AND expires_at > now()", list(hashes))
         valid = {bytes(r["token_hash"]) for r in rows}
         return {t for h, t in hashes.items() if h not in valid}
 
     async def revoke_token(self, name: str) -> int:
         """Revoke every live token of this name; returns how many."""
         result = await self.pool.execute(
-            "UPDATE tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name)
+            "UPDATE tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL "
+            "AND expires_at > now()", name)
         return int(result.split()[-1])
+
+    async def rotate_token(self, name: str, token: str, *, grace: timedelta,
+                           ttl: timedelta | None = None,
+                           kinds: Sequence[str] | None = None) -> tuple[Principal, int] | None:
+        """A new token for ``name`` with the role and agency of its newest live token (and
+        its kinds, unless ``kinds`` is given), ending after ``ttl`` (the role's default);
+        every older live token of that name now ends within ``grace``, so the platform or
+        desk can switch over without a gap. Returns the new principal and how many old
+        tokens were cut short, or None when ``name`` has no live token (nothing changes)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT role, agency, kinds FROM tokens WHERE name = $1 AND revoked_at IS NULL "
+                "AND expires_at > now() ORDER BY created_at DESC LIMIT 1 FOR UPDATE", name)
+            if row is None:
+                return None
+            role = row["role"]
+            doors = list(kinds) if kinds is not None else list(row["kinds"] or ())
+            cut = await conn.execute(
+                "UPDATE tokens SET expires_at = least(expires_at, now() + $2::interval) "
+                "WHERE name = $1 AND revoked_at IS NULL AND expires_at > now()", name, grace)
+            key = hash_token(token)
+            expires = await conn.fetchval(
+                "INSERT INTO tokens (token_hash, name, role, agency, kinds, expires_at) "
+                "VALUES ($1, $2, $3, $4, $5, now() + $6::interval) RETURNING expires_at",
+                key, name, role, row["agency"], doors if role == "adapter" else None,
+                ttl if ttl is not None else default_ttl(role))
+        return (Principal(name, role, row["agency"], tuple(doors) if role == "adapter" else (),
+                          expires, key), int(cut.split()[-1]))
+
+    # --- the audit log and command results ----------------------------------
+
+    async def audit(self, *, actor: str, role: str, agency: str | None, peer: str | None,
+                    command: str, outcome: str, reason: str = "",
+                    incident_id: str | None = None, args: dict[str, Any] | None = None,
+                    seqs: Sequence[int] = ()) -> bool:
+        """One audit row on its own connection (a refusal, a console opening or shut out,
+        an ingress refusal). Never raises: a log that is away must not keep anyone out or
+        turn an answer into a false one; the failure is logged loudly. True if written."""
+        try:
+            async with self.pool.acquire() as conn:
+                await write_audit(conn, actor=actor, role=role, agency=agency, peer=peer,
+                                  command=command, outcome=outcome, reason=reason,
+                                  incident_id=incident_id, args=args, seqs=seqs)
+            return True
+        except Exception as exc:
+            log.error("audit.write_failed", command=command, outcome=outcome, actor=actor,
+                      error=str(exc))
+            return False
+
+    async def recall_result(self, key: bytes,
+                            request_id: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The fingerprint and first answer of the command this token sent with this request
+        id in the last day, or None."""
+        row = await self.pool.fetchrow(
+            "SELECT fingerprint, result FROM command_results WHERE token_hash = $1 AND "
+            "request_id = $2 AND at > now() - interval '1 day'", key, request_id)
+        return None if row is None else (bytes(row["fingerprint"]), row["result"])
 
     # --- schema -------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations in order; returns the names applied."""
         return await migrate(self.pool)
+
+
+async def write_audit(conn: Conn, *, actor: str, role: str, agency: str | None,
+                      peer: str | None, command: str, outcome: str, reason: str = "",
+                      incident_id: str | None = None, args: dict[str, Any] | None = None,
+                      seqs: Sequence[int] = ()) -> None:
+    """The one writer of ``audit_log`` rows, on ``conn`` (inside a command's transaction, so
+    the row commits with its events or not at all; or on its own: :meth:`Store.audit`).
+
+    No content can fail it: every text is cleaned (workflows.text; the connection's
+    codecs do it again) and bounded, so what a console sent is always on record."""
+    await conn.execute(
+        "INSERT INTO audit_log (actor, role, agency, peer, command, incident_id, args, "
+        "outcome, reason, seqs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        clean(actor)[:200], clean(role)[:40], clean(agency)[:40] if agency else agency,
+        clean(peer)[:200] if peer else peer, clean(command)[:64],
+        clean(incident_id)[:128] if incident_id else incident_id,
+        clean_data(args) if args is not None else {}, outcome, clean(reason)[:2000],
+        list(seqs))
+
+
+async def remember_result(conn: Conn, key: bytes, request_id: str, fingerprint: bytes,
+                          result: dict[str, Any]) -> bool:
+    """Keep the first answer to (token, request id), in the command's own transaction;
+    False if another answer is already kept (a twin of this request committed first: roll
+    back and answer with that one). Also clears a few rows older than a day."""
+    await conn.execute(
+        "DELETE FROM command_results WHERE ctid = ANY(ARRAY(SELECT ctid FROM command_results "
+        "WHERE at < now() - interval '1 day' LIMIT 100 FOR UPDATE SKIP LOCKED))")
+    kept = await conn.fetchval(
+        "INSERT INTO command_results (token_hash, request_id, fingerprint, result) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1",
+        key, request_id, fingerprint, result)
+    return kept is not None
 
 
 def on_the_bus(event: RecordedEvent) -> RecordedEvent:

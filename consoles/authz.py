@@ -2,18 +2,27 @@
 
 Every console command is authorised here and nowhere else: ``TABLE`` maps each
 command to the roles that may send it and the scope they have. A role missing
-from a command's row may not send it. ``agency`` scope means a principal bound
-to an agency (a fire dispatcher) acts only on what belongs to that agency (the
-task's agency); a principal with no agency acts on all. :func:`authorize` is
-pure; :class:`consoles.commands.ConsoleCommands` asks it (for the role, before
-any lookup; then, for a task command, with the task's agency) before anything
-runs, and writes its answer, either way, to the audit log.
+from a command's row may not send it. Scopes, for a principal bound to an agency
+(a fire dispatcher; a principal with no agency, a city-wide desk, acts on all):
+
+* ``any``: everywhere;
+* ``agency``: only what belongs to that agency (a task of that agency's);
+* ``incident``: only incidents that agency works on: where it has a task, or whose
+  type's response plans (the catalogue) call on it. A police dispatcher may re-grade
+  a fire where police hold the cordon, not a fire police have nothing to do with;
+  supervisors and admins act everywhere, as a watch commander does.
+
+:func:`authorize` is pure; :class:`consoles.commands.ConsoleCommands` asks it (for
+the role, before any lookup; then with the task's agency, or the agencies the
+incident involves) before anything runs, and writes its answer, either way, to the
+audit log.
 
 Personal data of callers (name, phone) is shown only to :data:`SEES_CALLERS`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,7 +30,7 @@ Role = Literal["viewer", "call_taker", "dispatcher", "supervisor", "admin", "fie
                "adapter"]
 ROLES: tuple[Role, ...] = ("viewer", "call_taker", "dispatcher", "supervisor", "admin",
                            "field_unit", "adapter")
-Scope = Literal["any", "agency"]
+Scope = Literal["any", "agency", "incident"]
 
 # Roles that may open a console at all (an adapter token is for the HTTP ingress).
 CONSOLE_ROLES: frozenset[str] = frozenset(ROLES) - {"adapter"}
@@ -32,29 +41,31 @@ _ALL: dict[Role, Scope] = {"dispatcher": "any", "supervisor": "any", "admin": "a
 _DESK: dict[Role, Scope] = {"call_taker": "any", **_ALL}
 _SENIOR: dict[Role, Scope] = {"supervisor": "any", "admin": "any"}
 _TASKS: dict[Role, Scope] = {"dispatcher": "agency", "supervisor": "any", "admin": "any"}
+# incident-wide changes: a dispatcher on incidents its agency works on
+_WIDE: dict[Role, Scope] = {"dispatcher": "incident", "supervisor": "any", "admin": "any"}
 
 TABLE: dict[str, dict[Role, Scope]] = {
     # taking calls: the call taker's job, and anyone's at a desk in a surge
     "call.take": _DESK,
     "incident.add_note": _DESK,
     "incident.verify": _DESK,
-    # shaping the picture
-    "incident.reclassify": _ALL,
-    "incident.set_priority": _ALL,
+    # shaping the picture (escalating is asking for help: anyone's at a desk)
+    "incident.reclassify": _WIDE,
+    "incident.set_priority": _WIDE,
     "incident.escalate": {"call_taker": "any", **_ALL},
-    "incident.detach_signal": _ALL,
-    "incident.link": _ALL,
-    "incident.merge": _ALL,
-    "incident.undo_merge": _ALL,
-    "incident.split": _ALL,
+    "incident.detach_signal": _WIDE,
+    "incident.link": _WIDE,
+    "incident.merge": _WIDE,
+    "incident.undo_merge": _WIDE,
+    "incident.split": _WIDE,
     # units: a dispatcher bound to an agency sends only that agency's units
     "task.dispatch": _TASKS,
     "task.reassign": _TASKS,
     "task.cancel": _TASKS,
     # ending an incident
-    "incident.control": _ALL,
-    "incident.resolve": _ALL,
-    "incident.cancel": _ALL,
+    "incident.control": _WIDE,
+    "incident.resolve": _WIDE,
+    "incident.cancel": _WIDE,
     "incident.close": _SENIOR,
     "incident.reopen": _SENIOR,
     # speaking to the public
@@ -80,9 +91,12 @@ class Decision:
 
 
 def authorize(role: str, agency: str | None, command: str,
-              target_agency: str | None = None) -> Decision:
+              target_agency: str | None = None,
+              involved: Collection[str] | None = None) -> Decision:
     """May a principal of ``role`` (bound to ``agency``, or not) send ``command`` about
-    something of ``target_agency`` (a task's agency; None for incident-wide commands)?"""
+    something of ``target_agency`` (a task's agency), on an incident that ``involved``
+    these agencies (its tasks' and its type's plans'; for a command on two incidents,
+    those both involve)? None for either: not known yet (the role alone is judged)."""
     row = TABLE.get(command) or QUERIES.get(command)
     if row is None:
         return Decision(False, f"there is no command {command!r}")
@@ -96,7 +110,22 @@ def authorize(role: str, agency: str | None, command: str,
         return Decision(False, f"this task belongs to {target_agency}; a {agency} {role} "
                                f"dispatches only {agency} units — ask the {target_agency} desk "
                                "or a supervisor")
+    if scope == "incident" and agency is not None and involved is not None \
+            and agency not in involved:
+        them = ", ".join(sorted(involved))
+        desk = f"the {them} desk" if len(involved) == 1 else "a desk of " + them \
+            if involved else "a city-wide desk"
+        return Decision(False, f"this incident involves {them or 'no agency yet'}, not "
+                               f"{agency}; a {agency} {role} changes incidents where {agency} "
+                               f"has a task or is in the type's plan — ask {desk} or a "
+                               "supervisor")
     return Decision(True, "")
+
+
+def scope_of(role: str, command: str) -> Scope | None:
+    """The scope ``role`` has for ``command`` (None: it may not send it)."""
+    row = TABLE.get(command) or QUERIES.get(command) or {}
+    return row.get(role)  # type: ignore[call-overload, no-any-return]
 
 
 def _article(word: str) -> str:

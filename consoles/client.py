@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,12 @@ class ConsoleClient:
         self.ws = ws
         self.backlog: deque[ServerMsg] = deque()  # what arrived while awaiting a result
         self._ids = itertools.count(1)
+        # request ids are kept per token for a day (a repeat gets the first answer): each
+        # connection numbers its own, so a reconnect or a second console never reuses one
+        self._prefix = f"r{secrets.token_hex(6)}-"
+
+    def _next_id(self) -> str:
+        return f"{self._prefix}{next(self._ids)}"
 
     async def receive(self) -> ServerMsg:
         if self.backlog:
@@ -39,21 +46,23 @@ class ConsoleClient:
                 return got
             self.backlog.append(got)
 
-    async def command(self, name: str, incident_id: str | None = None,
-                      **args: Any) -> Result:
-        message: dict[str, Any] = {"type": "command", "request_id": f"r{next(self._ids)}",
+    async def command(self, name: str, incident_id: str | None = None, *,
+                      request_id: str | None = None, **args: Any) -> Result:
+        """Send a command (``request_id``: to repeat one, as a console retrying does)."""
+        message: dict[str, Any] = {"type": "command",
+                                   "request_id": request_id or self._next_id(),
                                    "name": name, "args": args}
         if incident_id is not None:
             message["incident_id"] = incident_id
         return await self.request(message)
 
     async def detail(self, incident_id: str) -> Result:
-        return await self.request({"type": "query", "request_id": f"r{next(self._ids)}",
+        return await self.request({"type": "query", "request_id": self._next_id(),
                                    "name": "incident.detail", "incident_id": incident_id})
 
     async def history(self, start: str, end: str) -> Result:
         """``history.period``: the picture at ``start`` and the events up to ``end``."""
-        return await self.request({"type": "query", "request_id": f"r{next(self._ids)}",
+        return await self.request({"type": "query", "request_id": self._next_id(),
                                    "name": "history.period",
                                    "args": {"from": start, "to": end}})
 

@@ -7,6 +7,13 @@ commands), runs the core commands through the engine in one transaction and
 writes the audit row in that same transaction: a command that took effect is
 always in the audit log, and a refusal is written too, on its own.
 
+Commands are idempotent by request id, per token: the answer to a command that took
+effect is kept (``command_results``, in the command's own transaction; a day), and the
+same ``request_id`` sent again on the same token gets that first answer and changes
+nothing (a ``call.take`` repeated publishes the same call id, which the broker and the
+intake drop). A request id reused for a different command is refused as invalid. Refused
+and rejected commands changed nothing and are not kept: a repeat is judged afresh.
+
 Queries (``incident.detail``) read the incident's timeline, its signals (callers'
 personal data masked for roles that do not need it) and the dispatcher's
 recommendations. ``history.period`` reads a period of the past for playback (folded
@@ -15,6 +22,7 @@ by :mod:`consoles.playback`), in a read-only transaction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,9 +37,9 @@ from adapters.hotline import CallRecord, to_signal
 from command.engine import Engine, Meta, UnitOfWork, utc_now
 from command.intake import apply_retraction, retraction_plan
 from command.model import RecordedEvent, Reporter, Retraction, describe_errors
-from command.store import Principal
+from command.store import Principal, remember_result, write_audit
 from command.subjects import Namespace
-from consoles.authz import SEES_CALLERS, authorize
+from consoles.authz import SEES_CALLERS, authorize, scope_of
 from consoles.playback import MAX_EVENTS, Period, period_events, picture_at
 from consoles.protocol import CommandRequest, QueryRequest, Result, console_visible
 from workflows import incident as inc
@@ -154,6 +162,10 @@ class Caller:
     peer: str | None
 
 
+class _Twin(Exception):
+    """A twin of this request (same token, same request id) committed first."""
+
+
 class _Refused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -175,6 +187,11 @@ class ConsoleCommands:
         bound = log.bind(actor=p.name, role=p.role, command=req.name,
                          incident_id=req.incident_id, request_id=req.request_id)
         args_json = _safe_json(req.args)
+        fingerprint = _fingerprint(req)
+        if p.key:
+            kept = await self.store.recall_result(p.key, req.request_id)
+            if kept is not None:
+                return await self._repeat(caller, req, args_json, fingerprint, kept)
         try:
             model = ARGS.get(req.name)
             if model is None:
@@ -188,21 +205,45 @@ class ConsoleCommands:
             decision = authorize(p.role, p.agency, req.name)  # the role, before any lookup
             if decision.allowed:
                 target = await self._target_agency(req, args)
-                decision = authorize(p.role, p.agency, req.name, target)
+                involved = await self._involved(req, args) \
+                    if p.agency is not None and scope_of(p.role, req.name) == "incident" \
+                    else None
+                decision = authorize(p.role, p.agency, req.name, target, involved)
             if not decision.allowed:
                 raise _Refused("forbidden", decision.reason)
             if isinstance(args, TakeCall):
-                data = await self._take_call(caller, args)  # durable once this returns
-                await self._audit(caller, req, args_json, "ok", "", [])
+                data = await self._take_call(caller, req, args)  # durable once this returns
+                taken = Result(request_id=req.request_id, ok=True, data=data)
+                try:
+                    async with self.store.pool.acquire() as conn, conn.transaction():
+                        await _insert_audit(conn, caller, req, args_json, "ok", "", [])
+                        await _keep(conn, p, req, fingerprint, taken)
+                except _Twin:
+                    raise
+                except Exception as exc:  # the call is in the broker: the answer stands
+                    log.error("audit.write_failed", command=req.name, outcome="ok",
+                              actor=p.name, error=str(exc))
                 bound.info("console.command", outcome="ok", call_id=data["call_id"])
-                return Result(request_id=req.request_id, ok=True, data=data)
+                return taken
             work = self._work(caller, req, args)
+            done: dict[str, Any] = {}
+
+            async def doing(uow: UnitOfWork) -> dict[str, Any]:
+                done.clear()
+                done.update(await work(uow))
+                return done
 
             async def audited(conn: Any, recorded: list[RecordedEvent]) -> None:
-                await _insert_audit(conn, caller, req, args_json, "ok", "",
-                                    [r.seq for r in recorded])
+                seqs = [r.seq for r in recorded]
+                await _insert_audit(conn, caller, req, args_json, "ok", "", seqs)
+                await _keep(conn, p, req, fingerprint, Result(
+                    request_id=req.request_id, ok=True, data={**done, "seqs": seqs}))
 
-            data, recorded = await self.engine.transact(work, audited)
+            data, recorded = await self.engine.transact(doing, audited)
+        except _Twin:
+            kept = await self.store.recall_result(p.key, req.request_id)
+            assert kept is not None  # the twin committed it
+            return await self._repeat(caller, req, args_json, fingerprint, kept)
         except _Refused as exc:
             await self._audit(caller, req, args_json, exc.code, exc.message, [])
             bound.warning("console.command", outcome=exc.code, reason=exc.message)
@@ -222,6 +263,45 @@ class ConsoleCommands:
         seqs = [r.seq for r in recorded]
         bound.info("console.command", outcome="ok", seqs=seqs)
         return Result(request_id=req.request_id, ok=True, data={**data, "seqs": seqs})
+
+    async def _repeat(self, caller: Caller, req: CommandRequest, args_json: dict[str, Any],
+                      fingerprint: bytes, kept: tuple[bytes, dict[str, Any]]) -> Result:
+        """The answer to a request id this token already used: the first answer, or, if it
+        was for another command, a refusal."""
+        p = caller.principal
+        bound = log.bind(actor=p.name, role=p.role, command=req.name,
+                         incident_id=req.incident_id, request_id=req.request_id)
+        first_fingerprint, first = kept
+        if first_fingerprint != fingerprint:
+            message = (f"request_id {req.request_id!r} was already used for another command "
+                       "on this token; send each command with a new request id")
+            await self._audit(caller, req, args_json, "invalid", message, [])
+            bound.warning("console.command", outcome="invalid", reason=message)
+            return Result(request_id=req.request_id, ok=False, code="invalid",
+                          message=message)
+        await self._audit(caller, req, args_json, "ok",
+                          "a repeat of this request id: answered as the first time, nothing "
+                          "done again", [])
+        bound.info("console.command_repeated")
+        return Result.model_validate(first)
+
+    async def _involved(self, req: CommandRequest, args: _Args) -> frozenset[str]:
+        """The agencies an incident-wide command's incidents all involve: each incident's
+        tasks' agencies and those its type's response plans call on (the catalogue)."""
+        ids = [req.incident_id] + ([args.other_id] if isinstance(args, Link) else []) \
+            + ([args.into] if isinstance(args, Merge) else [])
+        involved: frozenset[str] | None = None
+        for incident_id in ids:
+            assert incident_id is not None
+            found = await self.store.incident_view(incident_id)
+            if found is None:
+                raise _Refused("not_found", f"no incident {incident_id}")
+            view = found[1]
+            plans = self.engine.catalogue.plans.get(str(view.get("category")), ())
+            mine = frozenset(str(t["agency"]) for t in view.get("tasks", [])) | frozenset(
+                spec.agency for plan in plans for spec in plan.tasks)
+            involved = mine if involved is None else involved & mine
+        return involved or frozenset()
 
     async def _target_agency(self, req: CommandRequest, args: _Args) -> str | None:
         """The agency a task command acts on (for agency-scoped roles)."""
@@ -354,10 +434,14 @@ class ConsoleCommands:
             return {"new_incident_id": new_id}
         return work
 
-    async def _take_call(self, caller: Caller, args: TakeCall) -> dict[str, Any]:
+    async def _take_call(self, caller: Caller, req: CommandRequest,
+                         args: TakeCall) -> dict[str, Any]:
         """A call taken on the console is a hotline call: classified, fused, durable once
-        the broker acks (the console's result says so)."""
-        call_id = f"console-{uuid.uuid4().hex[:20]}"
+        the broker acks (the console's result says so). Its id comes from the token and the
+        request id, so a repeat of the request is the same call, dropped as a duplicate."""
+        key = caller.principal.key
+        call_id = "console-" + (hashlib.sha256(key + req.request_id.encode()).hexdigest()[:20]
+                                if key else uuid.uuid4().hex[:20])
         caller_data = Reporter(name=args.caller_name, phone=args.caller_phone) \
             if args.caller_name or args.caller_phone else None
         record = CallRecord(
@@ -385,12 +469,10 @@ class ConsoleCommands:
                      outcome: str, reason: str, seqs: list[int]) -> None:
         """An audit row on its own (refusals, and a call already in the broker): a failure
         to write it is logged loudly, never turned into a false "nothing changed"."""
-        try:
-            async with self.store.pool.acquire() as conn:
-                await _insert_audit(conn, caller, req, args_json, outcome, reason, seqs)
-        except Exception as exc:
-            log.error("audit.write_failed", command=req.name, outcome=outcome,
-                      actor=caller.principal.name, error=str(exc))
+        p = caller.principal
+        await self.store.audit(actor=p.name, role=p.role, agency=p.agency, peer=caller.peer,
+                               command=req.name, incident_id=req.incident_id, args=args_json,
+                               outcome=outcome, reason=reason, seqs=seqs)
 
     # --- queries --------------------------------------------------------------------
 
@@ -481,15 +563,10 @@ async def audit_connection(store: Any, principal: Principal | None, peer: str | 
                            what: str, outcome: str, reason: str = "") -> None:
     """A console opening, or being shut out, in the audit log (never raises: a log that is
     away must not keep a console out; the structlog line is still written)."""
-    try:
-        await store.pool.execute(
-            "INSERT INTO audit_log (actor, role, agency, peer, command, args, outcome, reason) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            principal.name if principal else "(unknown token)",
-            principal.role if principal else "-", principal.agency if principal else None,
-            peer, what, {}, outcome, reason[:2000])
-    except Exception as exc:
-        log.error("audit.write_failed", command=what, outcome=outcome, error=str(exc))
+    await store.audit(actor=principal.name if principal else "(unknown token)",
+                      role=principal.role if principal else "-",
+                      agency=principal.agency if principal else None, peer=peer,
+                      command=what, outcome=outcome, reason=reason)
 
 
 def _close_alert(args: CloseAlertArgs, now: Any, by: str, meta: Meta) -> Work:
@@ -522,11 +599,24 @@ async def _insert_audit(conn: Any, caller: Caller, req: CommandRequest,
                         args_json: dict[str, Any], outcome: str, reason: str,
                         seqs: list[int]) -> None:
     p = caller.principal
-    await conn.execute(
-        "INSERT INTO audit_log (actor, role, agency, peer, command, incident_id, args, "
-        "outcome, reason, seqs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        p.name, p.role, p.agency, caller.peer, req.name, req.incident_id, args_json, outcome,
-        reason[:2000], seqs)
+    await write_audit(conn, actor=p.name, role=p.role, agency=p.agency, peer=caller.peer,
+                      command=req.name, incident_id=req.incident_id, args=args_json,
+                      outcome=outcome, reason=reason, seqs=seqs)
+
+
+async def _keep(conn: Any, p: Principal, req: CommandRequest, fingerprint: bytes,
+                result: Result) -> None:
+    """Keep the answer for repeats of this request id (raises :class:`_Twin` when a twin
+    committed first, to roll this one back)."""
+    if p.key and not await remember_result(conn, p.key, req.request_id, fingerprint,
+                                           result.model_dump(mode="json")):
+        raise _Twin
+
+
+def _fingerprint(req: CommandRequest) -> bytes:
+    """What a request asks for, to tell a repeat from a request id reused for another."""
+    text = json.dumps([req.name, req.incident_id, req.args], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def _event(row: Any) -> RecordedEvent:

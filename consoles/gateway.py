@@ -228,7 +228,8 @@ class Gateway:
                 await sub.unsubscribe()
 
     async def _watch_tokens(self) -> None:
-        """Revoking a token closes the consoles using it within ``revoke_check`` seconds."""
+        """Revoking a token, or its end (expiry, or a rotation's grace running out), closes
+        the consoles using it within ``revoke_check`` seconds."""
         while True:
             await asyncio.sleep(self.revoke_check)
             live = [s for s in self.sessions if s.ws is not None]
@@ -242,11 +243,11 @@ class Gateway:
                     log.warning("gateway.token_revoked", peer=session.peer)
                     await audit_connection(self.store, session.principal, session.peer,
                                            "console.revoked", "unauthorized",
-                                           "token revoked: console closed")
+                                           "token revoked or expired: console closed")
                     with contextlib.suppress(Exception):
                         await _refuse(session.ws, CLOSE_UNAUTHORIZED, "revoked",
-                                      "this token was revoked; ask an administrator for a "
-                                      "new one")
+                                      "this token was revoked or has ended; ask an "
+                                      "administrator for a new one")
 
     async def _flush_refusals(self) -> None:
         """Write the folded count of each refusal interval that has ended."""

@@ -43,10 +43,12 @@ async def svc(servers: Servers, database_url: str, ns: Namespace,
 @pytest.fixture
 async def http(svc: Service, store: Store) -> AsyncIterator[httpx.AsyncClient]:
     value = f"adapter-{uuid.uuid4().hex}"
-    await store.create_token(value, name="county cad", role="adapter", agency=None)
+    await store.create_token(value, name="county cad", role="adapter", agency=None,
+                             kinds=("eido",))
     assert svc.ingress is not None
     async with httpx.AsyncClient(base_url=svc.ingress.url, timeout=10,
-                                 headers={"Authorization": f"Bearer {value}"}) as client:
+                                 headers={"Authorization": f"Bearer {value}",
+                                          "Content-Type": "application/json"}) as client:
         yield client
 
 

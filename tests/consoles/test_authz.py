@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from consoles.authz import COMMANDS, CONSOLE_ROLES, ROLES, SEES_CALLERS, TABLE, authorize
+from consoles.authz import (
+    COMMANDS,
+    CONSOLE_ROLES,
+    ROLES,
+    SEES_CALLERS,
+    TABLE,
+    authorize,
+    scope_of,
+)
 from consoles.commands import ARGS
 
 
@@ -41,3 +49,48 @@ def test_the_roles_in_brief() -> None:
     assert "adapter" not in CONSOLE_ROLES
     assert "viewer" not in SEES_CALLERS and "field_unit" not in SEES_CALLERS
     assert not authorize("dispatcher", None, "no.such").allowed
+
+
+WIDE = [c for c in COMMANDS if TABLE[c].get("dispatcher") == "incident"]
+
+
+def test_the_incident_wide_commands_are_scoped_and_the_desk_ones_are_not() -> None:
+    """Changing an incident's picture or ending it is incident-scoped for a dispatcher;
+    taking calls, notes, verifying and asking for help stay anyone's at a desk."""
+    assert set(WIDE) == {"incident.reclassify", "incident.set_priority",
+                         "incident.detach_signal", "incident.link", "incident.merge",
+                         "incident.undo_merge", "incident.split", "incident.control",
+                         "incident.resolve", "incident.cancel"}
+    for command in ("call.take", "incident.add_note", "incident.verify", "incident.escalate"):
+        assert scope_of("dispatcher", command) == "any"
+        assert scope_of("call_taker", command) == "any"
+        assert authorize("dispatcher", "police", command, None, frozenset({"fire"})).allowed
+
+
+@pytest.mark.parametrize("command", WIDE)
+@pytest.mark.parametrize(("role", "agency", "involved", "allowed"), [
+    ("dispatcher", "police", {"fire", "police"}, True),    # police hold the cordon
+    ("dispatcher", "police", {"fire"}, False),             # nothing for police to do
+    ("dispatcher", "police", set(), False),                # no agency involved yet
+    ("dispatcher", None, {"fire"}, True),                  # a city-wide desk
+    ("supervisor", "police", {"fire"}, True),              # a watch commander
+    ("admin", "police", {"fire"}, True),
+    ("call_taker", None, {"fire"}, False),                 # not a call taker's change
+    ("viewer", None, {"fire"}, False),
+])
+def test_every_incident_scope_cell(command: str, role: str, agency: str | None,
+                                   involved: set[str], allowed: bool) -> None:
+    """Each role, bound or not, on an incident that involves its agency or not; a refusal
+    names the agencies involved and whom to ask."""
+    decision = authorize(role, agency, command, None, frozenset(involved))
+    assert decision.allowed == allowed, decision.reason
+    if not allowed and role == "dispatcher":
+        assert "not police" in decision.reason and "supervisor" in decision.reason
+        assert ("fire" in decision.reason) == bool(involved)
+
+
+def test_the_scope_is_judged_only_once_the_incident_is_known() -> None:
+    """Before the lookup (involved None) the role alone is judged, as for task commands."""
+    assert authorize("dispatcher", "police", "incident.set_priority").allowed
+    assert not authorize("viewer", "police", "incident.set_priority").allowed
+    assert scope_of("viewer", "incident.set_priority") is None

@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from command.service import Service
-from command.store import Store
+from command.store import Store, hash_token
 from command.subjects import Namespace
 from consoles.authz import COMMANDS, CONSOLE_ROLES, TABLE
 from consoles.client import ConsoleClient, open_console
@@ -378,3 +378,190 @@ async def test_history_period_plays_back_from_the_store_and_leaves_live_state_al
         "SELECT role, outcome FROM audit_log WHERE command = 'history.period' ORDER BY id")
     assert [(r["role"], r["outcome"]) for r in rows][-3:] == [
         ("viewer", "ok"), ("viewer", "invalid"), ("field_unit", "forbidden")]
+
+
+async def test_ecc_token_create_checks_its_options_and_rotate_switches_without_a_gap(
+        servers: Any, database_url: str, store: Store) -> None:
+    """`ecc token create` wants --kinds for an adapter, an agency of the catalogue and a
+    real duration (exit 2 with what to write); a dispatcher's --ttl 8h ends in 8 h;
+    `ecc token rotate --grace 0s` prints a new working token and ends the old one."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    env = {**os.environ, "NATS_URL": servers.nats_url, "DATABASE_URL": database_url}
+
+    def ecc(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "command.cli", "token", *argv], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    async def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(ecc, *argv)
+
+    no_kinds = await run("create", "--role", "adapter", "--name", "119 platform")
+    assert no_kinds.returncode == 2 and "needs --kinds" in no_kinds.stderr
+    moon = await run("create", "--role", "dispatcher", "--name", "d", "--agency", "moonbase")
+    assert moon.returncode == 2 and "not an agency of the catalogue" in moon.stderr
+    assert "fire" in moon.stderr
+    forever = await run("create", "--role", "viewer", "--name", "v", "--ttl", "forever")
+    assert forever.returncode == 2 and "90s, 10m, 8h, 30d or 2w" in forever.stderr
+    assert await store.pool.fetchval("SELECT count(*) FROM tokens") == 0
+    made = await run("create", "--role", "dispatcher", "--name", "fire desk", "--agency",
+                     "fire", "--ttl", "8h")
+    assert made.returncode == 0, made.stderr
+    first = json.loads(made.stdout)
+    left = await store.pool.fetchval("SELECT expires_at - now() FROM tokens")
+    assert timedelta(hours=7, minutes=59) < left <= timedelta(hours=8)
+    feed = await run("create", "--role", "adapter", "--name", "cad", "--kinds", "eido")
+    assert feed.returncode == 0 and json.loads(feed.stdout)["kinds"] == ["eido"]
+    rotated = await run("rotate", "--name", "fire desk", "--grace", "0s")
+    assert rotated.returncode == 0, rotated.stderr
+    second = json.loads(rotated.stdout)
+    assert second["token"] != first["token"] and second["old_tokens"] == 1
+    assert (second["role"], second["agency"]) == ("dispatcher", "fire")
+    assert await store.principal(first["token"]) is None
+    assert await store.principal(second["token"]) is not None
+    nobody = await run("rotate", "--name", "nobody")
+    assert nobody.returncode == 2 and "no live token" in nobody.stderr
+
+
+async def test_an_open_console_is_closed_when_its_token_ends_and_rotation_has_no_gap(
+        service: Service, store: Store) -> None:
+    """A rotation with a grace keeps the old token's console open and lets the new token
+    in; once the old token ends, its open console is closed as on revocation."""
+    from datetime import timedelta
+
+    token = await new_token(store, "dispatcher")
+    name = (await store.principal(token)).name  # type: ignore[union-attr]
+    async with open_console(service.console_url, token) as old:
+        await joined(old)
+        rotated = await store.rotate_token(name, f"new-{uuid.uuid4().hex}",
+                                           grace=timedelta(minutes=10))
+        assert rotated is not None
+        new_value = f"new2-{uuid.uuid4().hex}"
+        await store.rotate_token(name, new_value, grace=timedelta(minutes=10))
+        async with open_console(service.console_url, new_value) as new:
+            await joined(new)
+            ping = await old.command("incident.verify", "no-such")
+            assert ping.code == "not_found"  # the old console still works in the grace
+            await store.pool.execute(  # the grace runs out (as ten minutes later)
+                "UPDATE tokens SET expires_at = now() WHERE token_hash = $1",
+                hash_token(token))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    msg = await asyncio.wait_for(old.receive(), 15)
+                    if isinstance(msg, Error):
+                        assert msg.code == "revoked" and "ended" in msg.message
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == CLOSE_UNAUTHORIZED
+            assert (await new.command("incident.verify", "no-such")).code == "not_found"
+
+
+async def test_a_command_repeated_with_its_request_id_is_applied_once(
+        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    """The same note sent four times with one request id makes one note; all four answers
+    are ok with the same result; a second console on the same token repeating it changes
+    nothing either, the request id reused for another command is refused, and another
+    token's same request id is its own command."""
+    token = await new_token(store, "dispatcher")
+    target = await incident(store, js, ns)
+    incident_id = target["incident_id"]
+
+    async def notes() -> int:
+        return int(await store.pool.fetchval(
+            "SELECT count(*) FROM events WHERE stream_id = $1 AND type = "
+            "'incident.note_added'", f"incident:{incident_id}"))
+
+    async with open_console(service.console_url, token) as console:
+        await joined(console)
+        answers = [await console.command("incident.add_note", incident_id,
+                                         request_id="note-1", text="gate locked")
+                   for _ in range(4)]
+        assert all(a.ok for a in answers), answers
+        assert len({a.model_dump_json() for a in answers}) == 1
+        other = await console.command("incident.add_note", incident_id, request_id="note-1",
+                                      text="something else")
+        assert other.code == "invalid" and "new request id" in (other.message or "")
+    async with open_console(service.console_url, token) as again, \
+            open_console(service.console_url, token) as twin:
+        await joined(again)
+        await joined(twin)
+        later = await again.command("incident.add_note", incident_id, request_id="note-1",
+                                    text="gate locked")
+        assert later == answers[0]
+        raced = await asyncio.gather(*(c.command("incident.add_note", incident_id,
+                                                 request_id="note-2", text="raced")
+                                       for c in (again, twin)))
+        assert raced[0].ok and raced[0] == raced[1], raced
+    assert await notes() == 2
+    stranger = await new_token(store, "dispatcher")
+    async with open_console(service.console_url, stranger) as console:
+        await joined(console)
+        own = await console.command("incident.add_note", incident_id, request_id="note-1",
+                                    text="gate locked")
+        assert own.ok and own.data["seqs"] != answers[0].data["seqs"]
+    assert await notes() == 3
+    outcomes = [r["reason"] for r in await store.pool.fetch(
+        "SELECT reason FROM audit_log WHERE command = 'incident.add_note' ORDER BY id")]
+    assert outcomes[0] == "" and sum("repeat of this request id" in r for r in outcomes) == 5
+
+
+async def test_a_call_taken_twice_with_one_request_id_is_one_call(
+        service: Service, store: Store) -> None:
+    """`call.take` repeated with one request id answers with one call id and makes one
+    signal."""
+    token = await new_token(store, "call_taker")
+    async with open_console(service.console_url, token) as console:
+        await joined(console)
+        first = await console.command("call.take", request_id="c-1", narrative="smoke",
+                                      lat=34.75, lon=113.62)
+        again = await console.command("call.take", request_id="c-1", narrative="smoke",
+                                      lat=34.75, lon=113.62)
+    assert first.ok and again == first
+
+    async def signals() -> int:
+        return int(await store.pool.fetchval(
+            "SELECT count(*) FROM events WHERE type = 'signal.received' AND data->>'signal_id' "
+            "= $1", first.data["signal_id"]))
+
+    assert await eventually(signals) == 1
+    assert await store.pool.fetchval("SELECT count(*) FROM events WHERE type = "
+                                     "'signal.received'") == 1
+
+
+async def test_a_dispatcher_changes_only_incidents_its_agency_works_on(
+        service: Service, store: Store, js: Any, ns: Namespace) -> None:
+    """A police dispatcher re-grades a fire (police hold its cordon) but not a medical call
+    (health and fire only), nor merges it; a note is still anyone's; a police-bound
+    supervisor acts everywhere; a refusal changes nothing and is audited."""
+    police = await new_token(store, "dispatcher", agency="police")
+    chief = await new_token(store, "supervisor", agency="police")
+    fire = await incident(store, js, ns, category="fire")
+    medical = await incident(store, js, ns, category="medical")
+    async with open_console(service.console_url, police) as console:
+        await joined(console)
+        ok = await console.command("incident.set_priority", fire["incident_id"], priority=1,
+                                   reason="people trapped")
+        assert ok.ok, ok.message
+        before = await store.head()
+        refused = await console.command("incident.set_priority", medical["incident_id"],
+                                        priority=1, reason="x")
+        assert refused.code == "forbidden", refused
+        assert "fire, health" in (refused.message or "") and "not police" in refused.message
+        merged = await console.command("incident.merge", medical["incident_id"],
+                                       into=fire["incident_id"])
+        assert merged.code == "forbidden"
+        assert await store.head() == before
+        noted = await console.command("incident.add_note", medical["incident_id"],
+                                      text="patrol saw the patient collapse")
+        assert noted.ok
+    async with open_console(service.console_url, chief) as console:
+        await joined(console)
+        regraded = await console.command("incident.set_priority", medical["incident_id"],
+                                         priority=1, reason="not breathing")
+        assert regraded.ok, regraded.message
+    assert await store.pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE outcome = 'forbidden' AND agency = 'police'"
+    ) == 2
