@@ -113,7 +113,7 @@ async def strict(servers: Servers, database_url: str, ns: Namespace, js: Any,
             adapters=STRICT, ingress_port=0))) as service:
         assert service.ingress is not None
         async with httpx.AsyncClient(base_url=service.ingress.url, timeout=30, headers={
-                "Authorization": f"Bearer {platform}"}) as client:
+                "Authorization": f"Bearer {platform}", **XML}) as client:
             yield client
 
 
