@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench soak lint typecheck clean
+.PHONY: demo test bench soak lint typecheck clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ecc demo --speed 5
 
-test: $(STAMP) lint
+test: $(STAMP) lint chromium
 	$(BIN)/python -m pytest
+
+# The web console's browser tests run in Debian's headless Chromium (no browser is
+# downloaded from anywhere else): installed here when it is missing.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		elif command -v sudo >/dev/null 2>&1; then \
+			sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else \
+			echo "make test needs Debian's chromium for the browser tests: run 'apt-get install chromium' as root"; exit 2; \
+		fi; \
+	fi
 
 # Every benchmark in turn, one table at the end, bench/results/latest.json (docs/bench.md).
 bench: $(STAMP)
