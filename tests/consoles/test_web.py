@@ -502,3 +502,40 @@ async def test_a_cap_signals_signature_verdict_is_shown_in_the_incident(
     await expect(line).to_contain_text("signature unsigned; schema 1 violation(s)",
                                        timeout=LIVE)
     await expect(line).to_have_class(re.compile(r"\bwarn\b"))
+
+
+async def test_a_held_retraction_is_a_banner_a_supervisor_confirms(
+        consoles: OpenConsole, ecc: Service, store: Store, js: Any, ns: Namespace) -> None:
+    """A retraction naming more signals than the catalogue lets one source take back is a
+    desk alert on every console; a dispatcher's banner has no buttons, a supervisor's
+    Confirm takes the signals back and the banner goes from both pages."""
+    from datetime import UTC, datetime
+
+    from command.model import Retraction
+
+    ids = []
+    for _ in range(ecc.catalogue.retractions.confirm_above + 1):
+        signal = make_signal(signal_id=f"call-{uuid.uuid4().hex[:12]}")
+        await publish_signal(js, ns, signal, msg_id=f"hotline:{signal.signal_id}")
+        ids.append(signal.signal_id)
+
+    async def all_in() -> bool:
+        return await store.pool.fetchval(
+            "SELECT count(*) FROM incidents WHERE is_open") == len(ids)
+
+    await eventually(all_in, timeout=20)
+    supervisor, dispatcher = await consoles("supervisor"), await consoles("dispatcher")
+    retraction = Retraction(retraction_id=f"r-{uuid.uuid4().hex[:10]}", source="hotline",
+                            refers_to=tuple(ids), reason="platform replayed a test batch",
+                            at=datetime.now(UTC))
+    await js.publish(ns.signal("hotline", "retraction"), retraction.model_dump_json().encode(),
+                     headers={"Nats-Msg-Id": f"hotline:{retraction.retraction_id}"})
+    banner = supervisor.locator("#alerts .desk-alert")
+    await expect(banner).to_contain_text(f"take back {len(ids)} signals", timeout=LIVE)
+    await expect(dispatcher.locator("#alerts .desk-alert")).to_contain_text(
+        "A supervisor acts on this.", timeout=LIVE)
+    await expect(dispatcher.locator("#alerts button")).to_have_count(0)
+    await banner.locator("button[data-outcome=confirmed]").click()
+    await expect(supervisor.locator("#alerts")).to_be_hidden(timeout=LIVE)
+    await expect(dispatcher.locator("#alerts")).to_be_hidden(timeout=LIVE)
+    assert await store.pool.fetchval("SELECT count(*) FROM incidents WHERE is_open") == 0
