@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import sys
+import time
 import uuid
 from collections import deque
 from datetime import UTC, datetime
@@ -44,15 +45,16 @@ class FieldUnit:
     """One crew's connection. ``await start()``, read :meth:`next`, send reports.
 
     Orders are heard live on the unit's own subject (a plain subscription), and the
-    last one is read at start and every ``catch_up_every`` seconds with a direct get
-    of the unit's own dispatch subject (``agency`` names it): a device that was off, or
-    in a tunnel when an order went out, shows the order that is current within
-    seconds. A crew's device creates no JetStream consumer at all (its NATS user may
-    not: docs/security.md). Without ``agency`` there is no catch-up, live orders only.
+    last one is read with a direct get of the unit's own dispatch subject (``agency``
+    names it) at start, within a second of the connection coming back, and every
+    ``catch_up_every`` seconds: a device that was off, or in a tunnel when an order
+    went out, shows the order that is current as soon as it is back. A crew's device
+    creates no JetStream consumer at all (its NATS user may not: docs/security.md).
+    Without ``agency`` there is no catch-up, live orders only.
     """
 
     def __init__(self, nc: NATS, ns: Namespace, unit_id: str, *, agency: str | None = None,
-                 queue_size: int = 100, catch_up_every: float = 5.0) -> None:
+                 queue_size: int = 100, catch_up_every: float = 60.0) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=2.0)
         self.ns = ns
@@ -84,9 +86,18 @@ class FieldUnit:
                 await self._sub.unsubscribe()
 
     async def _keep_up(self) -> None:
+        """Read the last order again as soon as the connection is back (the live
+        subscription heard nothing while it was away), and now and then regardless: a
+        city of 10,000 devices asks the server a few hundred times a second, not
+        thousands."""
+        reconnects = self.nc.stats["reconnects"]
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(self.catch_up_every)
-            await self._catch_up()
+            await asyncio.sleep(min(1.0, self.catch_up_every))
+            now = self.nc.stats["reconnects"]
+            if now != reconnects or time.monotonic() - last >= self.catch_up_every:
+                reconnects, last = now, time.monotonic()
+                await self._catch_up()
 
     async def _catch_up(self) -> None:
         """The last order on the unit's subject, if it is newer than any seen."""

@@ -25,7 +25,7 @@ encoded once per seq and shared by every console that starts at that seq.
 The doors: ``Host`` must be one of the gateway's own names (consoles/hosts.py),
 ``Host`` and ``Origin`` appear once, and consoles are limited per token and per
 peer address. Refusals are logged, counted (``ecc_console_refusals_total``) and
-audited, folded per peer and outcome (consoles/refusals.py).
+audited, folded per peer and outcome (command/refusals.py, as the ingress does).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from websockets.http11 import Request, Response
 
 from command.metrics import Metrics
 from command.model import RecordedEvent
+from command.refusals import OVERFLOW, Fold, Folded
 from command.store import Principal, Store
 from command.subjects import Namespace
 from command.tasks import check_cancelled
@@ -84,7 +85,6 @@ from consoles.protocol import (
     console_visible,
     delta_frame,
 )
-from consoles.refusals import RefusalFold
 from workflows.text import clean, validate_json
 
 log = structlog.get_logger("ecc.gateway")
@@ -174,7 +174,7 @@ class Gateway:
         self.per_peer: Counter[str] = Counter()  # open websockets by peer address
         self.start_timeout = start_timeout
         self.write_limit = write_limit
-        self.refusals = RefusalFold(refusal_interval)
+        self.refusals = Fold(refusal_interval)
         # (seq, frame) of the last snapshot sent: consoles starting at one seq share it
         self._snapshot: tuple[int, str] | None = None
         # A reconnect storm (a thousand consoles after a network cut) queues for a few
@@ -253,9 +253,19 @@ class Gateway:
         """Write the folded count of each refusal interval that has ended."""
         while True:
             await asyncio.sleep(1.0)
-            for row in self.refusals.due(time.monotonic()):
-                await audit_connection(self.store, None, row.peer, "console.open",
-                                       row.outcome, row.reason(""))
+            for folded in self.refusals.due(time.monotonic()):
+                await self._write_folded(folded)
+
+    async def _write_folded(self, folded: Folded) -> None:
+        """One row for the refusals of an interval after its first."""
+        sample: tuple[str | None, str] = folded.sample  # type: ignore[assignment]
+        peer, outcome = sample
+        if folded.key == OVERFLOW:
+            peer = OVERFLOW
+        await audit_connection(
+            self.store, None, peer, "console.open", outcome,
+            f"{folded.count} more {outcome} refusals from this address in the last "
+            f"{self.refusals.interval:g} s (folded into one row)")
 
     async def _refused(self, ws: ServerConnection, bound: Any, reason: str, *,
                        close: int, message: str, outcome: str | None = None,
@@ -268,9 +278,9 @@ class Gateway:
         self.metrics.console_refusals.labels(reason=reason).inc()
         if outcome is not None:
             peer = ws.remote_address[0] if ws.remote_address else None
-            for row in self.refusals.observe(peer, outcome, time.monotonic()):
-                await audit_connection(self.store, None if row.folded else principal,
-                                       row.peer, "console.open", row.outcome, row.reason(why))
+            if self.refusals.admit(f"{peer}|{outcome}", time.monotonic(), (peer, outcome)):
+                await audit_connection(self.store, principal, peer, "console.open",
+                                       outcome, why)
         await _refuse(ws, close, reason, message)
 
     # --- the live feed ------------------------------------------------------
