@@ -333,7 +333,7 @@ class ConsoleCommands:
             narrative=args.narrative, caller=caller_data,
             location=Location(lat=args.lat, lon=args.lon, accuracy_m=args.accuracy_m,
                               address=args.address))
-        signal = to_signal(record)  # the hotline adapter's own reading of a call
+        signal = to_signal(record, self.engine.catalogue.hotline)  # as the hotline adapter reads it
         await self.js.publish(self.ns.signal(signal.source, signal.category),
                               signal.model_dump_json().encode(),
                               headers={"Nats-Msg-Id": f"{signal.source}:{signal.signal_id}"})

@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 
 from command.fusion import Candidate, cell_of, cells_around, choose, distance_m, rule_for
 from command.service import Service
+from command.settings import builtin_catalogue
 from command.store import Store
 from command.subjects import Namespace
 from tests.helpers import eventually, make_signal, publish_signal, shared_data
 from workflows.geo import Location
+
+RULES = builtin_catalogue().fusion
 
 T0 = datetime(2026, 7, 20, 8, 0, tzinfo=UTC)
 
@@ -30,7 +33,7 @@ def fuse(signals: list[tuple[str, str, float, float, datetime]]) -> dict[str, st
     for sid, category, lat, lon, at in signals:
         near = [c for c in incidents.values()
                 if distance_m(lat, lon, c.lat, c.lon) <= 5000]
-        match = choose(category, lat, lon, at, near)
+        match = choose(category, lat, lon, at, near, RULES)
         if match is None:
             incidents[sid] = Candidate(sid, category, lat, lon, at)
             out[sid] = sid
@@ -111,7 +114,7 @@ def test_arrival_order_does_not_change_what_fuses_for_separate_events(
 def test_fusion_respects_each_types_limits() -> None:
     """A medical call 200 m away is a different patient; a flood 1.5 km away is the same
     flood."""
-    assert rule_for("medical").radius_m < 200 < rule_for("flood").radius_m
+    assert rule_for("medical", RULES).radius_m < 200 < rule_for("flood", RULES).radius_m
     got = fuse([("m1", "medical", 34.0, 113.0, T0), ("m2", "medical", 34.0018, 113.0, T0),
                 ("f1", "flood", 35.0, 113.0, T0), ("f2", "flood", 35.0135, 113.0, T0)])
     assert got["m2"] == "m2" and got["f2"] == "f1"
