@@ -83,7 +83,8 @@ class FieldUnit:
                 await self._poll
         if self._sub is not None:
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+                async with asyncio.timeout(1.0):
+                    await self._sub.unsubscribe()
 
     async def _keep_up(self) -> None:
         """Read the last order again as soon as the connection is back (the live

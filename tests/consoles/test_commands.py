@@ -269,6 +269,8 @@ async def test_a_reconnect_storm_is_queued_or_told_to_retry_and_all_get_in(
     # all thousand come from 127.0.0.1: a centre behind one NAT, so its limit is raised
     assert service.gateway is not None
     service.gateway.max_per_peer = 1000
+    # a waiting room smaller than the storm, so some are surely told to retry
+    service.gateway.max_waiting = STORM // 4
 
     async def one(n: int) -> int:
         nonlocal busy

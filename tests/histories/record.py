@@ -1,6 +1,6 @@
 """Record the golden histories again: ``python -m tests.histories.record``.
 
-Runs tests/histories/test_record.py with ``ECC_RECORD_HISTORIES=1``: a short simulated
+Runs tests/histories/recording.py (not collected by ``make test``): a short simulated
 morning (and a rainstorm) against a real service, whose events and projections are
 written over tests/histories/*.jsonl and *.expected.json. Only for a new history or a
 new kind of event; never to make a failing replay pass (write an upcaster instead:
@@ -9,12 +9,10 @@ docs/store.md).
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
 
 if __name__ == "__main__":
-    os.environ["ECC_RECORD_HISTORIES"] = "1"
-    sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "tests/histories/test_record.py",
+    sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "tests/histories/recording.py",
                           *sys.argv[1:]]))

@@ -1,4 +1,5 @@
-"""Records the golden histories (``python -m tests.histories.record``); skipped otherwise.
+"""Records the golden histories: ``python -m tests.histories.record`` runs this file (its
+name is not ``test_*``, so ``make test`` never collects it: a recorder is not a test).
 
 A short simulated morning against a real service (as tests/sim/test_outcomes.py runs
 one), until every incident with units is over; then the service stops and its events and
@@ -7,7 +8,6 @@ projections are written beside this file."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from datetime import datetime
@@ -25,9 +25,6 @@ from command.subjects import Namespace
 from sim.run import Simulation, scaled
 from tests.conftest import Servers, running
 from tests.histories import golden
-
-pytestmark = pytest.mark.skipif(not os.environ.get("ECC_RECORD_HISTORIES"),
-                                reason="records tests/histories: python -m tests.histories.record")
 
 SPEED = 120.0
 MORNING = datetime(2026, 7, 20, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
