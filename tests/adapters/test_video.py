@@ -509,7 +509,7 @@ def invalid_frigate_events(draw: st.DrawFn) -> tuple[bytes, str]:
     return json.dumps(event).encode(), named
 
 
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(invalid_frigate_events())
 def test_invalid_frigate_events_are_refused(case: tuple[bytes, str]) -> None:
     """A Frigate event without a required field, with a wrong type, a score outside 0..1,
@@ -585,7 +585,7 @@ def test_the_webhook_the_refusals_start_from_is_read() -> None:
     assert parse_webhook(json.dumps(WEBHOOK).encode()).camera == "cam-3"
 
 
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(invalid_webhooks())
 def test_invalid_webhooks_are_refused(case: tuple[bytes, str]) -> None:
     """A webhook without a required field, with a wrong type, a score outside 0..1, a
