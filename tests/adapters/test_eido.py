@@ -1,3 +1,4 @@
+# size: tests of adapters/eido.py: schema, sample, round trips, refusals, export
 """NENA EIDO in and out (adapters/eido.py): the schema with a real OpenAPI validator,
 NENA's own sample read and round-tripped, ECC's incidents written, garbage refused."""
 

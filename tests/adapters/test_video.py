@@ -1,3 +1,4 @@
+# size: tests of adapters/video.py: both doors, the fold, the config, refusals
 """Video analytics: Frigate events and webhooks in, one signal per tracked object out."""
 
 from __future__ import annotations

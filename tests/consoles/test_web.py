@@ -1,3 +1,4 @@
+# size: browser tests of the web console, one page per scenario, shared fixtures
 """The web console in a real headless Chromium (Debian's), against the real service.
 
 Each test runs the whole service in-process on its own database and namespace,
