@@ -36,9 +36,12 @@ chromium:
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-# The fault suite's kill -9 test with 200 kills instead of 20 (about 15 minutes).
+# The fault suite's kill -9 test with 200 kills instead of 20 (about 15 minutes), and the
+# reconnect storm with 1,000 consoles instead of 400.
 soak: $(STAMP)
 	ECC_SOAK_KILLS=200 $(BIN)/python -m pytest tests/faults/test_kill_service.py -s
+	ECC_STORM_CONSOLES=1000 $(BIN)/python -m pytest tests/consoles/test_commands.py -s \
+		-k reconnect_storm
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,8 @@ from adapters.area import Area, AreaError, place, shape_of
 from adapters.cap_trust import Trust, Verdict, verify, violations
 from adapters.hotline import classify
 from command.model import Retraction, Signal
+from command.settings import builtin_catalogue
+from workflows.catalogue import HotlineRule
 from workflows.geo import Location
 
 NAMESPACES = {
@@ -158,10 +161,12 @@ def _place(area: etree._Element, ns: str, city: Area | None) -> Location | bool 
 
 
 def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None, *,
-              now: datetime | None = None) -> Alert:
+              now: datetime | None = None, rules: Sequence[HotlineRule] | None = None
+              ) -> Alert:
     """Parse one CAP alert, check it against ``trust`` (no rules: unsigned accepted and
     flagged, any signature must verify) and place it in ``area`` (None: anywhere).
-    ``now`` is when certificates must be valid (None: the clock's now).
+    ``now`` is when certificates must be valid (None: the clock's now). ``rules`` are
+    the hotline rules that read the event and headline (None: the built-in catalogue's).
 
     Raises :class:`CapRejected` with the reason and the check's code.
     """
@@ -227,7 +232,8 @@ def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None,
         event = _text(info.find(f"{ns}event"))
         headline = _text(info.find(f"{ns}headline"))
         cap_category = _text(info.find(f"{ns}category"))
-        guess = classify(f"{event} {headline}")
+        guess = classify(f"{event} {headline}",
+                         builtin_catalogue().hotline if rules is None else rules)
         category = guess.category if guess.rule != "none" else CATEGORY.get(cap_category, "other")
         confidence = CERTAINTY.get(_text(info.find(f"{ns}certainty")), 0.4)
         for j, area_el in enumerate(info.findall(f"{ns}area")):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,11 +34,13 @@ from xml.etree import ElementTree as ET
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from workflows.catalogue import CapMapping
+
 if TYPE_CHECKING:
     import xmlschema
 
 __all__ = [
-    "CATEGORY", "LIMITS", "NAMESPACE", "RESPONSE", "CapInvalid", "Certainty", "MsgType",
+    "LIMITS", "NAMESPACE", "CapInvalid", "Certainty", "Mappings", "MsgType",
     "PublicWarning", "Severity", "Urgency", "emit", "identifier", "render", "validate",
 ]
 
@@ -49,22 +52,10 @@ Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
 NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 SCHEMA = Path(__file__).resolve().parent / "schema" / "cap12.xsd"
 
-# ECC category to CAP <category>; anything else is "Other". A gas leak is Safety,
-# not CBRNE: CAP's CBRNE is a "threat or attack", and a leaking main is neither.
-CATEGORY = {"fire": "Fire", "medical": "Health", "traffic": "Transport", "flood": "Met",
-            "gas_leak": "Safety", "hazmat": "CBRNE", "crime": "Security",
-            "structural": "Infra", "utility_outage": "Infra", "maintenance": "Infra",
-            "other": "Other"}
-# ECC category to the CAP <responseType> a receiving siren or phone acts on; anything
-# else is "Monitor", and a Cancel is always "AllClear". These are the first public
-# action for people inside the circle, not for those at the scene: keep away from a
-# fire, a flood, a crash, a collapse or a police operation; leave a gas leak before it
-# finds a spark; stay indoors, windows shut, under a chemical plume. A broken device
-# (maintenance) asks nothing of anyone. The instruction text says anything more particular.
-RESPONSE = {"fire": "Avoid", "flood": "Avoid", "traffic": "Avoid", "structural": "Avoid",
-            "crime": "Avoid", "gas_leak": "Evacuate", "hazmat": "Shelter",
-            "medical": "Monitor", "utility_outage": "Monitor", "maintenance": "None",
-            "other": "Monitor"}
+# Each ECC category's CAP <category> and <responseType> are its ``cap`` entry in the
+# catalogue (:attr:`workflows.catalogue.Catalogue.cap`, passed in as ``cap``); a category
+# not in it takes ``other``'s, else Other / Monitor. A Cancel is always "AllClear".
+Mappings = Mapping[str, CapMapping]
 # Characters of free text kept, trimmed with an ellipsis beyond. A headline fits a
 # text message (the CAP 1.2 spec suggests 160 as a target); areaDesc matches what our
 # own CAP parser keeps.
@@ -128,8 +119,10 @@ def identifier(incident_id: str, sequence: int) -> str:
     return f"ecc-{incident_id}-{sequence}"
 
 
-def render(w: PublicWarning) -> bytes:
+def render(w: PublicWarning, cap: Mappings) -> bytes:
     """The warning as a UTF-8 CAP 1.2 document (status Actual, scope Public).
+
+    ``cap`` maps ECC categories to their CAP category and responseType (the catalogue's).
 
     Times are written in UTC to the second, so one instant always gives one string and
     a later reference to this alert matches its ``<sent>``. Raises ValueError for a
@@ -164,10 +157,11 @@ def render(w: PublicWarning) -> bytes:
 
     info = _sub(alert, "info")
     _sub(info, "language", w.language)
-    cap_category = CATEGORY.get(w.category, "Other")
+    mapping = cap.get(w.category) or cap.get("other") or CapMapping()
+    cap_category = mapping.category
     _sub(info, "category", cap_category)
     _sub(info, "event", _clean(w.event, LIMITS["event"]) or cap_category)
-    response = "AllClear" if w.msg_type == "Cancel" else RESPONSE.get(w.category, "Monitor")
+    response = "AllClear" if w.msg_type == "Cancel" else mapping.response
     _sub(info, "responseType", response)
     _sub(info, "urgency", w.urgency)
     _sub(info, "severity", w.severity)
@@ -215,13 +209,13 @@ def validate(xml: bytes) -> None:
         raise CapInvalid(f"{where}: {error.reason or error.message}")
 
 
-def emit(w: PublicWarning) -> bytes:
+def emit(w: PublicWarning, cap: Mappings) -> bytes:
     """:func:`render`, then :func:`validate`: the bytes to publish, known valid CAP 1.2.
 
     Raises ValueError as :func:`render` does, and :class:`CapInvalid` (a bug here, not
     in the warning) if the result is not valid.
     """
-    xml = render(w)
+    xml = render(w, cap)
     validate(xml)
     return xml
 

@@ -38,7 +38,7 @@ import functools
 import hashlib
 import html
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,11 +49,12 @@ from pydantic import AwareDatetime, ConfigDict, Field
 
 from adapters.hotline import classify
 from command.model import Reporter, Signal
+from workflows.catalogue import Catalogue
 from workflows.geo import Location
 from workflows.text import Cleaned
 
 __all__ = [
-    "CATEGORIES", "MAX_EIDO_BYTES", "SCHEMA", "Call", "Caller", "Closure", "EidoExportError",
+    "MAX_EIDO_BYTES", "SCHEMA", "Call", "Caller", "Closure", "EidoExportError",
     "EidoRejected", "Handoff", "Note", "Place", "Responder", "from_eido", "parse_eido",
     "to_signal", "validate",
 ]
@@ -61,16 +62,6 @@ __all__ = [
 SCHEMA = Path(__file__).resolve().parent / "schema" / "eido-openapi.yaml"
 ROOT_TYPE = "EmergencyIncidentDataObjectType"
 MAX_EIDO_BYTES = 512 * 1024
-# the categories of the built-in catalogue: an incidentTypeInternalCode that is one of
-# them (ECC to ECC) is taken as it is; the adapter passes its own catalogue's instead
-CATEGORIES = frozenset({"fire", "medical", "traffic", "crime", "flood", "gas_leak",
-                        "structural", "utility_outage", "hazmat", "maintenance", "other"})
-# incidentTypeCommonRegistryText (lower-cased, a word in it) to ECC's category, when
-# the type's words match none of the hotline rules
-FROM_COMMON = (("fire", "fire"), ("medical", "medical"), ("ems", "medical"),
-               ("traffic", "traffic"), ("law", "crime"), ("police", "crime"),
-               ("flood", "flood"), ("gas", "gas_leak"), ("hazmat", "hazmat"),
-               ("structur", "structural"), ("utility", "utility_outage"))
 CONFIDENCE = 0.9  # another agency's CAD: people there took the call and typed it in
 MAX_NOTES, MAX_CALLS, MAX_UNITS = 500, 100, 200
 
@@ -485,16 +476,17 @@ def _civic(root: Any) -> str | None:
     return ", ".join(w for w in words if w) or None
 
 
-def to_signal(h: Handoff, categories: Iterable[str] = CATEGORIES) -> Signal:
+def to_signal(h: Handoff, catalogue: Catalogue) -> Signal:
     """The signal a received handoff becomes (source ``eido``).
 
     Its id is ``<key>-<lastUpdateTimeStamp in Unix ms>``, where the key is
     ``eido-`` and 24 hex digits of the SHA-256 of ``<agency>|<$id>``: the same
     document sent twice is one signal, and every version refers to the key, so a
     later one joins the incident an earlier one raised. The category is
-    ``incidentTypeInternalCode`` when that is one of ``categories``; else the hotline
-    rules over the type's words; else the words of the common registry type; else
-    ``other``.
+    ``incidentTypeInternalCode`` when that is one of the catalogue's types; else the
+    catalogue's hotline rules over the type's words; else the first type (in the
+    catalogue's order) with one of its ``eido.words`` in the common registry type;
+    else ``other``.
 
     Raises :class:`EidoRejected` when no location has coordinates: ECC has no
     geocoder, and an incident needs a place on the map.
@@ -505,7 +497,7 @@ def to_signal(h: Handoff, categories: Iterable[str] = CATEGORIES) -> Signal:
         raise EidoRejected(f"$.locationComponent: no location with coordinates{words}; ECC "
                            "has no geocoder: send a PIDF-LO point or circle in "
                            "locationByValue")
-    category, rule = _category(h, frozenset(categories))
+    category, rule = _category(h, catalogue)
     key = "eido-" + hashlib.sha256(f"{h.agency}|{h.incident_uid}".encode()).hexdigest()[:24]
     caller = next((c.caller for c in h.calls if c.caller is not None), None)
     what = h.type_text or h.type_common or h.type_code or "incident handed over"
@@ -529,16 +521,17 @@ def to_signal(h: Handoff, categories: Iterable[str] = CATEGORIES) -> Signal:
                  "notes": [n.text[:300] for n in h.notes[-5:]]})
 
 
-def _category(h: Handoff, categories: frozenset[str]) -> tuple[str, str]:
-    if h.type_code is not None and h.type_code in categories:
+def _category(h: Handoff, catalogue: Catalogue) -> tuple[str, str]:
+    if h.type_code is not None and h.type_code in catalogue.types:
         return h.type_code, "code"
-    c = classify(" ".join(filter(None, (h.type_text, h.type_common, h.type_code))))
+    c = classify(" ".join(filter(None, (h.type_text, h.type_common, h.type_code))),
+                 catalogue.hotline)
     if c.rule != "none":
         return c.category, c.rule
     common = (h.type_common or "").lower()
-    for word, category in FROM_COMMON:
-        if word in common:
-            return category, "registry"
+    for t in catalogue.types.values():
+        if any(word in common for word in t.eido.words):
+            return t.id, "registry"
     return "other", "none"
 
 

@@ -9,19 +9,19 @@ and the log says when they left the system and for which incident.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from adapters.eido_out import to_eido
 from command.model import Signal
 from command.store import Store
+from workflows.catalogue import Catalogue
 
 __all__ = ["export"]
 
 
 async def export(store: Store, incident_id: str, *, agency: str, now: datetime,
-                 callers: bool, labels: Mapping[str, str] | None = None,
+                 callers: bool, catalogue: Catalogue,
                  actor: str = "ecc eido export") -> dict[str, Any] | None:
     """The EIDO document of ``incident_id``, or None when there is no such incident.
 
@@ -39,7 +39,7 @@ async def export(store: Store, incident_id: str, *, agency: str, now: datetime,
         if evidence:
             signals.append(Signal.model_validate(evidence[0].data))
     doc = to_eido(view, timeline=timeline, signals=signals, agency=agency, now=now,
-                  callers=callers, labels=labels)
+                  callers=callers, catalogue=catalogue)
     shown = callers and any(s.reporter is not None for s in signals)
     await store.pool.execute(
         "INSERT INTO audit_log (actor, role, command, incident_id, args, outcome) "

@@ -34,16 +34,16 @@ from adapters.eido import (
     validate,
 )
 from command.model import RecordedEvent, Signal
+from workflows.catalogue import Catalogue
 from workflows.incident_messages import Incident
 
-__all__ = ["PRIORITY_COMMON", "STATUS_COMMON", "TYPE_COMMON", "UNIT_COMMON", "handoff_of",
-           "render", "to_eido"]
+__all__ = ["PRIORITY_COMMON", "STATUS_COMMON", "UNIT_COMMON", "handoff_of", "render",
+           "to_eido"]
 
-# ECC category to incidentTypeCommonRegistryText. NENA's Incident Type registry is not
-# in the schema: these words are ours, and a receiver's own rules decide what they mean.
-TYPE_COMMON = {"fire": "Fire", "medical": "Medical", "traffic": "Traffic",
-               "crime": "Law Enforcement", "flood": "Flood", "gas_leak": "Gas Leak",
-               "structural": "Structural", "utility_outage": "Utility", "hazmat": "Hazmat"}
+# Each ECC category's incidentTypeCommonRegistryText is its ``eido.common`` in the
+# catalogue (NENA's Incident Type registry is not in the schema: these words are the
+# catalogue's, and a receiver's own rules decide what they mean); its type text is the
+# type's label.
 STATUS_COMMON = {"reported": "Pending", "verified": "Open", "dispatching": "Dispatched",
                  "responding": "Enroute", "on_scene": "OnScene", "controlled": "Controlled",
                  "resolved": "Resolved", "closed": "Closed", "cancelled": "Cancelled",
@@ -59,7 +59,7 @@ PRIORITY_COMMON = {1: 10, 2: 7, 3: 4, 4: 1}
 
 def handoff_of(view: Incident | Mapping[str, Any], *, timeline: Sequence[RecordedEvent],
                signals: Sequence[Signal], agency: str, now: datetime, callers: bool,
-               labels: Mapping[str, str] | None = None, agent: str | None = None) -> Handoff:
+               catalogue: Catalogue, agent: str | None = None) -> Handoff:
     """The handoff of one of ECC's incidents.
 
     ``view`` is the incident's state (the projection's ``view``), ``timeline`` its
@@ -97,7 +97,7 @@ def handoff_of(view: Incident | Mapping[str, Any], *, timeline: Sequence[Recorde
             notes.append(note)
         if e.type == "incident.status_changed" and e.data.get("status") == incident.status:
             closed_at = e.data.get("at")
-    labels = labels or {}
+    known = catalogue.types.get(incident.category)
     units = tuple(Responder(unit_id=t.unit_id, agency=f"{t.agency}.{agency}",
                             capability=t.capability, status=t.status)
                   for t in incident.tasks if t.unit_id is not None)
@@ -111,8 +111,8 @@ def handoff_of(view: Incident | Mapping[str, Any], *, timeline: Sequence[Recorde
         incident_uid=f"urn:emergency:uid:incidentid:{incident.incident_id}:{agency}",
         agency=agency, agent=agent, updated_at=now, internal_id=incident.incident_id,
         type_code=incident.category,
-        type_text=labels.get(incident.category, incident.category.replace("_", " ").title()),
-        type_common=TYPE_COMMON.get(incident.category, "Other"), priority=incident.priority,
+        type_text=known.label if known else incident.category.replace("_", " ").title(),
+        type_common=known.eido.common if known else "Other", priority=incident.priority,
         status=incident.status,
         location=Place(lat=where.lat, lon=where.lon, accuracy_m=where.accuracy_m,
                        address=where.address),
@@ -173,11 +173,11 @@ def render(h: Handoff) -> dict[str, Any]:
 
 def to_eido(view: Incident | Mapping[str, Any], *, timeline: Sequence[RecordedEvent],
             signals: Sequence[Signal], agency: str, now: datetime, callers: bool,
-            labels: Mapping[str, str] | None = None, agent: str | None = None
-            ) -> dict[str, Any]:
+            catalogue: Catalogue, agent: str | None = None) -> dict[str, Any]:
     """:func:`handoff_of`, then :func:`render`: one of ECC's incidents as EIDO."""
     return render(handoff_of(view, timeline=timeline, signals=signals, agency=agency,
-                             now=now, callers=callers, labels=labels, agent=agent))
+                             now=now, callers=callers, catalogue=catalogue,
+                             agent=agent))
 
 
 def _document(h: Handoff) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 A :class:`CallRecord` is what a hotline platform (110/119/120/12345 or 911
 style) sends. :func:`classify` reads its narrative with a transparent rule set
-(keywords in English and Chinese, first rule that matches wins, in order) and
+(the catalogue's keywords of each type, in English and Chinese, first rule that
+matches wins, in order) and
 says which rule matched and how sure it is; :func:`to_signal` turns the record
 into a :class:`command.model.Signal` with that classification in its details,
 so the incident shows why ECC filed it where it did. :func:`read_csv` reads the
@@ -17,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -25,43 +26,14 @@ from typing import Annotated
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from command.model import Reporter, Signal
+from workflows.catalogue import HotlineRule
 from workflows.geo import Location
 from workflows.text import Cleaned
 
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    category: str
-    priority: int
-    confidence: float
-    keywords: tuple[str, ...]
-
-
-# In order: the first rule with a keyword in the narrative wins. Specific before general
-# (a gas leak is reported as "fire: gas odor"; a crash with injuries is "EMS: vehicle accident").
-RULES: tuple[Rule, ...] = (
-    Rule("gas", "gas_leak", 2, 0.75, ("gas odor", "gas-odor", "gas leak", "smell of gas",
-                                      "燃气", "漏气", "煤气", "天然气")),
-    Rule("hazmat", "hazmat", 1, 0.7, ("hazmat", "chemical", "hazardous material", "化学品",
-                                      "危化品", "泄漏")),
-    Rule("crash", "traffic", 2, 0.75, ("vehicle accident", "collision", "crash", "pile-up",
-                                       "车祸", "追尾", "相撞", "翻车")),
-    Rule("fire", "fire", 2, 0.7, ("fire", "smoke", "burning", "flames", "着火", "火灾", "冒烟",
-                                  "起火")),
-    Rule("flood", "flood", 3, 0.7, ("flood", "water on road", "underpass", "积水", "内涝",
-                                    "淹")),
-    Rule("medical", "medical", 2, 0.7, ("ems", "cardiac", "unconscious", "not breathing",
-                                        "respiratory", "stroke", "seizure", "bleeding",
-                                        "hemorrhag", "fall victim", "overdose", "晕倒", "心脏",
-                                        "急救", "昏迷", "呼吸困难")),
-    Rule("structure", "structural", 2, 0.6, ("collapse", "building crack", "坍塌", "倒塌")),
-    Rule("outage", "utility_outage", 4, 0.6, ("power outage", "wires down", "停电", "断电")),
-    Rule("crime", "crime", 3, 0.6, ("robbery", "assault", "fight", "burglary", "shots",
-                                    "抢劫", "打架", "盗窃")),
-    Rule("road", "traffic", 4, 0.5, ("traffic", "disabled vehicle", "road obstruction",
-                                     "hazardous road", "堵车")),
-)
+# Each type's rules are its ``hotline`` entries in the catalogue
+# (:attr:`workflows.catalogue.Catalogue.hotline`, in the order they are tried: the
+# first rule with a keyword in the narrative wins; specific before general).
+Rule = HotlineRule
 
 
 @dataclass(frozen=True)
@@ -73,10 +45,12 @@ class Classification:
     matched: str | None
 
 
-def classify(narrative: str) -> Classification:
-    """Category, priority and the rule that decided, for a call's narrative."""
+def classify(narrative: str, rules: Sequence[Rule]) -> Classification:
+    """Category, priority and the rule that decided, for a call's narrative.
+
+    ``rules`` in the order they are tried (the catalogue's ``hotline``)."""
     text = narrative.lower()
-    for rule in RULES:
+    for rule in rules:
         for keyword in rule.keywords:
             if keyword in text:
                 return Classification(rule.category, rule.priority, rule.confidence,
@@ -97,9 +71,9 @@ class CallRecord(Cleaned):
     caller: Reporter | None = None
 
 
-def to_signal(record: CallRecord) -> Signal:
+def to_signal(record: CallRecord, rules: Sequence[Rule]) -> Signal:
     """The signal a call raises, with its classification visible in the details."""
-    c = classify(record.narrative)
+    c = classify(record.narrative, rules)
     return Signal(
         signal_id=f"call-{record.call_id}",
         source="hotline",

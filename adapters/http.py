@@ -56,6 +56,7 @@ from command.bus import Undeliverable, dead_letter_bytes
 from command.metrics import Metrics
 from command.model import MAX_SIGNAL_BYTES
 from command.refusals import Fold, Folded
+from command.settings import builtin_catalogue
 from command.store import Principal, Store
 from command.subjects import Namespace
 from command.tokens import door_refusal
@@ -324,7 +325,7 @@ def check_cap(body: bytes, trust: Trust | None = None,
 
 
 def check_eido(body: bytes) -> tuple[str, str]:
-    signal = parse_handoff(body)
+    signal = parse_handoff(body, builtin_catalogue())  # the adapter reads it with its own
     where = signal.location
     return signal.signal_id, (f"incident {signal.details['incident_uid']} from "
                               f"{signal.details['agency']}: {signal.category} at "

@@ -46,7 +46,7 @@ from adapters import cap_out
 from adapters.area import Area
 from adapters.cap_feed import CapAdapter, area_of, trust_of
 from adapters.cap_trust import Trust
-from adapters.eido import CATEGORIES, EidoRejected, parse_eido
+from adapters.eido import EidoRejected, parse_eido
 from adapters.eido import to_signal as eido_signal
 from adapters.hotline import CallRecord, to_signal
 from adapters.sensor import (
@@ -83,7 +83,9 @@ from command.model import (
     Signal,
     describe_errors,
 )
+from command.settings import load_catalogue
 from command.subjects import Namespace
+from workflows.catalogue import Catalogue
 from workflows.incident import PublicWarning as PublicWarningEvent
 from workflows.text import validate_json
 
@@ -137,9 +139,10 @@ class HotlineAdapter:
 
     source = "hotline"
 
-    def __init__(self, ns: Namespace, publisher: Publisher) -> None:
+    def __init__(self, ns: Namespace, publisher: Publisher, catalogue: Catalogue) -> None:
         self.ns = ns
         self.publisher = publisher
+        self.rules = catalogue.hotline
 
     def spec(self) -> ConsumerSpec:
         return ConsumerSpec(stream=self.ns.stream("INGRESS"), durable="adapter-hotline",
@@ -152,7 +155,7 @@ class HotlineAdapter:
         return parse_call(msg.data)
 
     async def handle(self, records: list[CallRecord]) -> None:
-        signals = [to_signal(record) for record in records]
+        signals = [to_signal(record, self.rules) for record in records]
         for record, signal, fresh in zip(records, signals,
                                          await self.publisher.signals(signals), strict=True):
             log.info("hotline.call", call_id=record.call_id, signal_id=signal.signal_id,
@@ -160,11 +163,11 @@ class HotlineAdapter:
                      duplicate=not fresh)
 
 
-def parse_handoff(data: bytes, categories: frozenset[str] = CATEGORIES) -> Signal:
+def parse_handoff(data: bytes, catalogue: Catalogue) -> Signal:
     """The signal an EIDO document becomes; raises Undeliverable with the reason (naming
     the field) for a document ECC cannot take in or cannot place."""
     try:
-        return eido_signal(parse_eido(data), categories)
+        return eido_signal(parse_eido(data), catalogue)
     except EidoRejected as exc:
         code = "oversized" if exc.reason.startswith("$: the document is") else "invalid"
         raise Undeliverable(code, exc.reason) from exc
@@ -176,11 +179,10 @@ class EidoAdapter:
 
     source = "eido"
 
-    def __init__(self, ns: Namespace, publisher: Publisher,
-                 categories: frozenset[str] = CATEGORIES) -> None:
+    def __init__(self, ns: Namespace, publisher: Publisher, catalogue: Catalogue) -> None:
         self.ns = ns
         self.publisher = publisher
-        self.categories = categories
+        self.catalogue = catalogue
 
     def spec(self) -> ConsumerSpec:
         return ConsumerSpec(stream=self.ns.stream("INGRESS"), durable="adapter-eido",
@@ -190,7 +192,7 @@ class EidoAdapter:
         return self.source
 
     def decode(self, msg: Msg) -> Signal:
-        return parse_handoff(msg.data, self.categories)
+        return parse_handoff(msg.data, self.catalogue)
 
     async def handle(self, signals: list[Signal]) -> None:
         for signal, fresh in zip(signals, await self.publisher.signals(signals), strict=True):
@@ -200,7 +202,7 @@ class EidoAdapter:
 
 
 def warning_of(event: RecordedEvent, sender: str,
-               labels: dict[str, str]) -> cap_out.PublicWarning:
+               catalogue: Catalogue) -> cap_out.PublicWarning:
     """The CAP message an ``incident.public_warning`` event asks for."""
     w = PublicWarningEvent.model_validate(event.data)
     incident_id = event.stream_id.partition(":")[2]
@@ -208,7 +210,8 @@ def warning_of(event: RecordedEvent, sender: str,
     return cap_out.PublicWarning(
         incident_id=incident_id, sequence=w.sequence, msg_type=w.msg_type, sent=w.at,
         sender=sender, category=w.category,
-        event=labels.get(w.category, w.category.replace("_", " ").capitalize()),
+        event=catalogue.types[w.category].label if w.category in catalogue.types
+        else w.category.replace("_", " ").capitalize(),
         urgency=w.urgency, severity=w.severity, certainty=w.certainty, headline=w.headline,
         description=w.description if w.msg_type != "Cancel" else f"Ended: {w.reason}",
         instruction=w.instruction if w.msg_type != "Cancel" else "The warning has ended.",
@@ -224,11 +227,11 @@ class CapOutAdapter:
     source = "cap_out"
 
     def __init__(self, js: JetStreamContext, ns: Namespace, sender: str,
-                 labels: dict[str, str]) -> None:
+                 catalogue: Catalogue) -> None:
         self.js = js
         self.ns = ns
         self.sender = sender
-        self.labels = labels
+        self.catalogue = catalogue
 
     def spec(self) -> ConsumerSpec:
         return ConsumerSpec(stream=self.ns.stream("EVENTS"), durable="adapter-cap-out",
@@ -250,8 +253,8 @@ class CapOutAdapter:
         for event in events:
             if event is None:
                 continue
-            warning = warning_of(event, self.sender, self.labels)
-            xml = cap_out.emit(warning)
+            warning = warning_of(event, self.sender, self.catalogue)
+            xml = cap_out.emit(warning, self.catalogue.cap)
             ident = cap_out.identifier(warning.incident_id, warning.sequence)
             await self.js.publish(self.ns.warning(warning.incident_id), xml,
                                   headers={"Nats-Msg-Id": ident,
@@ -394,11 +397,13 @@ class AdapterConfig:
     cap_trust: Trust | None = None  # the [[cap_sender]] rules: none, the default for all
     heartbeat_check_s: float = 30.0
     cap_sender: str = "ecc@localhost"  # <sender> of the CAP alerts ECC emits
-    labels: dict[str, str] = field(default_factory=dict)  # category -> label (the catalogue's)
+    # the incident types: labels, hotline rules, CAP and EIDO mappings (the built-in one
+    # when none is given; `ecc` passes the one it serves)
+    catalogue: Catalogue = field(default_factory=load_catalogue)
 
 
 def config_from_city(doc: dict[str, Any], *, kinds: tuple[str, ...] = KINDS,
-                     labels: dict[str, str] | None = None, sender: str = "ecc@localhost",
+                     catalogue: Catalogue | None = None, sender: str = "ecc@localhost",
                      origin: str = "city file",
                      categories: tuple[str, ...] | None = None,
                      base: Path | None = None) -> AdapterConfig:
@@ -413,7 +418,7 @@ def config_from_city(doc: dict[str, Any], *, kinds: tuple[str, ...] = KINDS,
                          video=parse_video_config(doc, origin, categories=categories),
                          area=area_of(doc, origin),
                          cap_trust=trust_of(doc, origin, base if base is not None else Path(".")),
-                         cap_sender=sender, labels=labels or {})
+                         cap_sender=sender, catalogue=catalogue or load_catalogue())
 
 
 async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfig,
@@ -422,12 +427,12 @@ async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfi
     publisher = Publisher(js, ns)
     async with asyncio.TaskGroup() as tg:
         if "hotline" in config.kinds:
-            hotline = HotlineAdapter(ns, publisher)
+            hotline = HotlineAdapter(ns, publisher, config.catalogue)
             tg.create_task(consume(js, ns, hotline.spec(), hotline), name="adapter-hotline")
         if "cap" in config.kinds:
             cap = CapAdapter(ns, publisher, config.area, config.cap_trust)
             tg.create_task(consume(js, ns, cap.spec(), cap), name="adapter-cap")
-            out = CapOutAdapter(js, ns, config.cap_sender, config.labels)
+            out = CapOutAdapter(js, ns, config.cap_sender, config.catalogue)
             tg.create_task(consume(js, ns, out.spec(), out), name="adapter-cap-out")
         if "sensor" in config.kinds and config.registry is not None:
             sensor = SensorAdapter(ns, publisher, config.registry,
@@ -439,7 +444,7 @@ async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfi
             for spec in video.specs():
                 tg.create_task(consume(js, ns, spec, video), name=spec.durable)
         if "eido" in config.kinds:
-            handoffs = EidoAdapter(ns, publisher, frozenset(config.labels) or CATEGORIES)
+            handoffs = EidoAdapter(ns, publisher, config.catalogue)
             tg.create_task(consume(js, ns, handoffs.spec(), handoffs), name="adapter-eido")
         log.info("adapters.started", kinds=list(config.kinds), namespace=ns.prefix)
         if ready is not None:

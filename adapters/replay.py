@@ -19,6 +19,7 @@ from nats.js.api import PubAck
 
 from adapters.hotline import CallRecord, to_signal
 from command.subjects import Namespace
+from workflows.catalogue import Catalogue
 
 log = structlog.get_logger("ecc.replay")
 
@@ -30,8 +31,10 @@ class ReplayStats:
 
 
 async def replay(js: JetStreamContext, ns: Namespace, records: Iterable[CallRecord], *,
-                 speed: float = 60.0, limit: int | None = None) -> ReplayStats:
-    """Publish the records' signals in order; returns what the broker took."""
+                 catalogue: Catalogue, speed: float = 60.0,
+                 limit: int | None = None) -> ReplayStats:
+    """Publish the records' signals (classified by the catalogue's hotline rules) in
+    order; returns what the broker took."""
     stats = ReplayStats()
     start_wall = time.monotonic()
     first_at = None
@@ -45,7 +48,7 @@ async def replay(js: JetStreamContext, ns: Namespace, records: Iterable[CallReco
             wait = due - (time.monotonic() - start_wall)
             if wait > 0:
                 await asyncio.sleep(wait)  # the calls' own rhythm, sped up
-        signal = to_signal(record)
+        signal = to_signal(record, catalogue.hotline)
         pending.append(await js.publish_async(
             ns.signal(signal.source, signal.category), signal.model_dump_json().encode(),
             headers={"Nats-Msg-Id": f"{signal.source}:{signal.signal_id}"}))

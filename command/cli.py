@@ -225,7 +225,7 @@ def _adapters(settings: Settings, catalogue: Catalogue,
     try:
         doc = load_city_doc(settings.city_path)
         return config_from_city(doc, kinds=kinds, sender=settings.cap_sender,
-                                labels={t: catalogue.types[t].label for t in catalogue.types},
+                                catalogue=catalogue,
                                 categories=tuple(catalogue.types),
                                 origin=str(settings.city_path or "sim/data/zhengzhou.toml"),
                                 base=settings.city_path.parent if settings.city_path else None)
@@ -530,12 +530,12 @@ async def cmd_eido(settings: Settings, args: argparse.Namespace) -> None:
     from adapters.eido_export import export
 
     agency = args.agency or settings.cap_sender.rpartition("@")[2]
-    labels = {t.id: t.label for t in _catalogue(settings).types.values()}
+    catalogue = _catalogue(settings)
     _, database_url = server_urls(settings)
     store = await Store.connect(database_url, min_size=1, max_size=1)
     try:
         doc = await export(store, args.incident_id, agency=agency, now=datetime.now(UTC),
-                           callers=not args.without_callers, labels=labels)
+                           callers=not args.without_callers, catalogue=catalogue)
     finally:
         await store.close()
     if doc is None:
@@ -725,7 +725,8 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
     nc = await bus.connect(nats_url, name="ecc-replay")
     try:
         stats = await replay(nc.jetstream(), Namespace(settings.namespace), read_csv(text),
-                             speed=args.speed, limit=args.limit)
+                             catalogue=_catalogue(settings), speed=args.speed,
+                             limit=args.limit)
     finally:
         await nc.close()
     print(json.dumps({"published": stats.published, "duplicates": stats.duplicates}))

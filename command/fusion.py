@@ -11,6 +11,10 @@ scan of every incident) and :func:`choose` picks the best match:
   medical call is one address and minutes);
 * the closest in space and time wins; the reason is written on the attach event.
 
+Each type's radius, window and family come from its ``fusion`` entry in the catalogue
+(:attr:`workflows.catalogue.Catalogue.fusion`, passed in as ``rules``); a category the
+catalogue does not know takes the settings of ``other``.
+
 The grid is a plain lat/lon grid of ``CELL_DEG`` degrees (about 550 m north to
 south): a signal looks in every cell its radius can reach.
 """
@@ -18,39 +22,23 @@ south): a signal looks in every cell its radius can reach.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+
+from workflows.catalogue import Fusion
 
 CELL_DEG = 0.005
 EARTH_RADIUS_M = 6_371_008.8
 
 
-@dataclass(frozen=True)
-class Rule:
-    radius_m: float
-    window_s: float
-    family: str  # categories of one family can be the same event
+Rule = Fusion  # radius_m, window_s, family
+Rules = Mapping[str, Fusion]  # by category; must hold ``other``, the fallback
 
 
-# Radius and time window by category. Field data should tune these.
-RULES: dict[str, Rule] = {
-    "fire": Rule(300, 1800, "fire"),
-    "hazmat": Rule(1000, 3600, "fire"),
-    "gas_leak": Rule(300, 3600, "gas"),
-    "medical": Rule(150, 900, "casualty"),
-    "traffic": Rule(300, 1200, "casualty"),
-    "crime": Rule(200, 1800, "crime"),
-    "flood": Rule(2000, 10800, "water"),
-    "structural": Rule(300, 3600, "structure"),
-    "utility_outage": Rule(2000, 10800, "utility"),
-    # a silent device: only the same device's next silence (same place) within a day
-    "maintenance": Rule(50, 86400, "maintenance"),
-}
-DEFAULT_RULE = Rule(100, 900, "other")
-
-
-def rule_for(category: str) -> Rule:
-    return RULES.get(category, DEFAULT_RULE)
+def rule_for(category: str, rules: Rules) -> Rule:
+    """The category's fusion settings; ``other``'s for a category not in ``rules``."""
+    return rules.get(category) or rules["other"]
 
 
 @dataclass(frozen=True)
@@ -85,10 +73,10 @@ def cells_around(lat: float, lon: float, radius_m: float) -> list[str]:
     return [f"{a}:{b}" for a in range(lat0, lat1 + 1) for b in range(lon0, lon1 + 1)]
 
 
-def search_radius(category: str) -> float:
+def search_radius(category: str, rules: Rules) -> float:
     """How far to look: the widest radius of any category this one can fuse with."""
-    family = rule_for(category).family
-    return max(r.radius_m for r in (*RULES.values(), DEFAULT_RULE) if r.family == family)
+    family = rule_for(category, rules).family
+    return max(r.radius_m for r in rules.values() if r.family == family)
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -99,12 +87,12 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def choose(category: str, lat: float, lon: float, at: datetime,
-           candidates: list[Candidate]) -> Match | None:
+           candidates: list[Candidate], rules: Rules) -> Match | None:
     """The incident this signal belongs to, or None for a new incident."""
-    mine = rule_for(category)
+    mine = rule_for(category, rules)
     best: tuple[float, Match] | None = None
     for c in candidates:
-        theirs = rule_for(c.category)
+        theirs = rule_for(c.category, rules)
         if theirs.family != mine.family:
             continue
         radius = max(mine.radius_m, theirs.radius_m)

@@ -36,7 +36,7 @@ _INCIDENTS_IN_PERIOD = """
         SELECT stream_id FROM events
         WHERE type = 'incident.reported'
           AND (data->>'at')::timestamptz >= $1 AND (data->>'at')::timestamptz < $2)
-    SELECT e.stream_id, e.data FROM events e JOIN chosen USING (stream_id)
+    SELECT e.stream_id, e.data, e.schema_version FROM events e JOIN chosen USING (stream_id)
     ORDER BY e.stream_id, e.version
 """
 _AUDIT_IN_PERIOD = """
@@ -93,7 +93,7 @@ async def _streams(store: Store, start: datetime,
                 yield events
                 events = []
             current = row["stream_id"]
-            events.append(incident_event.validate_python(row["data"]))
+            events.append(incident_event.read(row["data"], row["schema_version"]))
         if events:
             yield events
 

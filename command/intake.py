@@ -185,13 +185,15 @@ class SignalIntake:
                     log.info("intake.update_refused", incident_id=incident_id,
                              signal_id=signal.signal_id, reason=exc.reason)
         lat, lon = signal.location.lat, signal.location.lon
-        cells = cells_around(lat, lon, search_radius(signal.category))
+        cells = cells_around(lat, lon, search_radius(signal.category,
+                                                    self.catalogue.fusion))
         rows = await uow.tx.conn.fetch(
             "SELECT incident_id, category, lat, lon, last_signal_at FROM incidents "
             "WHERE is_open AND cell = ANY($1::text[])", cells)
         candidates = [Candidate(r["incident_id"], r["category"], r["lat"], r["lon"],
                                 r["last_signal_at"]) for r in rows if r["last_signal_at"]]
-        match = choose(signal.category, lat, lon, seen, [*candidates, *raised])
+        match = choose(signal.category, lat, lon, seen, [*candidates, *raised],
+                       self.catalogue.fusion)
         if match is not None:
             try:
                 await uow.run(match.incident_id, AttachSignal(

@@ -12,8 +12,16 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from workflows import upcast as upcasters
 from workflows.geo import Location
 from workflows.text import Cleaned, validate_json
 
@@ -151,7 +159,14 @@ def describe_errors(exc: ValidationError) -> str:
 
 
 class RecordedEvent(Frozen):
-    """An event as stored and as published on EVENTS: the envelope consoles see."""
+    """An event as stored and as published on EVENTS: the envelope consoles see.
+
+    Whatever it is read from (a row, the bus, a recorded history), ``data`` comes out at
+    today's schema: an envelope at an older ``schema_version`` (or with none: version 1)
+    is brought up to date by :mod:`workflows.upcast` before it is validated, and says so
+    (``schema_version`` is then today's). An upcast that cannot be made raises
+    :class:`pydantic.ValidationError` like any other invalid input.
+    """
 
     seq: int
     event_id: str
@@ -163,6 +178,24 @@ class RecordedEvent(Frozen):
     correlation_id: str | None = None
     actor: str
     recorded_at: datetime
+    schema_version: int = Field(default=1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upcast(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+            return raw
+        version = raw.get("schema_version", 1)
+        if not isinstance(version, int) or not isinstance(raw.get("type"), str):
+            return raw  # the field validators say what is wrong
+        try:
+            type, data = upcasters.EVENTS.upcast_typed(raw["type"], raw["data"], version)
+        except upcasters.UpcastError as exc:
+            raise ValueError(str(exc)) from exc
+        if version == upcasters.EVENTS.current(type) and type == raw["type"]:
+            return raw
+        return {**raw, "type": type, "data": data,
+                "schema_version": upcasters.EVENTS.current(type)}
 
 
 class SignalAck(Frozen):

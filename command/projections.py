@@ -33,7 +33,8 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
         after = 0
         while True:
             rows = await tx.conn.fetch(
-                "SELECT seq, stream_id, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, stream_id, data, schema_version FROM events WHERE seq > $1 "
+                "ORDER BY seq LIMIT $2",
                 after, batch)
             if not rows:
                 break
@@ -41,18 +42,18 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
                 sid = row["stream_id"]
                 after = row["seq"]
                 if sid.startswith("incident:"):
-                    event = incident_event.validate_python(row["data"])
+                    event = incident_event.read(row["data"], row["schema_version"])
                     states[sid] = incidents.evolve(states.get(sid), event)
                     if isinstance(event, incidents.TimerScheduled):
                         timers[event.timer_id] = (sid, event.kind, event.due_at)
                     elif isinstance(event, incidents.TimerCancelled | incidents.TimerFired):
                         timers.pop(event.timer_id, None)
                 elif sid.startswith("unit:"):
-                    states[sid] = units.evolve(states.get(sid), unit_event.validate_python(
-                        row["data"]))
+                    states[sid] = units.evolve(states.get(sid), unit_event.read(
+                        row["data"], row["schema_version"]))
                 elif sid.startswith("alert:"):
-                    states[sid] = alerts.evolve(states.get(sid), alert_event.validate_python(
-                        row["data"]))
+                    states[sid] = alerts.evolve(states.get(sid), alert_event.read(
+                        row["data"], row["schema_version"]))
                 else:
                     continue
                 last_seq[sid] = row["seq"]

@@ -133,6 +133,7 @@ class Service:
                                    sla={"verify_s": self.catalogue.sla.verify_s,
                                         "task_pending_s": self.catalogue.sla.task_pending_s,
                                         "ack_s": self.catalogue.sla.ack_s},
+                                   catalogue=self.catalogue,
                                    metrics=metrics, readiness=self.readiness)
             self.health = Readiness(cfg.database_url, nc, loops=self._stopped_loops,
                                     metrics=metrics)

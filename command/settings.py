@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -124,6 +125,13 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
         text = resources.files("workflows").joinpath("data/catalogue.toml").read_text()
         return parse_catalogue(text, "workflows/data/catalogue.toml")
     return parse_catalogue(path.read_text(), str(path))
+
+
+@functools.cache
+def builtin_catalogue() -> Catalogue:
+    """The built-in catalogue, read once: for the simulator and for the checks that run
+    before a message reaches the adapter that classifies it with the served one."""
+    return load_catalogue()
 
 
 def load_city(path: Path | None = None) -> City:

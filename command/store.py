@@ -42,6 +42,7 @@ from command.model import RecordedEvent
 from command.subjects import Namespace
 from command.tokens import default_ttl
 from workflows.text import clean, clean_data
+from workflows.upcast import current as schema_version
 
 log = structlog.get_logger("ecc.store")
 
@@ -248,9 +249,9 @@ class Tx:
         rows = await self.conn.fetch(
             """
             INSERT INTO events (event_id, stream_id, version, type, data,
-                                causation_id, correlation_id, actor)
+                                causation_id, correlation_id, actor, schema_version)
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[],
-                                 $6::text[], $7::text[], $8::text[])
+                                 $6::text[], $7::text[], $8::text[], $9::int[])
             RETURNING seq, event_id, recorded_at
             """,
             [e.event_id for _, _, e in flat],
@@ -261,6 +262,7 @@ class Tx:
             [e.causation_id for _, _, e in flat],
             [e.correlation_id for _, _, e in flat],
             [e.actor for _, _, e in flat],
+            [schema_version(e.type) for _, _, e in flat],
         )
         by_id = {row["event_id"]: row for row in rows}
         recorded = []
@@ -278,6 +280,7 @@ class Tx:
                     correlation_id=e.correlation_id,
                     actor=e.actor,
                     recorded_at=row["recorded_at"],
+                    schema_version=schema_version(e.type),
                 )
             )
         recorded.sort(key=lambda r: r.seq)
@@ -657,6 +660,7 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
         correlation_id=row["correlation_id"],
         actor=row["actor"],
         recorded_at=row["recorded_at"],
+        schema_version=row["schema_version"],
     )
 
 

@@ -1,7 +1,8 @@
 """Core: who may do what, in one table.
 
-Every console command is authorised here and nowhere else: ``TABLE`` maps each
-command to the roles that may send it and the scope they have. A role missing
+Every console command is authorised here and nowhere else: ``TABLE`` (derived from
+the command registry, consoles/registry.py) maps each command to the roles that may
+send it and the scope they have. A role missing
 from a command's row may not send it. Scopes, for a principal bound to an agency
 (a fire dispatcher; a principal with no agency, a city-wide desk, acts on all):
 
@@ -22,64 +23,30 @@ Personal data of callers (name, phone) is shown only to :data:`SEES_CALLERS`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
-Role = Literal["viewer", "call_taker", "dispatcher", "supervisor", "admin", "field_unit",
-               "adapter"]
+from consoles.registry import COMMANDS, TABLE, Role, Scope
+
+__all__ = ["COMMANDS", "CONSOLE_ROLES", "QUERIES", "ROLES", "SEES_CALLERS", "TABLE", "Decision",
+           "Role", "Scope", "allowed_commands", "authorize", "scope_of"]
+
 ROLES: tuple[Role, ...] = ("viewer", "call_taker", "dispatcher", "supervisor", "admin",
                            "field_unit", "adapter")
-Scope = Literal["any", "agency", "incident"]
 
 # Roles that may open a console at all (an adapter token is for the HTTP ingress).
 CONSOLE_ROLES: frozenset[str] = frozenset(ROLES) - {"adapter"}
 # Roles that see callers' names and numbers (they call back, they brief crews).
 SEES_CALLERS: frozenset[str] = frozenset({"call_taker", "dispatcher", "supervisor", "admin"})
 
-_ALL: dict[Role, Scope] = {"dispatcher": "any", "supervisor": "any", "admin": "any"}
-_DESK: dict[Role, Scope] = {"call_taker": "any", **_ALL}
-_SENIOR: dict[Role, Scope] = {"supervisor": "any", "admin": "any"}
-_TASKS: dict[Role, Scope] = {"dispatcher": "agency", "supervisor": "any", "admin": "any"}
-# incident-wide changes: a dispatcher on incidents its agency works on
-_WIDE: dict[Role, Scope] = {"dispatcher": "incident", "supervisor": "any", "admin": "any"}
-
-TABLE: dict[str, dict[Role, Scope]] = {
-    # taking calls: the call taker's job, and anyone's at a desk in a surge
-    "call.take": _DESK,
-    "incident.add_note": _DESK,
-    "incident.verify": _DESK,
-    # shaping the picture (escalating is asking for help: anyone's at a desk)
-    "incident.reclassify": _WIDE,
-    "incident.set_priority": _WIDE,
-    "incident.escalate": {"call_taker": "any", **_ALL},
-    "incident.detach_signal": _WIDE,
-    "incident.link": _WIDE,
-    "incident.merge": _WIDE,
-    "incident.undo_merge": _WIDE,
-    "incident.split": _WIDE,
-    # units: a dispatcher bound to an agency sends only that agency's units
-    "task.dispatch": _TASKS,
-    "task.reassign": _TASKS,
-    "task.cancel": _TASKS,
-    # ending an incident
-    "incident.control": _WIDE,
-    "incident.resolve": _WIDE,
-    "incident.cancel": _WIDE,
-    "incident.close": _SENIOR,
-    "incident.reopen": _SENIOR,
-    # speaking to the public
-    "incident.warn": _SENIOR,
-    "incident.end_warning": _SENIOR,
-    # the desk's alerts (a held retraction, an acknowledged input that was lost)
-    "alert.close": _SENIOR,
-}
-COMMANDS: tuple[str, ...] = tuple(TABLE)
+# Who may send each command, and with what scope: the registry's rows (consoles/registry.py).
+_DESK: dict[Role, Scope] = {"call_taker": "any", "dispatcher": "any", "supervisor": "any",
+                            "admin": "any"}
 
 # Queries that read more than the live picture, by the same rule. ``incident.detail`` is
 # any console's (it opened on the live picture); playback of a period is for the desks
 # and those who review them, not for a crew's field console.
-QUERIES: dict[str, dict[Role, Scope]] = {
+QUERIES: dict[str, Mapping[Role, Scope]] = {
     "history.period": {"viewer": "any", **_DESK},
 }
 

@@ -28,11 +28,11 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from adapters.hotline import CallRecord, to_signal
 from command.engine import Engine, Meta, UnitOfWork, utc_now
@@ -43,114 +43,25 @@ from command.subjects import Namespace
 from consoles.authz import SEES_CALLERS, authorize, scope_of
 from consoles.playback import MAX_EVENTS, Period, period_events, picture_at
 from consoles.protocol import CommandRequest, QueryRequest, Result, console_visible
+from consoles.registry import (
+    ARGS,
+    DESK_WIDE,
+    SPECS,
+    Args,
+    CancelTask,
+    CloseAlertArgs,
+    Dispatch,
+    Link,
+    Merge,
+    Split,
+    TakeCall,
+)
 from workflows import incident as inc
 from workflows.alert import CloseAlert
 from workflows.geo import Location
 from workflows.messages import Rejected
-from workflows.text import Cleaned
 
 log = structlog.get_logger("ecc.console_commands")
-
-Text = Field(min_length=1, max_length=2000)
-
-
-class _Args(Cleaned):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class NoArgs(_Args):
-    pass
-
-
-class Reason(_Args):
-    reason: str = Text
-
-
-class TakeCall(_Args):
-    narrative: str = Field(min_length=1, max_length=4000)
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
-    accuracy_m: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
-    address: str | None = Field(default=None, max_length=500)
-    caller_name: str | None = Field(default=None, max_length=200)
-    caller_phone: str | None = Field(default=None, max_length=40)
-
-
-class Reclassify(_Args):
-    category: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    reason: str = Field(default="", max_length=2000)
-
-
-class SetPriority(_Args):
-    priority: int = Field(ge=1, le=4)
-    reason: str = Text
-
-
-class Note(_Args):
-    text: str = Field(min_length=1, max_length=4000)
-
-
-class Detach(_Args):
-    signal_id: str = Field(min_length=1, max_length=128)
-    reason: str = Text
-
-
-class Link(_Args):
-    other_id: str = Field(min_length=1, max_length=128)
-
-
-class Merge(_Args):
-    into: str = Field(min_length=1, max_length=128)
-
-
-class Split(_Args):
-    signal_ids: tuple[str, ...] = Field(min_length=1, max_length=100)
-
-
-class Warn(_Args):
-    headline: str = Field(min_length=1, max_length=160)
-    instruction: str = Text
-    description: str = Field(default="", max_length=4000)
-    radius_m: float = Field(gt=0, le=100_000, allow_inf_nan=False)
-    severity: Literal["Extreme", "Severe", "Moderate", "Minor"] = "Severe"
-    urgency: Literal["Immediate", "Expected", "Future"] = "Immediate"
-    expires_in_s: float | None = Field(default=None, gt=0, le=7 * 86400, allow_inf_nan=False)
-
-
-class Dispatch(_Args):
-    task_id: str = Field(min_length=1, max_length=64)
-    unit_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")
-
-
-class Reassign(Dispatch):
-    reason: str = Text
-
-
-class CancelTask(_Args):
-    task_id: str = Field(min_length=1, max_length=64)
-    reason: str = Text
-
-
-class CloseAlertArgs(_Args):
-    alert_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_:\-]{0,127}$")
-    outcome: Literal["acknowledged", "confirmed", "dismissed"] = "acknowledged"
-    reason: str = Field(default="", max_length=2000)
-
-
-# Commands about no incident: they need no incident_id.
-DESK_WIDE = frozenset({"call.take", "alert.close"})
-
-ARGS: dict[str, type[_Args]] = {
-    "alert.close": CloseAlertArgs,
-    "call.take": TakeCall, "incident.verify": NoArgs, "incident.reclassify": Reclassify,
-    "incident.set_priority": SetPriority, "incident.escalate": Reason,
-    "incident.add_note": Note, "incident.detach_signal": Detach, "incident.link": Link,
-    "incident.merge": Merge, "incident.undo_merge": NoArgs, "incident.split": Split,
-    "incident.warn": Warn, "incident.end_warning": Reason, "incident.cancel": Reason,
-    "incident.control": NoArgs, "incident.resolve": NoArgs, "incident.close": NoArgs,
-    "incident.reopen": Reason,
-    "task.dispatch": Dispatch, "task.reassign": Reassign, "task.cancel": CancelTask,
-}
 
 Work = Callable[[UnitOfWork], Awaitable[dict[str, Any]]]
 
@@ -172,6 +83,15 @@ class _Refused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# The registry's commands with no single core command (``build=None``), by the method
+# that makes their work; call.take and alert.close are run before them, in run().
+SPECIAL_WORK: dict[str, str] = {
+    "incident.link": "_link", "incident.merge": "_merge",
+    "incident.undo_merge": "_undo_merge", "incident.split": "_split",
+}
+BEFORE_WORK = frozenset({"call.take", "alert.close"})
 
 
 class ConsoleCommands:
@@ -286,7 +206,7 @@ class ConsoleCommands:
         bound.info("console.command_repeated")
         return Result.model_validate(first)
 
-    async def _involved(self, req: CommandRequest, args: _Args) -> frozenset[str]:
+    async def _involved(self, req: CommandRequest, args: Args) -> frozenset[str]:
         """The agencies an incident-wide command's incidents all involve: each incident's
         tasks' agencies and those its type's response plans call on (the catalogue)."""
         ids = [req.incident_id] + ([args.other_id] if isinstance(args, Link) else []) \
@@ -304,7 +224,7 @@ class ConsoleCommands:
             involved = mine if involved is None else involved & mine
         return involved or frozenset()
 
-    async def _target_agency(self, req: CommandRequest, args: _Args) -> str | None:
+    async def _target_agency(self, req: CommandRequest, args: Args) -> str | None:
         """The agency a task command acts on (for agency-scoped roles)."""
         if not isinstance(args, Dispatch | CancelTask) or req.incident_id is None:
             return None
@@ -316,7 +236,7 @@ class ConsoleCommands:
                 return str(task["agency"])
         raise _Refused("not_found", f"incident {req.incident_id} has no task {args.task_id}")
 
-    def _work(self, caller: Caller, req: CommandRequest, args: _Args) -> Work:
+    def _work(self, caller: Caller, req: CommandRequest, args: Args) -> Work:
         by = f"{caller.principal.role}:{caller.principal.name}"
         meta = Meta(actor=by, correlation_id=req.request_id)
         if isinstance(args, CloseAlertArgs):
@@ -333,56 +253,17 @@ class ConsoleCommands:
             return work
 
         a: Any = args
-        match req.name:
-            case "incident.verify":
-                return one(inc.VerifyIncident(at=now, by=by))
-            case "incident.reclassify":
-                return one(inc.Reclassify(at=now, by=by, category=a.category, reason=a.reason))
-            case "incident.set_priority":
-                return one(inc.SetPriority(at=now, by=by, priority=a.priority, reason=a.reason))
-            case "incident.escalate":
-                return one(inc.Escalate(at=now, by=by, reason=a.reason))
-            case "incident.add_note":
-                return one(inc.AddNote(at=now, by=by, text=a.text))
-            case "incident.detach_signal":
-                return one(inc.DetachSignal(at=now, by=by, signal_id=a.signal_id,
-                                            reason=a.reason))
-            case "incident.link":
-                return self._link(incident_id, a.other_id, now, by, meta)
-            case "incident.warn":
-                return one(inc.IssueWarning(at=now, by=by, headline=a.headline,
-                                            instruction=a.instruction,
-                                            description=a.description, radius_m=a.radius_m,
-                                            severity=a.severity, urgency=a.urgency,
-                                            expires_in_s=a.expires_in_s))
-            case "incident.end_warning":
-                return one(inc.EndWarning(at=now, by=by, reason=a.reason))
-            case "incident.cancel":
-                return one(inc.CancelIncident(at=now, by=by, reason=a.reason))
-            case "incident.control":
-                return one(inc.ControlIncident(at=now, by=by))
-            case "incident.resolve":
-                return one(inc.ResolveIncident(at=now, by=by))
-            case "incident.close":
-                return one(inc.CloseIncident(at=now, by=by))
-            case "incident.reopen":
-                return one(inc.ReopenIncident(at=now, by=by, reason=a.reason))
-            case "task.dispatch":
-                return one(inc.OfferTask(at=now, by=by, task_id=a.task_id, unit_id=a.unit_id))
-            case "task.reassign":
-                return one(inc.ReassignTask(at=now, by=by, task_id=a.task_id,
-                                            unit_id=a.unit_id, reason=a.reason))
-            case "task.cancel":
-                return one(inc.CancelTask(at=now, by=by, task_id=a.task_id, reason=a.reason))
-            case "incident.merge":
-                return self._merge(incident_id, a.into, now, by, meta)
-            case "incident.undo_merge":
-                return self._undo_merge(incident_id, now, by, meta)
-            case "incident.split":
-                return self._split(incident_id, a.signal_ids, now, by, meta)
-        raise _Refused("invalid", f"there is no command {req.name!r}")
+        spec = SPECS[req.name]
+        if spec.build is not None:
+            return one(spec.build(a, now, by))
+        if req.name not in SPECIAL_WORK:
+            raise _Refused("invalid", f"there is no command {req.name!r}")
+        work: Callable[..., Work] = getattr(self, SPECIAL_WORK[req.name])
+        return work(incident_id, a, now, by, meta)
 
-    def _merge(self, source: str, target: str, now: Any, by: str, meta: Meta) -> Work:
+    def _merge(self, source: str, args: Merge, now: Any, by: str, meta: Meta) -> Work:
+        target = args.into
+
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             state = await _exists(uow, source)
             await _exists(uow, target)
@@ -392,7 +273,9 @@ class ConsoleCommands:
             return {"into": target}
         return work
 
-    def _link(self, one_id: str, other_id: str, now: Any, by: str, meta: Meta) -> Work:
+    def _link(self, one_id: str, args: Link, now: Any, by: str, meta: Meta) -> Work:
+        other_id = args.other_id
+
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             await _exists(uow, one_id)
             await _exists(uow, other_id)
@@ -401,7 +284,7 @@ class ConsoleCommands:
             return {"linked": other_id}
         return work
 
-    def _undo_merge(self, source: str, now: Any, by: str, meta: Meta) -> Work:
+    def _undo_merge(self, source: str, args: Args, now: Any, by: str, meta: Meta) -> Work:
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             state = await _exists(uow, source)
             if state.merged_into is None:
@@ -412,8 +295,9 @@ class ConsoleCommands:
             return {"from": state.merged_into}
         return work
 
-    def _split(self, source: str, signal_ids: tuple[str, ...], now: Any, by: str,
-               meta: Meta) -> Work:
+    def _split(self, source: str, args: Split, now: Any, by: str, meta: Meta) -> Work:
+        signal_ids = args.signal_ids
+
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             state = await _exists(uow, source)
             new_id = str(uuid.uuid4())
@@ -450,7 +334,7 @@ class ConsoleCommands:
             narrative=args.narrative, caller=caller_data,
             location=Location(lat=args.lat, lon=args.lon, accuracy_m=args.accuracy_m,
                               address=args.address))
-        signal = to_signal(record)  # the hotline adapter's own reading of a call
+        signal = to_signal(record, self.engine.catalogue.hotline)  # as the hotline adapter reads it
         await self.js.publish(self.ns.signal(signal.source, signal.category),
                               signal.model_dump_json().encode(),
                               headers={"Nats-Msg-Id": f"{signal.source}:{signal.signal_id}"})

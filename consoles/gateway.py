@@ -58,6 +58,7 @@ from websockets.http11 import Request, Response
 from command.metrics import Metrics
 from command.model import RecordedEvent
 from command.refusals import OVERFLOW, Fold, Folded
+from command.settings import builtin_catalogue
 from command.store import Principal, Store
 from command.subjects import Namespace
 from command.tasks import check_cancelled
@@ -76,16 +77,20 @@ from consoles.protocol import (
     Error,
     FeedOrder,
     Hello,
+    KeywordRule,
     Ordering,
     QueryRequest,
     Result,
     Resync,
     Snapshot,
+    TypeInfo,
     Welcome,
     client_message,
+    console_types,
     console_visible,
     delta_frame,
 )
+from workflows.catalogue import Catalogue
 from workflows.text import clean, validate_json
 
 log = structlog.get_logger("ecc.gateway")
@@ -156,6 +161,7 @@ class Gateway:
         write_limit: int = WRITE_LIMIT,
         refusal_interval: float = REFUSAL_INTERVAL,
         sla: dict[str, float] | None = None,
+        catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
         readiness: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
@@ -185,6 +191,9 @@ class Gateway:
         self.waiting = 0
         self.revoke_check = revoke_check
         self.sla = sla
+        # the types and hotline rules every console shows and suggests with (the built-in
+        # catalogue's when none is given)
+        self.types, self.rules = console_types(catalogue or builtin_catalogue())
         self.ready = asyncio.Event()
         self.feed = FeedOrder()
         self._page = resources.files("consoles").joinpath("static/index.html").read_bytes()
@@ -483,7 +492,8 @@ class Gateway:
         since = hello.since
         if since is not None and since <= head and head - since <= RESUME_LIMIT:
             missed = await self.store.read_all(after=since, limit=RESUME_LIMIT)
-            frames: list[str | Iterator[str]] = [_welcome(principal, "resume", self.sla)]
+            frames: list[str | Iterator[str]] = [_welcome(principal, "resume", self.sla, self.types,
+                                                        self.rules)]
             ordering = Ordering(since)
             for event in missed:
                 if ordering.admit(event.seq) and console_visible(event):
@@ -498,7 +508,7 @@ class Gateway:
                       .model_dump_json())
             self._snapshot = cached
         seq, snapshot = cached
-        return Ordering(seq), [_welcome(principal, "snapshot", self.sla),
+        return Ordering(seq), [_welcome(principal, "snapshot", self.sla, self.types, self.rules),
                                _fragments(snapshot, SNAPSHOT_FRAGMENT)]
 
     async def _send_live(
@@ -568,10 +578,11 @@ class _Gone(Exception):
 
 
 def _welcome(principal: Principal, mode: Literal["snapshot", "resume"],
-             sla: dict[str, float] | None) -> str:
+             sla: dict[str, float] | None, types: list[TypeInfo],
+             rules: list[KeywordRule]) -> str:
     return Welcome(name=principal.name, role=principal.role, agency=principal.agency,
                    mode=mode, commands=allowed_commands(principal.role, principal.agency),
-                   sla=sla).model_dump_json()
+                   sla=sla, types=types, rules=rules).model_dump_json()
 
 
 def _as_refused_command(raw: str | bytes, why: str) -> CommandRequest | None:

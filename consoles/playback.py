@@ -14,21 +14,18 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from command.model import RecordedEvent
 from command.store import on_the_bus
 from consoles.protocol import console_visible
 from workflows import incident as incidents
 from workflows import unit as units
-from workflows.incident import AnyIncidentEvent
-from workflows.unit import AnyUnitEvent
+from workflows.upcast import incident_event, unit_event
 
 MAX_SPAN = timedelta(hours=24)
 MAX_EVENTS = 20_000
 
-_incident_event: TypeAdapter[AnyIncidentEvent] = TypeAdapter(incidents.IncidentEvent)
-_unit_event: TypeAdapter[AnyUnitEvent] = TypeAdapter(units.UnitEvent)
 
 
 class Period(BaseModel):
@@ -68,9 +65,9 @@ def picture_at(events: Iterable[RecordedEvent], at: datetime) -> dict[str, Any]:
             if e.recorded_at > at:
                 break
             if sid.startswith("incident:"):
-                state = incidents.evolve(state, _incident_event.validate_python(e.data))
+                state = incidents.evolve(state, incident_event.read(e.data, e.schema_version))
             else:
-                state = units.evolve(state, _unit_event.validate_python(e.data))
+                state = units.evolve(state, unit_event.read(e.data, e.schema_version))
             last_seq = e.seq
         if state is None:
             continue

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, TypeAdapter
 
 from command.model import RecordedEvent
+from workflows.catalogue import Catalogue
 from workflows.text import Cleaned
 
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
@@ -71,6 +72,36 @@ ClientMessage = Annotated[Hello | CommandRequest | QueryRequest, Field(discrimin
 client_message: TypeAdapter[Hello | CommandRequest | QueryRequest] = TypeAdapter(ClientMessage)
 
 
+class TypeInfo(_Msg):
+    """One incident type as the console shows it (from the catalogue's ``[[type]]``)."""
+
+    id: str
+    label: str
+    labels: dict[str, str] = Field(default_factory=dict)  # by language tag
+    code: str  # the map's three letters
+
+
+class KeywordRule(_Msg):
+    """One hotline rule, for the call taker's live suggestion (consoles/static/classify.js);
+    in ``Welcome.rules`` in the order they are tried."""
+
+    rule: str
+    category: str
+    priority: int
+    confidence: float
+    keywords: list[str]
+
+
+def console_types(catalogue: Catalogue) -> tuple[list[TypeInfo], list[KeywordRule]]:
+    """What the console needs of the catalogue: its types and its hotline rules."""
+    types = [TypeInfo(id=t.id, label=t.label, labels=dict(t.labels), code=t.map_code)
+             for t in catalogue.types.values()]
+    rules = [KeywordRule(rule=r.name, category=r.category, priority=r.priority,
+                         confidence=r.confidence, keywords=list(r.keywords))
+             for r in catalogue.hotline]
+    return types, rules
+
+
 class Welcome(_Msg):
     type: Literal["welcome"] = "welcome"
     name: str
@@ -81,6 +112,9 @@ class Welcome(_Msg):
     commands: list[str] = Field(default_factory=list)
     # the catalogue's SLA clocks in seconds (verify_s, task_pending_s, ack_s), for countdowns
     sla: dict[str, float] | None = None
+    # the catalogue's incident types (labels, map codes) and hotline rules, in order
+    types: list[TypeInfo] = Field(default_factory=list)
+    rules: list[KeywordRule] = Field(default_factory=list)
 
 
 class Snapshot(_Msg):

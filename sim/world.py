@@ -44,11 +44,15 @@ from adapters.sensor import Device, SensorKind, parse_registry
 from adapters.video import Camera, VideoConfig, parse_video_config, signal_id
 from command.fusion import distance_m, rule_for
 from command.model import Reporter
+from command.settings import builtin_catalogue
 from sim import voices
 from workflows.geo import Location
 
 __all__ = ["SCENARIOS", "Emergency", "Emission", "Plan", "Scenario", "plan"]
 
+# the simulated city runs on the built-in catalogue: its calls classify and its signals
+# fuse as the service reads them
+_CATALOGUE = builtin_catalogue()
 FRIGATE_TOPIC = "frigate/events"
 MAX_SPAN_S = 1200.0  # an emergency's evidence all comes within this of its start
 SENSOR_REACH_M = 30.0  # a point sensor (water, gas, smoke, strain) sees what is at it
@@ -242,13 +246,14 @@ def plan(city_doc: dict[str, Any], scenario: str, *, seed: int, duration_s: floa
 def _spread(category: str) -> float:
     """How far from an emergency its evidence may be: within half the fusion radius,
     so any two of its signals fuse, and for most kinds within a camera's range."""
-    half = rule_for(category).radius_m / 2 - 5
+    half = rule_for(category, _CATALOGUE.fusion).radius_m / 2 - 5
     return half if category in PLUMES else min(CAMERA_RANGE_M, half)
 
 
 def _apart(a: _Placed, b: _Arrival, site: _Site) -> bool:
     """Whether fusion can never join two emergencies' signals."""
-    ra, rb = rule_for(a.arrival.category), rule_for(b.category)
+    ra = rule_for(a.arrival.category, _CATALOGUE.fusion)
+    rb = rule_for(b.category, _CATALOGUE.fusion)
     if ra.family != rb.family:
         return True
     if abs(a.arrival.at - b.at) > max(ra.window_s, rb.window_s) + MAX_SPAN_S:
@@ -638,7 +643,8 @@ def _narrative(voice: str, category: str, site: _Site, zh: bool, rng: random.Ran
             addr=site.address_zh or voices.HERE_ZH)
     else:
         said = rng.choice(english).format(addr=site.address)
-    if classify(said).category != category:  # a place's name can carry a keyword
+    # a place's name can carry a keyword
+    if classify(said, _CATALOGUE.hotline).category != category:
         said = (chinese[0].replace(",", "\uff0c").format(addr=voices.HERE_ZH) if zh
                 else english[0].format(addr="this address"))
     return said

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Token = str
 
@@ -39,10 +41,94 @@ class TaskSpec(_Frozen):
     count: int = Field(default=1, ge=1, le=20)
 
 
+_NAME = r"^[a-z][a-z0-9_]{0,39}$"
+# OASIS CAP 1.2 <category> and <responseType> values
+CapCategory = Literal["Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
+                      "Transport", "Infra", "CBRNE", "Other"]
+CapResponse = Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess",
+                      "AllClear", "None"]
+
+
+class Fusion(_Frozen):
+    """How far and how long signals of a type are one incident (docs/fusion.md): within
+    ``radius_m`` of the incident and ``window_s`` of its last signal, with a signal of a
+    type of the same ``family`` (a medical call and a crash can be one event)."""
+
+    radius_m: float = Field(gt=0, le=100_000)
+    window_s: float = Field(gt=0, le=30 * 86_400)
+    family: str = Field(pattern=_NAME)
+
+
+class Keywords(_Frozen):
+    """One hotline rule of a type: a call whose narrative (lower-cased) holds one of the
+    ``keywords`` is of this type, at ``priority`` and ``confidence``. Rules of every type
+    are tried in ``order`` (smallest first; specific before general): the first wins."""
+
+    rule: str = Field(pattern=_NAME)
+    order: int = Field(ge=0, le=1_000_000)
+    priority: int = Field(ge=1, le=4)
+    confidence: float = Field(gt=0, le=1)
+    keywords: tuple[str, ...] = Field(min_length=1, max_length=500)
+
+    @field_validator("keywords")
+    @classmethod
+    def _lower_case(cls, words: tuple[str, ...]) -> tuple[str, ...]:
+        for w in words:
+            if not w.strip() or len(w) > 100:
+                raise ValueError(f"keyword {w!r} must be 1 to 100 characters, not blank")
+            if w != w.lower():
+                raise ValueError(f"keyword {w!r} must be lower case (the narrative is "
+                                 f"lower-cased before matching): write {w.lower()!r}")
+        return words
+
+
+class CapMapping(_Frozen):
+    """What a public warning of the type says in CAP 1.2: its ``<category>`` and the
+    ``<responseType>`` people inside the area act on (a Cancel is always AllClear)."""
+
+    category: CapCategory = "Other"
+    response: CapResponse = "Monitor"
+
+
+class EidoMapping(_Frozen):
+    """The type in NENA EIDO: ``common`` is the incidentTypeCommonRegistryText ECC sends;
+    ``words`` are lower-case words that, found in a received document's common type
+    (and no hotline rule matching its words), make it this type."""
+
+    common: str = Field(default="Other", min_length=1, max_length=100)
+    words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HotlineRule:
+    """A hotline rule with the type it files a call under (derived, in order)."""
+
+    name: str
+    category: str
+    priority: int
+    confidence: float
+    keywords: tuple[str, ...]
+
+
 class IncidentType(_Frozen):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    """One incident type: the one place all of ECC learns about it (docs/workflows.md)."""
+
+    id: str = Field(pattern=_NAME)
     label: str = Field(min_length=1, max_length=100)
     default_priority: int = Field(ge=1, le=4)
+    # the label in other languages, by language tag: { zh = "火灾" }
+    labels: dict[str, str] = Field(default_factory=dict)
+    # the map's three-character code; by default the id's first three letters, upper-cased
+    code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{3}$")
+    # required: a missing one is refused naming the line, never a silent default
+    fusion: Fusion | None = None
+    hotline: tuple[Keywords, ...] = ()
+    cap: CapMapping = Field(default_factory=CapMapping)
+    eido: EidoMapping = Field(default_factory=EidoMapping)
+
+    @property
+    def map_code(self) -> str:
+        return self.code or self.id[:3].upper()
 
 
 class Plan(_Frozen):
@@ -139,6 +225,28 @@ class Catalogue(_Frozen):
         known = self.types.get(category) or self.types["other"]
         return known.default_priority
 
+    def type_of(self, category: str) -> IncidentType:
+        """The type of a category; ``other`` for one the catalogue does not know."""
+        return self.types.get(category) or self.types["other"]
+
+    @cached_property
+    def fusion(self) -> dict[str, Fusion]:
+        """Each type's fusion settings (validation guarantees every type has them)."""
+        return {t.id: t.fusion for t in self.types.values() if t.fusion is not None}
+
+    @cached_property
+    def hotline(self) -> tuple[HotlineRule, ...]:
+        """Every type's hotline rules in the order they are tried."""
+        rules = sorted(((k.order, i, t.id, k) for i, (t, k) in enumerate(
+            (t, k) for t in self.types.values() for k in t.hotline)))
+        return tuple(HotlineRule(k.rule, type_id, k.priority, k.confidence, k.keywords)
+                     for _, _, type_id, k in rules)
+
+    @cached_property
+    def cap(self) -> dict[str, CapMapping]:
+        """Each type's CAP mapping."""
+        return {t.id: t.cap for t in self.types.values()}
+
 
 def _lines_of(text: str, header: str) -> list[int]:
     """1-based line numbers of each ``[[header]]`` in order."""
@@ -152,6 +260,27 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"])
         parts.append(f"{where}: {err['msg']}" if where else str(err["msg"]))
     return "; ".join(parts)
+
+
+def _check_types(origin: str, types: dict[str, IncidentType], lines: list[int]) -> None:
+    """What one type's entry alone cannot check: fusion present, rules unique."""
+    orders: dict[int, str] = {}
+    names: dict[str, str] = {}
+    for i, item in enumerate(types.values()):
+        line = lines[i] if i < len(lines) else None
+        if item.fusion is None:
+            raise CatalogueError(origin, line, f"type {item.id!r} has no fusion settings: add "
+                                 "fusion = { radius_m = ..., window_s = ..., family = \"...\" } "
+                                 "(docs/fusion.md)")
+        for k in item.hotline:
+            if k.order in orders:
+                raise CatalogueError(origin, line, f"type {item.id!r}: hotline rule {k.rule!r} "
+                                     f"has order {k.order}, as {orders[k.order]!r} has; give "
+                                     "each rule its own order")
+            if k.rule in names:
+                raise CatalogueError(origin, line, f"type {item.id!r}: hotline rule name "
+                                     f"{k.rule!r} is used by type {names[k.rule]!r} too")
+            orders[k.order], names[k.rule] = k.rule, item.id
 
 
 def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
@@ -208,6 +337,7 @@ def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:
         if not got or max(p.priority for p in got) != 4:
             raise CatalogueError(origin, None, f"type {type_id!r} needs a plan for priority 4 "
                                                "(the catch-all)")
+    _check_types(origin, types, type_lines)
 
     try:
         verification = Verification.model_validate(doc.get("verification", {}))

@@ -11,10 +11,11 @@ import { $, h } from "./dom.js";
 import { Connection } from "./conn.js";
 import { CityMap } from "./map.js";
 import {
-  AGENCIES, OPEN, PRIORITY, SLA, categoryLabel, clock, evolveIncident, evolveUnit, isEscalated, queueOrder, slaOf,
+  AGENCIES, OPEN, PRIORITY, SLA, categoryLabel, clock, evolveIncident, evolveUnit, isEscalated, queueOrder, setTypes, slaOf,
 } from "./model.js";
 import { Detail } from "./detail.js";
 import { CallDesk } from "./call.js";
+import { setRules } from "./classify.js";
 import { Playback } from "./playback.js";
 import { DeskAlerts } from "./alerts.js";
 
@@ -143,6 +144,8 @@ function onWelcome(welcome) {
   app.me = welcome;
   app.allowed = new Set(welcome.commands || []);
   if (welcome.sla) Object.assign(SLA, welcome.sla);  // the catalogue's clocks, from the gateway
+  setTypes(welcome.types);  // and its types and hotline rules
+  setRules(welcome.rules);
   $("who").textContent = `${welcome.name} · ${welcome.role.replaceAll("_", " ")}${welcome.agency ? ` · ${welcome.agency}` : ""}`;
   $("new-call").hidden = !app.can("call.take");
   detail.rolesChanged();

@@ -18,20 +18,14 @@ export const PRIORITY = {
   4: { short: "P4", word: "Routine" },
 };
 
-// Labels and three-letter map codes, from the catalogue's types.
-export const CATEGORIES = {
-  fire: ["Fire", "FIR"],
-  medical: ["Medical emergency", "MED"],
-  traffic: ["Traffic collision", "TRF"],
-  crime: ["Crime / public security", "CRM"],
-  flood: ["Flood", "FLD"],
-  gas_leak: ["Gas leak", "GAS"],
-  structural: ["Structural failure", "STR"],
-  utility_outage: ["Utility outage", "PWR"],
-  hazmat: ["Hazardous materials", "HAZ"],
-  maintenance: ["Device needs maintenance", "MNT"],
-  other: ["Other", "OTH"],
-};
+// Labels and three-letter map codes: the catalogue's types, from the welcome
+// (setTypes); until it comes, a category shows as its own words.
+export const CATEGORIES = {};
+/** Take the catalogue's types from the welcome: {id: [label, code, labels]}. */
+export function setTypes(types) {
+  for (const k of Object.keys(CATEGORIES)) delete CATEGORIES[k];
+  for (const t of types || []) CATEGORIES[t.id] = [t.label, t.code, t.labels || {}];
+}
 export const categoryLabel = (c) => (CATEGORIES[c] ? CATEGORIES[c][0] : c.replaceAll("_", " "));
 export const categoryCode = (c) => (CATEGORIES[c] ? CATEGORIES[c][1] : c.slice(0, 3).toUpperCase());
 

@@ -17,9 +17,7 @@ from hypothesis import strategies as st
 from adapters import cap_out
 from adapters.cap import parse_cap
 from adapters.cap_out import (
-    CATEGORY,
     LIMITS,
-    RESPONSE,
     CapInvalid,
     MsgType,
     PublicWarning,
@@ -28,11 +26,21 @@ from adapters.cap_out import (
     render,
     validate,
 )
+from command.settings import builtin_catalogue
 from tests.helpers import shared_data
 
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
 CST = timezone(timedelta(hours=8))
 ROOT = Path(__file__).resolve().parents[2]
+
+
+CAT = builtin_catalogue()
+CATEGORY = {k: m.category for k, m in CAT.cap.items()}
+RESPONSE = {k: m.response for k, m in CAT.cap.items()}
+
+
+def emit_(w: PublicWarning) -> bytes:
+    return emit(w, CAT.cap)
 
 
 def warning(**overrides: Any) -> PublicWarning:
@@ -60,15 +68,15 @@ def field(xml: bytes, path: str) -> str | None:
 def test_public_names_are_pinned() -> None:
     """The names other helpers code against change only on purpose."""
     assert sorted(cap_out.__all__) == [
-        "CATEGORY", "CapInvalid", "Certainty", "LIMITS", "MsgType", "NAMESPACE",
-        "PublicWarning", "RESPONSE", "Severity", "Urgency", "emit", "identifier", "render",
+        "CapInvalid", "Certainty", "LIMITS", "Mappings", "MsgType", "NAMESPACE",
+        "PublicWarning", "Severity", "Urgency", "emit", "identifier", "render",
         "validate",
     ]
 
 
 def test_an_alert_is_valid_against_the_bundled_and_the_shared_oasis_schema() -> None:
     """A rendered Alert passes xmlschema with the bundled XSD and with shared/data's own."""
-    xml = emit(warning())
+    xml = emit_(warning())
     shared_xsd = shared_data("cap", "schema", "cap12.xsd")
     bundled_xsd = ROOT / "adapters" / "schema" / "cap12.xsd"
     assert bundled_xsd.read_bytes() == shared_xsd.read_bytes()  # bundled unmodified
@@ -87,7 +95,7 @@ def test_an_alert_is_valid_against_the_bundled_and_the_shared_oasis_schema() -> 
 def test_times_are_utc_to_the_second_with_an_explicit_offset() -> None:
     """CAP forbids "Z" and fractions: 12:05:06.789 at +08:00 is written 04:05:06+00:00."""
     expires = datetime(2026, 11, 22, 1, 30, 0, 999_999, tzinfo=timezone(timedelta(hours=-5)))
-    xml = emit(warning(expires=expires))
+    xml = emit_(warning(expires=expires))
     assert field(xml, "cap:sent") == "2026-11-22T04:05:06+00:00"
     assert field(xml, "cap:info/cap:expires") == "2026-11-22T06:30:00+00:00"
 
@@ -95,7 +103,7 @@ def test_times_are_utc_to_the_second_with_an_explicit_offset() -> None:
 def test_the_alert_reads_back_through_our_own_cap_parser() -> None:
     """parse_cap gives the same identifier, sender and msgType and a signal at the centre."""
     w = warning()
-    alert = parse_cap(emit(w))
+    alert = parse_cap(emit_(w))
     assert (alert.version, alert.status, alert.scope) == ("1.2", "Actual", "Public")
     assert alert.identifier == identifier("inc-42", 1) == "ecc-inc-42-1"
     assert (alert.sender, alert.msg_type, alert.references) == (w.sender, "Alert", [])
@@ -110,19 +118,19 @@ def test_the_alert_reads_back_through_our_own_cap_parser() -> None:
 def test_updates_and_cancels_carry_references_that_read_back() -> None:
     """An Update names the Alert; a Cancel names both; the sent strings match exactly."""
     first = warning()
-    first_xml = emit(first)
+    first_xml = emit_(first)
     # The shell may hold the first alert's time in UTC: one instant, one string.
     ref1 = (first.sender, identifier(first.incident_id, 1), first.sent.astimezone(UTC))
     update = warning(sequence=2, msg_type="Update", references=(ref1,),
                      sent=datetime(2026, 11, 22, 4, 20, tzinfo=UTC), headline="Leak spreading")
-    update_xml = emit(update)
+    update_xml = emit_(update)
     parsed = parse_cap(update_xml)
     assert parsed.msg_type == "Update" and parsed.identifier == "ecc-inc-42-2"
     assert parsed.references == [("ecc@zhengzhou.example", "ecc-inc-42-1",
                                   field(first_xml, "cap:sent"))]
 
     ref2 = (update.sender, identifier(update.incident_id, 2), update.sent)
-    cancel_xml = emit(warning(sequence=3, msg_type="Cancel", references=(ref1, ref2),
+    cancel_xml = emit_(warning(sequence=3, msg_type="Cancel", references=(ref1, ref2),
                               sent=datetime(2026, 11, 22, 6, 0, tzinfo=UTC)))
     cancel = parse_cap(cancel_xml)
     assert cancel.msg_type == "Cancel"
@@ -137,9 +145,9 @@ def test_updates_and_cancels_carry_references_that_read_back() -> None:
 def test_an_update_or_cancel_without_references_is_refused(msg_type: str) -> None:
     """CAP requires an Update or Cancel to name what it updates or cancels."""
     with pytest.raises(ValueError, match="must reference"):
-        render(warning(msg_type=msg_type, sequence=2))
+        render(warning(msg_type=msg_type, sequence=2), CAT.cap)
     with pytest.raises(ValueError, match="must reference"):
-        emit(warning(msg_type=msg_type, sequence=2))
+        emit_(warning(msg_type=msg_type, sequence=2))
 
 
 def test_identifier_is_stable_and_refuses_what_cap_would_misread() -> None:
@@ -177,13 +185,13 @@ def test_a_warning_that_cannot_be_valid_cap_is_refused(overrides: dict[str, Any]
                                                        message: str) -> None:
     """A naive time, a sender CAP would split, a bad enum, a point off the globe: ValueError."""
     with pytest.raises(ValueError, match=message):
-        render(warning(**overrides))
+        render(warning(**overrides), CAT.cap)
 
 
 def test_text_is_escaped_cleaned_and_trimmed() -> None:
     """Markup and CDATA ends read back verbatim; XML-forbidden characters go; long text trims."""
     tricky = "<b>Gas</b> & ]]> 郑州 😀 \"'"
-    xml = emit(warning(headline=tricky, instruction="a\x00b\x0bc\x1bd\x7fe\x85f\ufffeg\r\nh\ri",
+    xml = emit_(warning(headline=tricky, instruction="a\x00b\x0bc\x1bd\x7fe\x85f\ufffeg\r\nh\ri",
                        description="x" * 10_000, area_desc="   "))
     assert field(xml, "cap:info/cap:headline") == tricky
     assert b"<b>" not in xml and b"]]>" not in xml
@@ -192,7 +200,7 @@ def test_text_is_escaped_cleaned_and_trimmed() -> None:
     assert description is not None and len(description) == LIMITS["description"]
     assert description.endswith("…")
     assert field(xml, "cap:info/cap:area/cap:areaDesc") == "within 0.2 km of 34.7466,113.6254"
-    empty = emit(warning(event="\x00", headline="", description=" ", instruction="\x01"))
+    empty = emit_(warning(event="\x00", headline="", description=" ", instruction="\x01"))
     assert field(empty, "cap:info/cap:event") == "Safety"  # event is required: the category
     for optional in ("headline", "description", "instruction"):
         assert field(empty, f"cap:info/cap:{optional}") is None
@@ -200,9 +208,9 @@ def test_text_is_escaped_cleaned_and_trimmed() -> None:
 
 def test_the_circle_is_lat_lon_and_radius_in_km() -> None:
     """200 m is 0.2 km; coordinates are fixed point, never 1e-05 or -0."""
-    xml = emit(warning(lat=-0.0, lon=1e-5, radius_m=0.0))
+    xml = emit_(warning(lat=-0.0, lon=1e-5, radius_m=0.0))
     assert field(xml, "cap:info/cap:area/cap:circle") == "0,0.00001 0"
-    xml = emit(warning(lat=-33.8688, lon=151.2093, radius_m=100_000))
+    xml = emit_(warning(lat=-33.8688, lon=151.2093, radius_m=100_000))
     assert field(xml, "cap:info/cap:area/cap:circle") == "-33.8688,151.2093 100"
 
 
@@ -215,14 +223,14 @@ def test_every_catalogue_type_has_a_cap_category_and_a_response() -> None:
     for category, cap, response in [("gas_leak", "Safety", "Evacuate"),
                                     ("hazmat", "CBRNE", "Shelter"), ("fire", "Fire", "Avoid"),
                                     ("flood", "Met", "Avoid"), ("volcano", "Other", "Monitor")]:
-        xml = emit(warning(category=category))
+        xml = emit_(warning(category=category))
         assert field(xml, "cap:info/cap:category") == cap
         assert field(xml, "cap:info/cap:responseType") == response
 
 
 def test_validate_rejects_a_missing_element_a_bad_msgtype_and_not_xml() -> None:
     """Each refusal is a CapInvalid whose reason names what is wrong."""
-    xml = emit(warning())
+    xml = emit_(warning())
     cases = [
         (xml.replace(b"<sender>ecc@zhengzhou.example</sender>", b""), "sender"),
         (xml.replace(b"<msgType>Alert</msgType>", b"<msgType>Warning</msgType>"), "msgType"),
@@ -274,7 +282,7 @@ def warnings(draw: st.DrawFn) -> PublicWarning:
 @given(warnings())
 def test_any_text_place_and_time_gives_valid_cap(w: PublicWarning) -> None:
     """emit never raises on free text, any point, radius or offset; parse_cap reads it back."""
-    xml = emit(w)
+    xml = emit_(w)
     alert = parse_cap(xml)
     assert alert.sent == w.sent.replace(microsecond=0)
     assert [r[1] for r in alert.references] == [r[1] for r in w.references]

@@ -34,9 +34,11 @@ from adapters.eido import (
 )
 from adapters.eido_out import handoff_of, render, to_eido
 from command.model import RecordedEvent, Reporter, Signal
+from command.settings import builtin_catalogue
 from tests.helpers import shared_data
 from workflows.geo import Location
 
+CAT = builtin_catalogue()
 T0 = datetime(2026, 7, 20, 0, 30, tzinfo=UTC)
 EDT = timezone(timedelta(hours=-4))
 
@@ -80,10 +82,10 @@ def test_the_core_is_pure(module: Any) -> None:
 def test_the_public_names_are_pinned() -> None:
     """They change only on purpose."""
     assert sorted(eido.__all__) == [
-        "CATEGORIES", "Call", "Caller", "Closure", "EidoExportError", "EidoRejected",
+        "Call", "Caller", "Closure", "EidoExportError", "EidoRejected",
         "Handoff", "MAX_EIDO_BYTES", "Note", "Place", "Responder", "SCHEMA", "from_eido",
         "parse_eido", "to_signal", "validate"]
-    assert sorted(eido_out.__all__) == ["PRIORITY_COMMON", "STATUS_COMMON", "TYPE_COMMON",
+    assert sorted(eido_out.__all__) == ["PRIORITY_COMMON", "STATUS_COMMON",
                                         "UNIT_COMMON", "handoff_of", "render", "to_eido"]
 
 
@@ -192,7 +194,7 @@ def test_the_sample_has_no_coordinates_so_it_cannot_become_a_signal() -> None:
     """Its locations are a civic address and a URL to dereference: no geocoder here, so
     the refusal names the field and what ECC read."""
     with pytest.raises(EidoRejected) as refused:
-        to_signal(from_eido(sample()))
+        to_signal(from_eido(sample()), CAT)
     assert refused.value.reason.startswith("$.locationComponent: no location with coordinates")
     assert "42 W Cellular Street" in refused.value.reason
 
@@ -200,7 +202,7 @@ def test_the_sample_has_no_coordinates_so_it_cannot_become_a_signal() -> None:
 def test_with_a_point_the_sample_becomes_a_signal_of_source_eido() -> None:
     doc = sample()
     doc["locationComponent"][0]["locationByValue"] = POINT
-    s = to_signal(from_eido(doc))
+    s = to_signal(from_eido(doc), CAT)
     key = s.refers_to[0]
     assert key.startswith("eido-") and s.signal_id.startswith(key + "-")
     assert (s.source, s.category, s.confidence) == ("eido", "other", 0.9)
@@ -208,9 +210,9 @@ def test_with_a_point_the_sample_becomes_a_signal_of_source_eido() -> None:
     assert s.observed_at == datetime(2021, 4, 30, 14, 40, tzinfo=EDT)
     assert s.reporter == Reporter(phone="8195551212")
     assert s.details["agency"] == "state.pa.us"
-    assert to_signal(from_eido(doc)).signal_id == s.signal_id  # the same document, one id
+    assert to_signal(from_eido(doc), CAT).signal_id == s.signal_id  # the same document, one id
     doc["lastUpdateTimeStamp"] = "2021-04-30T14:50:00-04:00"
-    later = to_signal(from_eido(doc))
+    later = to_signal(from_eido(doc), CAT)
     assert later.signal_id != s.signal_id and later.refers_to == (key,)
 
 
@@ -223,7 +225,7 @@ def test_with_a_point_the_sample_becomes_a_signal_of_source_eido() -> None:
 def test_the_category_of_a_handoff(code: str, text: str, common: str, category: str) -> None:
     h = Handoff(incident_uid="u1", agency="psap.example", updated_at=T0, type_code=code,
                 type_text=text, type_common=common, location=Place(lat=1.0, lon=2.0))
-    assert to_signal(h).category == category
+    assert to_signal(h, CAT).category == category
 
 
 # --- generated handoffs round-trip ------------------------------------------------
@@ -310,7 +312,7 @@ def test_garbage_is_refused_with_a_reason_or_read_never_anything_else(doc: Any) 
     """from_eido and to_signal take anything: a handoff, a signal or EidoRejected."""
     try:
         h = from_eido(copy.deepcopy(doc))
-        to_signal(h)
+        to_signal(h, CAT)
     except EidoRejected as exc:
         assert exc.reason.startswith("$")
 
@@ -417,7 +419,7 @@ def test_a_point_off_the_globe_never_becomes_a_signal(lat: float, lon: float, of
     doc["locationComponent"][0]["locationByValue"] = POINT.replace(
         "39.7459 -75.5466", f"{lat!r} {lon!r}")
     with pytest.raises(EidoRejected, match=r"^\$\.locationComponent"):
-        to_signal(from_eido(doc))
+        to_signal(from_eido(doc), CAT)
 
 
 # --- ECC's incidents out ----------------------------------------------------------
@@ -468,7 +470,7 @@ def test_an_ecc_incident_exports_as_valid_eido() -> None:
     view, timeline, signals = ecc_incident()
     now = T0 + timedelta(hours=1)
     doc = to_eido(view, timeline=timeline, signals=signals, agency="zz.example", now=now,
-                       callers=True, labels={"fire": "Fire"})
+                       callers=True, catalogue=CAT)
     validate(doc)
     h = from_eido(doc)
     assert h.incident_uid == "urn:emergency:uid:incidentid:i-1:zz.example"
@@ -488,19 +490,19 @@ def test_an_ecc_incident_exports_as_valid_eido() -> None:
         sorted(h.notes, key=lambda n: n.at))
     assert doc["incidentComponent"]["incidentCommonPriorityNumber"] == 7
     assert "&lt;2 people&gt;" in json.dumps(doc["notesComponent"])
-    assert to_signal(h).category == "fire"  # ECC to ECC keeps the category
+    assert to_signal(h, CAT).category == "fire"  # ECC to ECC keeps the category
 
 
 def test_without_callers_no_name_or_number_leaves() -> None:
     """The caller's name and number go only when asked for; the call itself still goes."""
     view, timeline, signals = ecc_incident()
     doc = to_eido(view, timeline=timeline, signals=signals, agency="zz.example", now=T0,
-                       callers=False)
+                       callers=False, catalogue=CAT)
     text = json.dumps(doc)
     assert "Li Wei" not in text and "0000" not in text
     assert len(doc["callComponent"]) == 1 and "personComponent" not in doc
     h = handoff_of(view, timeline=timeline, signals=signals, agency="zz.example", now=T0,
-                   callers=True)
+                   callers=True, catalogue=CAT)
     assert h.calls[0].caller is not None
 
 

@@ -21,7 +21,7 @@ from adapters.ingest import AdapterConfig
 from command import cli
 from command.model import Reporter
 from command.service import Service, ServiceConfig
-from command.settings import Settings
+from command.settings import Settings, builtin_catalogue
 from command.store import Store
 from command.subjects import Namespace
 from tests.adapters.test_ingest import dead_letter, incidents
@@ -129,7 +129,7 @@ async def test_a_real_incident_exports_as_valid_eido_and_comes_back_as_evidence(
     incident_id = raised["incident_id"]
 
     doc = await export(store, incident_id, agency="zz.example", now=datetime.now(UTC),
-                       callers=True, labels={"fire": "Fire"})
+                       callers=True, catalogue=builtin_catalogue())
     assert doc is not None
     validate(doc)
     h = from_eido(doc)

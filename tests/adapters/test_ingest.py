@@ -297,7 +297,7 @@ async def test_signed_alerts_are_trusted_and_a_conflicting_copy_is_dead_lettered
 
 
 @pytest.mark.parametrize("with_adapters", [AdapterConfig(
-    kinds=("cap",), cap_sender="ecc@zhengzhou.example", labels={"gas_leak": "Gas leak"})],
+    kinds=("cap",), cap_sender="ecc@zhengzhou.example")],
     indirect=True)
 async def test_a_public_warning_goes_out_as_valid_cap_and_is_cancelled_with_the_incident(
         with_adapters: Service, ns: Namespace, store: Store, js: Any) -> None:

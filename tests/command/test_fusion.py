@@ -15,10 +15,13 @@ from hypothesis import strategies as st
 from adapters.hotline import CallRecord, read_csv, to_signal
 from command.fusion import Candidate, cell_of, cells_around, choose, distance_m, rule_for
 from command.service import Service
+from command.settings import builtin_catalogue
 from command.store import Store
 from command.subjects import Namespace
 from tests.helpers import eventually, make_signal, publish_signal, shared_data
 from workflows.geo import Location
+
+RULES = builtin_catalogue().fusion
 
 T0 = datetime(2026, 7, 20, 8, 0, tzinfo=UTC)
 # How far around a signal the in-memory replay looks for incidents: beyond the widest
@@ -59,7 +62,7 @@ def fuse(signals: list[Call]) -> dict[str, str]:
     for sid, category, lat, lon, at in signals:
         near = [incidents[i] for key in buckets_around(lat, lon, at)
                 for i in sorted(buckets.get(key, ()))]
-        match = choose(category, lat, lon, at, near)
+        match = choose(category, lat, lon, at, near, RULES)
         if match is None:
             incidents[sid] = Candidate(sid, category, lat, lon, at)
             buckets.setdefault(bucket(lat, lon, at), set()).add(sid)
@@ -142,7 +145,7 @@ def test_arrival_order_does_not_change_what_fuses_for_separate_events(
 def test_fusion_respects_each_types_limits() -> None:
     """A medical call 200 m away is a different patient; a flood 1.5 km away is the same
     flood."""
-    assert rule_for("medical").radius_m < 200 < rule_for("flood").radius_m
+    assert rule_for("medical", RULES).radius_m < 200 < rule_for("flood", RULES).radius_m
     got = fuse([("m1", "medical", 34.0, 113.0, T0), ("m2", "medical", 34.0018, 113.0, T0),
                 ("f1", "flood", 35.0, 113.0, T0), ("f2", "flood", 35.0135, 113.0, T0)])
     assert got["m2"] == "m2" and got["f2"] == "f1"
@@ -216,7 +219,7 @@ def montco_signals(records: list[CallRecord], by_agency: bool) -> list[Call]:
     (``by_agency``) by the agency that took the call."""
     out = []
     for record in records:
-        signal = to_signal(record)
+        signal = to_signal(record, builtin_catalogue().hotline)
         category = (BY_AGENCY[record.narrative.split(":")[0]] if by_agency
                     else signal.category)
         out.append((signal.signal_id, category, signal.location.lat, signal.location.lon,

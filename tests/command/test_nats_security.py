@@ -202,12 +202,12 @@ def adapter_specs(ns: Namespace) -> dict[str, list[ConsumerSpec]]:
     assert config.registry is not None and config.video is not None
     pub = Publisher(None, ns)  # type: ignore[arg-type] # spec() publishes nothing
     return {
-        "hotline": [HotlineAdapter(ns, pub).spec()],
+        "hotline": [HotlineAdapter(ns, pub, config.catalogue).spec()],
         "cap": [CapAdapter(ns, pub).spec(),
                 CapOutAdapter(None, ns, "ecc@localhost", {}).spec()],  # type: ignore[arg-type]
         "sensor": [SensorAdapter(ns, pub, config.registry).spec()],
         "video": VideoAdapter(ns, pub, config.video).specs(),
-        "eido": [EidoAdapter(ns, pub).spec()],
+        "eido": [EidoAdapter(ns, pub, config.catalogue).spec()],
     }
 
 

@@ -13,11 +13,48 @@ from consoles.authz import (
     authorize,
     scope_of,
 )
-from consoles.commands import ARGS
+from consoles.commands import ARGS, BEFORE_WORK, SPECIAL_WORK, ConsoleCommands
+from consoles.registry import DESK_WIDE, REGISTRY, SPECIAL, Spec
 
 
 def test_every_command_has_args_and_a_row() -> None:
-    assert set(ARGS) == set(TABLE) == set(COMMANDS)
+    """The tables are the registry's, one row per command."""
+    assert set(ARGS) == set(TABLE) == set(COMMANDS) == {s.name for s in REGISTRY}
+    assert len(REGISTRY) == len(COMMANDS)
+
+
+def test_every_command_without_a_core_builder_has_work_in_the_shell() -> None:
+    """A registry row with no builder is one of the shell's special commands, each with a
+    method that exists; a row with a builder builds a core command from valid args."""
+    assert SPECIAL == set(SPECIAL_WORK) | BEFORE_WORK
+    assert all(callable(getattr(ConsoleCommands, m)) for m in SPECIAL_WORK.values())
+    for spec in REGISTRY:
+        assert spec.incident == (spec.name not in DESK_WIDE)
+        if spec.build is not None:
+            assert spec.name not in SPECIAL_WORK
+
+
+@pytest.mark.parametrize("spec", [s for s in REGISTRY if s.build is not None],
+                         ids=lambda s: s.name)
+def test_each_builder_makes_the_core_command_its_args_describe(spec: Spec) -> None:
+    """Each builder turns valid args into a core command the incident core knows (its type is
+    in the transition table), carrying the args it was given."""
+    from datetime import UTC, datetime
+
+    from workflows.incident import ALLOWED
+
+    sample = {"text": "gate locked", "category": "hazmat", "reason": "chemical smell",
+              "priority": 1, "signal_id": "s1", "task_id": "t1", "unit_id": "E11",
+              "headline": "Smoke", "instruction": "Keep windows shut", "radius_m": 300}
+    fields = {k: v for k, v in sample.items() if k in spec.args.model_fields}
+    args = spec.args.model_validate(fields)
+    at = datetime(2026, 7, 20, 8, 30, tzinfo=UTC)
+    command = spec.build(args, at, "dispatcher:desk 3")  # type: ignore[misc]
+    assert command.type in ALLOWED, spec.name
+    assert command.at == at and command.by == "dispatcher:desk 3"
+    dumped = command.model_dump()
+    for key, value in fields.items():
+        assert dumped.get(key) == value, (spec.name, key)
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -5,6 +5,7 @@ cell of the authorisation table, the audit log, masking, revocation and connecti
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -252,13 +253,19 @@ async def test_an_adapter_token_opens_no_console_and_one_token_opens_at_most_eig
             await c.__aexit__(None, None, None)
 
 
+# make test storms with 400 consoles, past the 256-place waiting room and the 16 start
+# slots; make soak with the full 1,000 (the clients share the service's one event loop
+# here, so a thousand on a busy 2-core machine measure the machine, not the gateway).
+STORM = int(os.environ.get("ECC_STORM_CONSOLES", "400"))
+
+
 async def test_a_reconnect_storm_is_queued_or_told_to_retry_and_all_get_in(
         service: Service, store: Store, js: Any, ns: Namespace) -> None:
-    """1,000 consoles (125 tokens) connect at once, as after a network cut: those past the
-    waiting room are told to retry in a moment (4429), and with a jittered retry every
+    """STORM consoles (8 per token) connect at once, as after a network cut: those past
+    the waiting room are told to retry in a moment (4429), and with a jittered retry every
     one of them gets its snapshot; the gateway answers a new console afterwards."""
     await incident(store, js, ns)
-    tokens = [await new_token(store, "viewer") for _ in range(125)]
+    tokens = [await new_token(store, "viewer") for _ in range(STORM // 8)]
     busy = 0
     # all thousand come from 127.0.0.1: a centre behind one NAT, so its limit is raised
     assert service.gateway is not None
@@ -271,7 +278,7 @@ async def test_a_reconnect_storm_is_queued_or_told_to_retry_and_all_get_in(
         deadline = time.monotonic() + 120
         pause = 0.2
         while time.monotonic() < deadline:
-            async with open_console(service.console_url, tokens[n % 125]) as console:
+            async with open_console(service.console_url, tokens[n % len(tokens)]) as console:
                 first = await asyncio.wait_for(console.receive(), 60)
                 if isinstance(first, Error) and first.code == "busy":
                     busy += 1
@@ -283,9 +290,10 @@ async def test_a_reconnect_storm_is_queued_or_told_to_retry_and_all_get_in(
                 return len(snapshot.incidents)  # type: ignore[union-attr]
         raise AssertionError("never got in")
 
-    got = await asyncio.gather(*(one(n) for n in range(1000)))
-    assert got == [1] * 1000
-    print(f"reconnect storm: 1000 consoles in, {busy} told to retry first")
+    got = await asyncio.gather(*(one(n) for n in range(STORM)))
+    assert got == [1] * STORM
+    assert busy > 0, "past the waiting room, some were told to retry"
+    print(f"reconnect storm: {STORM} consoles in, {busy} told to retry first")
     async with open_console(service.console_url, tokens[0]) as late:
         assert isinstance(await asyncio.wait_for(late.receive(), 10), Welcome)
 

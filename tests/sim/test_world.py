@@ -16,13 +16,15 @@ from hypothesis import strategies as st
 
 import sim.world
 from adapters import hotline
-from adapters.hotline import CallRecord, classify
+from adapters.hotline import CallRecord
+from adapters.hotline import classify as _classify
 from adapters.ingest import config_from_city
 from adapters.sensor import Devices, parse_reading, parse_registry, parse_topic
 from adapters.video import Tracking, observe, parse_frigate, parse_video_config
-from command.fusion import Candidate, choose, distance_m, rule_for
+from command.fusion import Candidate, choose, distance_m
+from command.fusion import rule_for as _rule_for
 from command.model import Signal
-from command.settings import load_catalogue, load_city_doc
+from command.settings import builtin_catalogue, load_catalogue, load_city_doc
 from sim.world import MAX_SPAN_S, SCENARIOS, Emission, Plan, plan
 
 CITY = load_city_doc()
@@ -31,6 +33,16 @@ VIDEO = parse_video_config(CITY)
 CST = timezone(timedelta(hours=8))
 START = datetime(2026, 7, 20, 10, 0, tzinfo=CST)  # a Monday morning in Zhengzhou
 HOUR = 3600.0
+
+CAT = builtin_catalogue()
+
+
+def rule_for(category: str):  # type: ignore[no-untyped-def]
+    return _rule_for(category, CAT.fusion)
+
+
+def classify(text: str):  # type: ignore[no-untyped-def]
+    return _classify(text, CAT.hotline)
 
 
 @functools.cache
@@ -67,7 +79,7 @@ def replay(p: Plan, start: datetime = START) -> list[Heard]:
         elif e.kind == "frigate":
             tracking, signal, _ = observe(VIDEO, tracking, parse_frigate(e.payload))
         else:
-            signal = hotline.to_signal(CallRecord.model_validate_json(e.payload))
+            signal = hotline.to_signal(CallRecord.model_validate_json(e.payload), CAT.hotline)
         if signal is not None:
             heard.append(Heard(e, signal))
     return heard
@@ -172,7 +184,8 @@ def check_fusion(p: Plan, heard: list[Heard]) -> None:
     holds: dict[str, set[str | None]] = defaultdict(set)
     for h in heard:
         s = h.signal
-        match = choose(s.category, s.location.lat, s.location.lon, s.observed_at, incidents)
+        match = choose(s.category, s.location.lat, s.location.lon, s.observed_at, incidents,
+                       CAT.fusion)
         if match is None:
             incident = Candidate(f"i{len(incidents)}", s.category, s.location.lat,
                                  s.location.lon, s.observed_at)
