@@ -1,3 +1,4 @@
+# size: one format read whole: Handoff, schema check, component walk (writer apart)
 """Border (core part): NENA EIDO (NENA-STA-021.1b, JSON), an incident handed between CADs.
 
 ECC reads and writes EIDO documents through one value, :class:`Handoff`: what ECC

@@ -1,3 +1,4 @@
+# size: one border: cameras, two doors and the tracking fold share Detection
 """Border (core part): video analytics detections in, signals out.
 
 Two doors read bytes into a :class:`Detection` (one observation of one tracked

@@ -1,3 +1,4 @@
+# size: the whole CLI until the wiring package takes it (issue 14, part 3)
 """Shell: the ``ecc`` command line.
 
     ecc up                 the whole system; embedded servers unless NATS_URL and DATABASE_URL

@@ -1,3 +1,4 @@
+# size: two embedded servers, one lifecycle (ports, data folder, crash recovery)
 """Shell: the embedded runtime, nats-server and PostgreSQL as child processes.
 
 With no ``NATS_URL`` / ``DATABASE_URL``, ECC runs its own servers from the

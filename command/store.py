@@ -1,3 +1,4 @@
+# size: all the event store's SQL until the store is a package (issue 14, part 4)
 """Shell: the PostgreSQL event store, the source of truth.
 
 One transaction carries a command's whole effect: the inbox record, the

@@ -1,3 +1,4 @@
+# size: each command's args, table and handler until one registry (issue 14, part 6)
 """Shell: what a console may ask of ECC, checked, run and written to the audit log.
 
 :class:`ConsoleCommands` takes a :class:`consoles.protocol.CommandRequest` from an

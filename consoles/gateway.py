@@ -1,3 +1,4 @@
+# size: sessions, snapshot and deltas, backpressure and resync share per-socket state
 """Shell: the websocket gateway between the event stream and the consoles.
 
 One ordered JetStream consumer on EVENTS feeds every connected console. A

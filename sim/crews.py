@@ -1,3 +1,4 @@
+# size: one simulated crew's whole order life over the real field-unit client
 """Shell: simulated crews that play every unit of a city over the real field-unit protocol.
 
 Each unit gets the real client (:class:`consoles.field.FieldUnit`): it follows

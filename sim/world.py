@@ -1,3 +1,4 @@
+# size: every source's messages planned from one seed with the ground truth they report
 """Core: the simulated city's outside world, planned ahead from a seed.
 
 :func:`plan` turns a city file, a scenario and a seed into a :class:`Plan`: the

@@ -1,8 +1,11 @@
-"""The promises of the layout: a pure core, and public names pinned."""
+"""The promises of the layout: a pure core, layers that import downwards only, one
+importer of the database driver, modules small or saying why, and public names pinned."""
 
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from pathlib import Path
 
 import workflows
@@ -50,3 +53,99 @@ def test_workflows_public_names_are_pinned() -> None:
         "IncidentReported", "Location", "Rejected", "ReportIncident", "Task", "Unit",
         "UnitCommand", "UnitEvent", "decide", "evolve", "fold", "is_open", "parse_catalogue",
     ]
+
+
+# --- layers ---------------------------------------------------------------------------
+
+# Our top-level packages; ``ecc`` is the wiring package the issue plans (above all others).
+OURS = {"workflows", "command", "adapters", "consoles", "sim", "bench", "tests", "ecc"}
+PRODUCT = ("workflows", "command", "adapters", "consoles", "sim", "bench")
+# The service and the adapters never reach up into what people see, the simulator, the
+# benchmarks or the wiring.
+ABOVE_THE_SERVICE = {"consoles", "sim", "bench", "tests", "ecc"}
+# Today's exceptions, each by name with its reason. Each must still need its exemption
+# (the test fails when it no longer does), so the list can only shrink.
+LAYER_EXEMPT = {
+    # the composition root and the CLI live in command/ until the wiring package takes
+    # them (issue 14, part 3); they import consoles (the gateway) and sim (ecc demo)
+    "command/cli.py": {"consoles", "sim"},
+    "command/service.py": {"consoles"},
+}
+ASYNCPG_EXEMPT = {
+    # SQL outside the store today, until the store is a package that alone imports the
+    # driver (issue 14, part 4)
+    "command/cli.py": "ecc migrate and the token commands open their own pool",
+    "command/dispatcher.py": "the dispatcher's candidate and offer queries",
+    "command/metrics.py": "the metrics' read-only queries",
+    "command/outbox.py": "the outbox relay's claim and mark queries",
+    "command/pgroles.py": "creates the database roles and their grants",
+    "command/runtime.py": "waits for the embedded PostgreSQL to accept connections",
+    # benchmarks measure the database as it is, beside the service
+    "bench/memory.py": "measures the service's memory with its own pool",
+    "bench/recovery.py": "kills and restarts the database to time recovery",
+    "bench/servers.py": "starts the servers the benchmarks use",
+}
+MAX_LINES = 500
+
+
+def modules(*packages: str) -> list[Path]:
+    return sorted(p for package in packages for p in (ROOT / package).rglob("*.py"))
+
+
+def name_of(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def test_workflows_imports_nothing_of_ours() -> None:
+    """The core stands alone: no module of workflows/ imports another package of ECC."""
+    for path in modules("workflows"):
+        bad = imported_modules(path) & (OURS - {"workflows"})
+        assert not bad, f"{name_of(path)} imports {sorted(bad)}"
+
+
+def test_the_service_and_the_adapters_import_no_package_above_them() -> None:
+    """command/ and adapters/ import neither consoles/, sim/, bench/ nor the wiring; the
+    two modules exempt today still need their exemption, and only it."""
+    for path in modules("command", "adapters"):
+        bad = imported_modules(path) & ABOVE_THE_SERVICE
+        allowed = LAYER_EXEMPT.get(name_of(path), set())
+        assert bad <= allowed, f"{name_of(path)} imports {sorted(bad - allowed)}"
+        assert bad == allowed, f"{name_of(path)} no longer needs its exemption: drop it"
+    assert all((ROOT / name).exists() for name in LAYER_EXEMPT)
+
+
+def test_only_the_store_imports_asyncpg() -> None:
+    """command/store.py is the database's one door; each module exempt today is named with
+    its reason and still imports the driver (a stale exemption fails)."""
+    for path in modules(*PRODUCT):
+        if "asyncpg" not in imported_modules(path) or name_of(path) == "command/store.py":
+            continue
+        assert name_of(path) in ASYNCPG_EXEMPT, f"{name_of(path)} imports asyncpg"
+    for name in ASYNCPG_EXEMPT:
+        assert "asyncpg" in imported_modules(ROOT / name), \
+            f"{name} no longer imports asyncpg: drop its exemption"
+
+
+def size_reason(path: Path) -> str | None:
+    """The reason in a ``# size: <reason>`` comment in the first 30 lines, if any."""
+    text = path.read_text()
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.start[0] > 30:
+            break
+        if token.type == tokenize.COMMENT and token.string.startswith("# size:"):
+            return token.string.removeprefix("# size:").strip()
+    return None
+
+
+def test_no_module_is_over_500_lines_without_a_reason_at_its_top() -> None:
+    """A module (tests too) over 500 lines says why in a ``# size:`` comment among its
+    first 30 lines; a reason on a module back under the limit is dropped."""
+    for path in modules(*PRODUCT, "tests"):
+        lines = len(path.read_text().splitlines())
+        reason = size_reason(path)
+        if lines > MAX_LINES:
+            assert reason and len(reason) >= 20, \
+                f"{name_of(path)} has {lines} lines: split it, or say why in a " \
+                "'# size: <reason>' comment in its first 30 lines"
+        else:
+            assert reason is None, f"{name_of(path)} has {lines} lines: drop its size reason"

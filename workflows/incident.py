@@ -1,3 +1,4 @@
+# size: one decider: decide() and evolve() share the transition table of every command
 """Core: the incident decider, with the tasks of its response plan.
 
 ``decide(state, command, catalogue)`` returns the events a command causes or

@@ -1,3 +1,4 @@
+# size: message classes only: the incident's state, commands and events
 """Core: the incident's state, commands and events (the data of the incident decider).
 
 :mod:`workflows.incident` holds the rules that connect them.

@@ -1,3 +1,4 @@
+# size: tests of adapters/eido.py: schema, sample, round trips, refusals, export
 """NENA EIDO in and out (adapters/eido.py): the schema with a real OpenAPI validator,
 NENA's own sample read and round-tripped, ECC's incidents written, garbage refused."""
 
@@ -307,7 +308,7 @@ def mutated_samples(draw: st.DrawFn) -> Any:
 
 @settings(max_examples=300)
 @given(doc=st.one_of(_json, mutated_samples()))
-def test_garbage_is_refused_with_a_reason_and_nothing_else(doc: Any) -> None:
+def test_garbage_is_refused_with_a_reason_or_read_never_anything_else(doc: Any) -> None:
     """from_eido and to_signal take anything: a handoff, a signal or EidoRejected."""
     try:
         h = from_eido(copy.deepcopy(doc))
@@ -319,15 +320,106 @@ def test_garbage_is_refused_with_a_reason_and_nothing_else(doc: Any) -> None:
 @settings(max_examples=200)
 @given(data=st.binary(max_size=512) | _json.map(lambda v: json.dumps(v).encode()))
 def test_garbage_bytes_are_refused_with_a_reason(data: bytes) -> None:
-    with pytest.raises(EidoRejected):
+    """Random bytes, and random JSON (a root needs six named members, which keys drawn at
+    random do not hit), are refused with a reason that starts at the root."""
+    with pytest.raises(EidoRejected, match=r"^\$"):
         parse_eido(data)
 
 
 def test_oversized_and_deep_documents_are_refused() -> None:
+    """A document over MAX_EIDO_BYTES, or nested past what can be read, is refused
+    saying which."""
     with pytest.raises(EidoRejected, match="limit 524288"):
         parse_eido(b" " * (eido.MAX_EIDO_BYTES + 1))
     with pytest.raises(EidoRejected, match="nested too deep"):
         parse_eido(b"[" * 100_000)
+
+
+def _root_required() -> list[str]:
+    """The members the EIDO schema requires of a document's root (its prologue's and its
+    own), read from the bundled schema, so a new schema version is tested as it is."""
+    schemas = yaml.safe_load(eido.SCHEMA.read_text())["components"]["schemas"]
+    required: list[str] = []
+    for part in schemas[eido.ROOT_TYPE]["allOf"]:
+        if "$ref" in part:
+            part = schemas[part["$ref"].rsplit("/", 1)[-1]]
+        required += part.get("required", [])
+    return required
+
+
+ROOT_REQUIRED = _root_required()
+_FINITE: dict[str, Any] = {"allow_nan": False, "allow_infinity": False}
+_NOT_A_STRING = st.one_of(st.integers(), st.floats(**_FINITE), st.booleans(), st.none(),
+                          st.lists(st.integers(), max_size=3))
+_NOT_A_DATE_TIME = st.sampled_from(["yesterday", "2021-13-01T00:00:00Z", "", "2021-04-30",
+                                    "2021-04-30T14:40:00", "2021-04-30T25:00:00Z"])
+
+
+@st.composite
+def invalid_documents(draw: st.DrawFn) -> tuple[Any, str]:
+    """NENA's sample broken in one way it must be refused for, and the field the refusal
+    must name."""
+    doc = sample()
+    kind = draw(st.sampled_from(["missing", "not a string", "not a list", "time",
+                                 "version"]))
+    if kind == "missing":
+        field = draw(st.sampled_from(ROOT_REQUIRED))
+        del doc[field]
+    elif kind == "not a string":
+        field = draw(st.sampled_from(["$id", "issuingElementIdentification",
+                                      "lastUpdateTimeStamp", "eidoVersion"]))
+        doc[field] = draw(_NOT_A_STRING)
+    elif kind == "not a list":
+        field = draw(st.sampled_from(["agencyComponent", "callComponent",
+                                      "locationComponent", "notesComponent"]))
+        doc[field] = draw(st.one_of(st.integers(), st.booleans(), st.none(), _text,
+                                    st.dictionaries(_text, _text, max_size=2)))
+    elif kind == "time":
+        field = "lastUpdateTimeStamp"
+        doc[field] = draw(_NOT_A_DATE_TIME)
+    else:
+        field = "eidoVersion"
+        doc[field] = draw(_text.filter(lambda v: v != "1.0"))
+    return doc, field
+
+
+def test_the_schema_requires_what_the_refusals_take_away() -> None:
+    """The root members the refusals below take away are the EIDO prologue's and root's,
+    and NENA's sample (where they start from) is read whole."""
+    assert set(ROOT_REQUIRED) == {"$id", "lastUpdateTimeStamp", "updatedByAgencyReference",
+                                  "eidoVersion", "issuingElementIdentification",
+                                  "agencyComponent"}
+    assert from_eido(sample()).agency == "state.pa.us"
+
+
+@settings(max_examples=150)
+@given(case=invalid_documents())
+def test_invalid_documents_are_refused(case: tuple[Any, str]) -> None:
+    """A document missing a member the schema requires, with a wrong type, a time that is
+    not a date-time or a version that is not 1.0 is refused, naming the member."""
+    doc, field = case
+    with pytest.raises(EidoRejected) as refused:
+        from_eido(doc)
+    reason = refused.value.reason
+    assert reason.startswith("$") and field in reason, reason
+
+
+@settings(max_examples=100)
+@given(lat=st.floats(-90, 90, **_FINITE), lon=st.floats(-180, 180, **_FINITE),
+       off=st.sampled_from(["lat", "lon"]), by=st.floats(1e-6, 1e6, **_FINITE))
+def test_a_point_off_the_globe_never_becomes_a_signal(lat: float, lon: float, off: str,
+                                                      by: float) -> None:
+    """A PIDF-LO point beyond 90 degrees of latitude or 180 of longitude is refused: no
+    signal is placed off the earth."""
+    if off == "lat":
+        lat = (90 + by) if lat >= 0 else (-90 - by)
+    else:
+        lon = (180 + by) if lon >= 0 else (-180 - by)
+    doc = sample()
+    doc["locationComponent"][0]["locationByValue"] = POINT.replace(
+        "39.7459 -75.5466", f"{lat!r} {lon!r}")
+    with pytest.raises(EidoRejected, match=r"^\$\.locationComponent"):
+        to_signal(from_eido(doc), CAT)
 
 
 # --- ECC's incidents out ----------------------------------------------------------

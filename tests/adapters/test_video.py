@@ -1,3 +1,4 @@
+# size: tests of adapters/video.py: both doors, the fold, the config, refusals
 """Video analytics: Frigate events and webhooks in, one signal per tracked object out."""
 
 from __future__ import annotations
@@ -413,14 +414,14 @@ def either(data: bytes) -> None:
 
 @settings(max_examples=150)
 @given(st.binary(max_size=300))
-def test_random_bytes_are_refused(data: bytes) -> None:
-    """Bytes that are not JSON, or not the right JSON, are refused."""
+def test_random_bytes_are_refused_or_read_never_anything_else(data: bytes) -> None:
+    """Any bytes at either door give a Detection or a refusal with a reason, never a crash."""
     either(data)
 
 
 @settings(max_examples=150)
 @given(json_values)
-def test_random_json_is_refused(value: Any) -> None:
+def test_random_json_is_refused_or_read_never_anything_else(value: Any) -> None:
     """Any JSON value (NaN and Infinity tokens included) is refused or read."""
     either(json.dumps(value).encode())
 
@@ -428,7 +429,8 @@ def test_random_json_is_refused(value: Any) -> None:
 @settings(max_examples=200)
 @given(st.sampled_from([*FRIGATE_FIELDS, "type", "before", "after"]), json_values,
        st.sampled_from(["new", "update", "end"]))
-def test_a_wrong_type_in_any_frigate_field_is_refused(name: str, value: Any, kind: str) -> None:
+def test_any_value_in_any_frigate_field_is_refused_or_read_never_anything_else(
+        name: str, value: Any, kind: str) -> None:
     """A real Frigate event with any one field replaced is refused or read, nothing else."""
     obj = frigate_object(label="fire", score=0.9, top_score=0.9)
     event: dict[str, Any] = {"type": kind, "before": dict(obj), "after": obj}
@@ -445,13 +447,163 @@ def test_a_wrong_type_in_any_frigate_field_is_refused(name: str, value: Any, kin
 
 @settings(max_examples=150)
 @given(st.sampled_from(list(WEBHOOK)), json_values)
-def test_a_wrong_type_in_any_webhook_field_is_refused(name: str, value: Any) -> None:
+def test_any_value_in_any_webhook_field_is_refused_or_read_never_anything_else(
+        name: str, value: Any) -> None:
     """A webhook with any one field replaced is refused or read, nothing else."""
     data = json.dumps({**WEBHOOK, name: value}).encode()
     try:
         observe(CONFIG, Tracking(), parse_webhook(data))
     except VideoRejected as exc:
         assert exc.reason
+
+
+# --- what must be refused is refused, naming the field --------------------------------------
+
+FINITE: dict[str, Any] = {"allow_nan": False, "allow_infinity": False}
+OUT_OF_RANGE_SCORES = (st.floats(min_value=1, exclude_min=True, **FINITE)
+                       | st.floats(max_value=0, exclude_max=True, **FINITE))
+NOT_A_NUMBER = st.one_of(st.text(max_size=8), st.lists(st.integers(), max_size=3),
+                         st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+NOT_A_STRING = st.one_of(st.integers(), st.floats(**FINITE), st.booleans(),
+                         st.lists(st.integers(), max_size=3))
+# seconds since 1970 outside the years 2000 to 2200: a broken camera clock
+IMPLAUSIBLE_SECONDS = (st.floats(max_value=946_684_799, **FINITE)
+                       | st.floats(min_value=7_258_118_400, **FINITE))
+BAD_CAMERA_IDS = st.sampled_from(["", "-cam", "cam 3", "cam/3", "c" * 65, "相机"])
+
+
+@st.composite
+def invalid_frigate_events(draw: st.DrawFn) -> tuple[bytes, str]:
+    """A real Frigate event broken in one way it must be refused for, and what the
+    refusal must name."""
+    kind = draw(st.sampled_from(["missing", "score type", "score range", "string type",
+                                 "event type", "clock", "camera id"]))
+    obj = frigate_object(label="fire", score=0.9, top_score=0.9)
+    event: dict[str, Any] = {"type": draw(st.sampled_from(["new", "update", "end"])),
+                             "before": dict(obj), "after": obj}
+    if kind == "missing":
+        name = draw(st.sampled_from(["id", "camera", "label", "score"]))
+        del obj[name]
+        named = f"after.{name}: Field required"
+    elif kind == "score type":
+        name = draw(st.sampled_from(["score", "top_score"]))
+        obj[name] = draw(NOT_A_NUMBER)
+        named = f"after.{name}"
+    elif kind == "score range":
+        name = draw(st.sampled_from(["score", "top_score"]))
+        obj[name] = draw(OUT_OF_RANGE_SCORES)
+        named = f"after.{name}"
+    elif kind == "string type":
+        name = draw(st.sampled_from(["id", "camera", "label"]))
+        obj[name] = draw(NOT_A_STRING)
+        named = f"after.{name}"
+    elif kind == "event type":
+        event["type"] = draw(st.text(max_size=10).filter(
+            lambda t: t not in {"new", "update", "end"}) | NOT_A_STRING)
+        named = "type"
+    elif kind == "clock":
+        obj["frame_time"] = draw(IMPLAUSIBLE_SECONDS)
+        named = "is not plausible"
+    else:
+        obj["camera"] = draw(BAD_CAMERA_IDS)
+        named = "after.camera"
+    return json.dumps(event).encode(), named
+
+
+@settings(max_examples=120)
+@given(invalid_frigate_events())
+def test_invalid_frigate_events_are_refused(case: tuple[bytes, str]) -> None:
+    """A Frigate event without a required field, with a wrong type, a score outside 0..1,
+    an unknown event type, an implausible clock or a bad camera id is refused, and the
+    reason names what is wrong."""
+    data, named = case
+    with pytest.raises(VideoRejected) as refused:
+        parse_frigate(data)
+    assert named in refused.value.reason, refused.value.reason
+
+
+@st.composite
+def invalid_webhooks(draw: st.DrawFn) -> tuple[bytes, str]:
+    """A good webhook broken in one way it must be refused for, and what the refusal
+    must name."""
+    kind = draw(st.sampled_from(["missing", "null", "score type", "score range",
+                                 "string type", "naive time", "clock", "token",
+                                 "camera id", "extra field"]))
+    hook = dict(WEBHOOK)
+    required = ["platform", "camera", "object_id", "label", "score", "at"]
+    if kind == "missing":
+        name = draw(st.sampled_from(required))
+        del hook[name]
+        named = f"{name}: Field required"
+    elif kind == "null":
+        name = draw(st.sampled_from(required))
+        hook[name] = None
+        named = f"{name}: "
+    elif kind == "score type":
+        hook["score"] = draw(NOT_A_NUMBER.filter(
+            lambda v: not isinstance(v, str) or not _is_number(v)))
+        named = "score: "
+    elif kind == "score range":
+        hook["score"] = draw(OUT_OF_RANGE_SCORES)
+        named = "score: "
+    elif kind == "string type":
+        name = draw(st.sampled_from(["platform", "camera", "object_id", "label"]))
+        hook[name] = draw(NOT_A_STRING)
+        named = f"{name}: "
+    elif kind == "naive time":
+        hook["at"] = draw(st.datetimes(min_value=datetime(2001, 1, 1))).isoformat()
+        named = "at: Input should have timezone info"
+    elif kind == "clock":
+        hook["at"] = draw(st.datetimes(max_value=datetime(1999, 12, 30),
+                                       timezones=st.just(UTC))).isoformat()
+        named = "is not plausible"
+    elif kind == "token":
+        hook["platform"] = draw(st.sampled_from(["", "Hik", "hik vms", "9vms", "v" * 41]))
+        named = "platform: "
+    elif kind == "camera id":
+        hook["camera"] = draw(BAD_CAMERA_IDS)
+        named = "camera: "
+    else:
+        name = draw(st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+                    .filter(lambda k: k not in WEBHOOK))
+        hook[name] = draw(st.integers() | st.text(max_size=8))
+        named = f"{name}: Extra inputs are not permitted"
+    return json.dumps(hook).encode(), named
+
+
+def _is_number(text: str) -> bool:
+    """Whether pydantic's lax mode reads this string as a number."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_the_webhook_the_refusals_start_from_is_read() -> None:
+    """The webhook every refusal below breaks is itself read, so each refusal is for the
+    one thing broken."""
+    assert parse_webhook(json.dumps(WEBHOOK).encode()).camera == "cam-3"
+
+
+@settings(max_examples=120)
+@given(invalid_webhooks())
+def test_invalid_webhooks_are_refused(case: tuple[bytes, str]) -> None:
+    """A webhook without a required field, with a wrong type, a score outside 0..1, a
+    naive or implausible time, a bad platform token or camera id, or an unknown field is
+    refused, and the reason names what is wrong."""
+    data, named = case
+    with pytest.raises(VideoRejected) as refused:
+        parse_webhook(data)
+    assert named in refused.value.reason, refused.value.reason
+
+
+def test_an_oversize_message_is_refused_at_either_door_naming_the_limit() -> None:
+    """A message over MAX_MESSAGE_BYTES is refused before it is read, by both doors."""
+    data = json.dumps({**WEBHOOK, "label": "x" * MAX_MESSAGE_BYTES}).encode()
+    for door in (parse_frigate, parse_webhook):
+        with pytest.raises(VideoRejected, match=f"the limit is {MAX_MESSAGE_BYTES}"):
+            door(data)
 
 
 @pytest.mark.parametrize("data", [

@@ -1,3 +1,4 @@
+# size: every NATS permission of every role, tried on the real server
 """NATS security on a real embedded nats-server: one user per component, each held to its
 grant by the server itself (command/natsauth.py, command/runtime.py; docs/security.md)."""
 

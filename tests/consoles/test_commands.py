@@ -1,3 +1,4 @@
+# size: tests of consoles/commands.py: every command, allowed and refused
 """Console commands over a real websocket against the real service: every role x command
 cell of the authorisation table, the audit log, masking, revocation and connection limits."""
 

@@ -1,3 +1,4 @@
+# size: browser tests of the web console, one page per scenario, shared fixtures
 """The web console in a real headless Chromium (Debian's), against the real service.
 
 Each test runs the whole service in-process on its own database and namespace,
@@ -15,7 +16,6 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,11 @@ from playwright.async_api import (
 )
 
 from command.service import Service, ServiceConfig
-from command.settings import load_city
+from command.settings import load_catalogue, load_city
 from command.store import Store
 from command.subjects import Namespace
 from tests.conftest import Servers, running
 from tests.helpers import eventually, make_signal, publish_signal
-from workflows.catalogue import parse_catalogue
 from workflows.geo import Location
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -372,8 +371,10 @@ async def _same_picture(page: Page, store: Store) -> None:
 async def fast_verify(servers: Servers, database_url: str, ns: Namespace,
                       js: Any) -> AsyncIterator[Service]:
     """The service with a one-second verification SLA."""
-    text = resources.files("workflows").joinpath("data/catalogue.toml").read_text()
-    catalogue = parse_catalogue(text.replace("verify_s = 60", "verify_s = 1"), "1 s verify")
+    built_in = load_catalogue()
+    assert built_in.sla.verify_s != 1
+    catalogue = built_in.model_copy(update={"sla": built_in.sla.model_copy(
+        update={"verify_s": 1.0})})
     async for svc in _service(servers, database_url, ns, catalogue=catalogue):
         yield svc
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from importlib import resources
 
 import pytest
 
+from tests.toml_text import dumps
 from workflows.catalogue import Catalogue, CatalogueError, parse_catalogue
 
 TYPES = {"fire", "medical", "traffic", "crime", "flood", "gas_leak", "structural",
@@ -39,21 +41,16 @@ def test_unknown_types_fall_back_to_other(catalogue: Catalogue) -> None:
     assert catalogue.default_priority("noise") == catalogue.types["other"].default_priority
 
 
-def line_of(text: str, needle: str) -> int:
-    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
-
-
 def test_an_unknown_agency_names_the_line_of_its_plan() -> None:
     """A typo in a plan's agency is refused with the line of that [[plan]]."""
-    bad = TEXT.replace('{ agency = "utility", capability = "gas_crew", count = 1 },\n  { agency'
-                       ' = "fire", capability = "engine", count = 1 },',
-                       '{ agency = "utlity", capability = "gas_crew", count = 1 },\n  { agency'
-                       ' = "fire", capability = "engine", count = 1 },', 1)
-    assert bad != TEXT
+    doc = tomllib.loads(TEXT)
+    n, plan = next((n, plan) for n, plan in enumerate(doc["plan"])
+                   if plan["tasks"][0]["agency"] == "utility")
+    plan["tasks"][0]["agency"] = "utlity"
+    bad = dumps(doc)
     with pytest.raises(CatalogueError) as info:
         parse_catalogue(bad, "plans.toml")
-    plan_line = max(n for n, line in enumerate(bad.splitlines(), 1)
-                    if line.startswith("[[plan]]") and n < line_of(bad, '"utlity"'))
+    plan_line = [i for i, line in enumerate(bad.splitlines(), 1) if line == "[[plan]]"][n]
     assert info.value.line == plan_line
     assert f"plans.toml:{plan_line}" in str(info.value) and "utlity" in str(info.value)
 
@@ -84,9 +81,12 @@ def test_two_plans_for_one_type_and_priority_are_refused() -> None:
 def test_a_types_verification_takes_what_it_leaves_out_from_the_default() -> None:
     """[verification.types.fire] sets only auto_sources: its confidence bar is the one in
     [verification], not a built-in value; a type with no table takes [verification]."""
-    text = TEXT.replace("auto_confidence = 0.9\n", "auto_confidence = 0.95\n", 1) + (
-        "\n[verification.types.fire]\nauto_sources = 3\n")
-    cat = parse_catalogue(text)
+    doc = tomllib.loads(TEXT)
+    assert doc["verification"]["auto_confidence"] != 0.95
+    assert "fire" not in doc["verification"].get("types", {})
+    doc["verification"]["auto_confidence"] = 0.95
+    doc["verification"].setdefault("types", {})["fire"] = {"auto_sources": 3}
+    cat = parse_catalogue(dumps(doc))
     fire, crime = cat.verification.for_type("fire"), cat.verification.for_type("crime")
     assert (fire.auto_confidence, fire.auto_sources) == (0.95, 3)
     assert (crime.auto_confidence, crime.auto_sources) == (0.95, 2)

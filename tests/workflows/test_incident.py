@@ -1,3 +1,4 @@
+# size: tests of workflows/incident.py, with its hypothesis state machine
 """The incident decider: every transition and every rejection, as plain calls."""
 
 from __future__ import annotations
