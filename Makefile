@@ -36,12 +36,14 @@ chromium:
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-# The fault suite's kill -9 test with 200 kills instead of 20 (about 15 minutes), and the
-# reconnect storm with 1,000 consoles instead of 400.
+# The fault suite's kill -9 test with 200 kills instead of 10 (about 15 minutes), the
+# reconnect storm with 1,000 consoles instead of 400, and the outcome tests with the
+# half-hour morning.
 soak: $(STAMP)
 	ECC_SOAK_KILLS=200 $(BIN)/python -m pytest tests/faults/test_kill_service.py -s
 	ECC_STORM_CONSOLES=1000 $(BIN)/python -m pytest tests/consoles/test_commands.py -s \
 		-k reconnect_storm
+	ECC_SOAK_OUTCOMES=1 $(BIN)/python -m pytest tests/sim/test_outcomes.py -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -82,7 +82,7 @@ def build(units: list, needs: list) -> tuple[UnitIndex, list[Need]]:  # type: ig
                    in enumerate(needs)]
 
 
-@settings(max_examples=300)
+@settings(max_examples=120)
 @given(units_st, needs_st)
 def test_assignment_properties(units: list, needs: list) -> None:  # type: ignore[type-arg]
     """No unit gets two tasks; every pick is able and free; at least as many tasks served as
