@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import statistics
 import time
 import urllib.request
@@ -41,32 +40,9 @@ from typing import Any
 
 from bench.metric import Metric, against, common_args, report, sizes
 from bench.servers import Serve, database, serve_env, servers
+from consoles.client import stalled_console
 
 PER_TOKEN = 8  # the gateway's limit of consoles per token
-
-
-async def stalled_console(port: int, token: str) -> asyncio.StreamWriter:
-    """Handshake, hello, then never read (websockets' sans-I/O client on a raw socket)."""
-    from websockets.client import ClientProtocol
-    from websockets.protocol import State
-    from websockets.uri import parse_uri
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-    proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws"))
-    proto.send_request(proto.connect())
-    for data in proto.data_to_send():
-        writer.write(data)
-    while proto.state is State.CONNECTING:
-        proto.receive_data(await reader.read(4096))
-    proto.send_text(json.dumps({"type": "hello", "token": token}).encode())
-    for data in proto.data_to_send():
-        writer.write(data)
-    await writer.drain()
-    return writer
 
 
 async def login(url: str, token: str) -> tuple[float, int]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
+import socket
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,3 +86,31 @@ async def open_console(
     async with connect(ws_url(console_url), **kwargs) as ws:
         await ws.send(json.dumps({"type": "hello", "token": token, "since": since}))
         yield ConsoleClient(ws)
+
+
+async def stalled_console(port: int, token: str) -> asyncio.StreamWriter:
+    """A console that says hello and then never reads: a frozen tab on a thin link.
+
+    Built on websockets' sans-I/O client protocol over a raw socket with a tiny
+    receive buffer, so the gateway's sends really back up.
+    """
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws"))
+    proto.send_request(proto.connect())
+    for data in proto.data_to_send():
+        writer.write(data)
+    while proto.state is State.CONNECTING:
+        proto.receive_data(await reader.read(4096))
+    proto.send_text(json.dumps({"type": "hello", "token": token}).encode())
+    for data in proto.data_to_send():
+        writer.write(data)
+    await writer.drain()
+    return writer

@@ -63,37 +63,6 @@ async def publish_signal(js: Any, ns: Namespace, signal: Signal, msg_id: str | N
                             signal.model_dump_json().encode(), headers=headers)
 
 
-async def stalled_console(port: int, token: str) -> asyncio.StreamWriter:
-    """A console that says hello and then never reads: a frozen tab on a thin link.
-
-    Built on websockets' sans-I/O client protocol over a raw socket with a tiny
-    receive buffer, so the gateway's sends really back up.
-    """
-    import json
-    import socket
-
-    from websockets.client import ClientProtocol
-    from websockets.protocol import State
-    from websockets.uri import parse_uri
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-    proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws"))
-    proto.send_request(proto.connect())
-    for data in proto.data_to_send():
-        writer.write(data)
-    while proto.state is State.CONNECTING:
-        proto.receive_data(await reader.read(4096))
-    proto.send_text(json.dumps({"type": "hello", "token": token}).encode())
-    for data in proto.data_to_send():
-        writer.write(data)
-    await writer.drain()
-    return writer
-
-
 @contextlib.asynccontextmanager
 async def running_gateway(store: Any, nc: Any, ns: Namespace, **options: Any) -> AsyncIterator[Any]:
     """A console gateway of its own (no service) on a free port, for the block's duration."""

@@ -20,7 +20,7 @@ from command.model import RecordedEvent
 from command.service import Service
 from command.store import Store
 from command.subjects import Namespace
-from consoles.client import open_console, ws_url
+from consoles.client import open_console, stalled_console, ws_url
 from consoles.gateway import (
     SNAPSHOT_FRAGMENT,
     WRITE_LIMIT,
@@ -37,13 +37,7 @@ from consoles.protocol import (
     Snapshot,
     Welcome,
 )
-from tests.helpers import (
-    eventually,
-    make_signal,
-    publish_signal,
-    running_gateway,
-    stalled_console,
-)
+from tests.helpers import eventually, make_signal, publish_signal, running_gateway
 
 
 async def recv(console: Any, timeout: float = 10.0) -> Any:

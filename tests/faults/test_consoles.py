@@ -16,6 +16,7 @@ import pytest
 from command.runtime import free_port
 from command.store import Store
 from command.subjects import Namespace
+from consoles.client import stalled_console
 from tests.conftest import Servers
 from tests.faults.harness import (
     ROOT,
@@ -30,7 +31,7 @@ from tests.faults.harness import (
     settled,
     tasks,
 )
-from tests.helpers import eventually, stalled_console
+from tests.helpers import eventually
 
 # A console in its own process: it connects, reads, and can be frozen or killed.
 _CONSOLE = """
