@@ -35,7 +35,7 @@ from adapters.eido import (
 )
 from command.model import RecordedEvent, Signal
 from workflows.catalogue import Catalogue
-from workflows.incident_messages import Incident
+from workflows.incident_messages import Incident, has_ended
 
 __all__ = ["PRIORITY_COMMON", "STATUS_COMMON", "UNIT_COMMON", "handoff_of", "render",
            "to_eido"]
@@ -102,7 +102,7 @@ def handoff_of(view: Incident | Mapping[str, Any], *, timeline: Sequence[Recorde
                             capability=t.capability, status=t.status)
                   for t in incident.tasks if t.unit_id is not None)
     closure = None
-    if incident.status in ("resolved", "closed", "cancelled"):
+    if has_ended(incident):
         at = datetime.fromisoformat(closed_at) if isinstance(closed_at, str) else \
             incident.updated_at
         closure = Closure(status=incident.status, at=at, reason=incident.close_reason)

@@ -35,6 +35,7 @@ from typing import Literal
 from workflows.catalogue import Catalogue
 from workflows.incident_messages import (
     ACTIVE,
+    ENDED,
     LIVE_TASK,
     MANNED_TASK,
     OPEN,
@@ -107,6 +108,7 @@ from workflows.incident_messages import (
     VerifyIncident,
     WarningRef,
     WarningText,
+    has_ended,
     is_open,
 )
 from workflows.messages import Command, Rejected
@@ -115,6 +117,7 @@ __all__ = [
     "ACTIVE",
     "ALLOWED",
     "ANY",
+    "ENDED",
     "LIVE_TASK",
     "MANNED_TASK",
     "OPEN",
@@ -193,6 +196,7 @@ __all__ = [
     "decide",
     "evolve",
     "fold",
+    "has_ended",
     "is_open",
     "retraction",
     "step",
@@ -222,7 +226,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "incident.control": frozenset({"responding", "on_scene"}),
     "incident.resolve": ACTIVE,
     "incident.close": frozenset({"resolved"}),
-    "incident.reopen": frozenset({"resolved", "closed", "cancelled"}),
+    "incident.reopen": ENDED,
     "task.offer": ACTIVE,
     "task.accept": ACTIVE,
     "task.decline": ACTIVE,

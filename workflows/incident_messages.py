@@ -34,6 +34,9 @@ OPEN: frozenset[str] = frozenset({"reported", "verified", "dispatching", "respon
                                   "on_scene", "controlled"})
 ACTIVE: frozenset[str] = frozenset({"verified", "dispatching", "responding", "on_scene",
                                     "controlled"})
+# Over: worked to an end (resolved, closed) or called off; a merged incident lives on in
+# the one it was merged into, so it is neither open nor ended.
+ENDED: frozenset[str] = frozenset({"resolved", "closed", "cancelled"})
 LIVE_TASK: frozenset[str] = frozenset({"pending", "offered", "accepted", "en_route", "on_scene"})
 # Tasks with a unit on them.
 MANNED_TASK: frozenset[str] = frozenset({"offered", "accepted", "en_route", "on_scene"})
@@ -132,6 +135,12 @@ class Incident(Frozen):
 def is_open(state: Incident) -> bool:
     """Whether the incident belongs on the live picture."""
     return state.status in OPEN
+
+
+def has_ended(state: Incident) -> bool:
+    """Whether the incident is over (resolved, closed or cancelled): what another agency's
+    CAD is told as its closure."""
+    return state.status in ENDED
 
 
 # --- commands -------------------------------------------------------------------------

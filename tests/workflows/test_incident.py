@@ -571,3 +571,16 @@ def test_a_retraction_detaches_cancels_or_leaves_a_note(catalogue: Catalogue,
     [note] = inc.retraction(working, {"s1"}, at(30), "signal:cap", "withdrawn")
     assert isinstance(note, inc.AddNote) and "stand them down" in note.text
     assert inc.retraction(reported, {"other"}, at(9), "signal:cap", "withdrawn") == []
+
+
+def test_an_incident_is_open_ended_or_merged_and_only_an_ended_one_reopens() -> None:
+    """The status sets of the core partition the statuses: open, ended (resolved, closed,
+    cancelled: what another CAD hears as a closure), or merged; reopening takes an ended
+    one only."""
+    from workflows.incident import ALLOWED, ENDED, OPEN
+    from workflows.incident_messages import Status
+
+    every = set(Status.__args__)  # type: ignore[attr-defined]
+    assert ENDED == {"resolved", "closed", "cancelled"}
+    assert not OPEN & ENDED and every == OPEN | ENDED | {"merged"}
+    assert ALLOWED["incident.reopen"] == ENDED
