@@ -336,7 +336,7 @@ class EmbeddedPostgres:
     else). Their passwords are made on the first start and kept in
     ``<data>/postgres-users.json`` (mode 0600).
 
-    A cluster made before (``initdb --auth=trust``, everything owned by ``postgres``)
+    A cluster made by an earlier ECC (password-less local logins, everything owned by ``postgres``)
     is moved on its next start: passwords set, roles made, the database's objects
     given to the owner, ``pg_hba.conf`` rewritten and reloaded; no row is touched.
     """
