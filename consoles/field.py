@@ -35,6 +35,7 @@ from command.model import (
     StatusReport,
 )
 from command.subjects import Namespace
+from command.tasks import check_cancelled
 
 log = structlog.get_logger("ecc.field")
 
@@ -94,6 +95,7 @@ class FieldUnit:
         reconnects = self.nc.stats["reconnects"]
         last = time.monotonic()
         while True:
+            check_cancelled()  # stop() waits for this task: a swallowed cancel must end it
             await asyncio.sleep(min(1.0, self.catch_up_every))
             now = self.nc.stats["reconnects"]
             if now != reconnects or time.monotonic() - last >= self.catch_up_every:

@@ -59,6 +59,7 @@ from command.city import City, Station, UnitSpec
 from command.model import CrewStatus, OrderEnded, OrderOffered, StatusRejected
 from command.roads import RoadNetwork
 from command.subjects import Namespace
+from command.tasks import check_cancelled
 from consoles.field import FieldUnit
 from sim.clock import SimClock
 
@@ -292,6 +293,9 @@ class Crews:
         """Each simulated minute: crews whose shift is over go off duty once they are free;
         crews whose shift begins come on (a clear from off duty makes them available)."""
         while True:
+            # a cancel that nats-py's wait_for swallowed (Python 3.11) must still end the
+            # loop, or the TaskGroup never ends (seen in CI: "the crews did not stop")
+            check_cancelled()
             hour = self.clock.now().astimezone(self.zone).hour
             for crew in self.crews:
                 on = on_shift(crew.shift, hour)
@@ -352,6 +356,7 @@ class _Crew:
     async def run(self) -> None:
         try:
             while True:
+                check_cancelled()
                 message = await self.device.messages.get()
                 try:
                     await self.handle(message)
@@ -472,6 +477,7 @@ class _Crew:
         for attempt in range(1, REPORT_ATTEMPTS + 1):
             try:
                 await self.device.report(status, reason=reason, task_id=task_id)
+                check_cancelled()
                 break
             except nats.errors.Error as exc:  # no ack: the broker may not have it
                 self.log.warning("crews.report_failed", status=status, attempt=attempt,

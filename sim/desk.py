@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from command.tasks import check_cancelled
 from consoles.client import ConsoleClient, open_console
 from consoles.protocol import Delta, Snapshot
 from sim.clock import SimClock
@@ -77,6 +78,7 @@ class Desk:
             for view in first.incidents:
                 self._note(view["incident_id"])
         while True:
+            check_cancelled()  # wait_for in _drain can swallow a cancel (Python 3.11)
             await self._drain(console)
             for incident_id in list(self.seen_at):
                 await self._look(console, incident_id)
@@ -86,6 +88,7 @@ class Desk:
         """Take in what arrived since the last look, without waiting (recv is safe to
         cancel: nothing is lost)."""
         while True:
+            check_cancelled()
             try:
                 msg = await asyncio.wait_for(console.receive(), 0.01)
             except TimeoutError:

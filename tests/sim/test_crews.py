@@ -432,3 +432,28 @@ async def test_day_shift_crews_go_off_duty_at_night_and_come_back_in_the_morning
 
 async def _is(value: Any, want: str) -> bool:
     return bool(await value == want)
+
+
+async def test_a_cancel_swallowed_by_wait_for_still_stops_a_loop_that_checks() -> None:
+    """The CI failure 'the crews did not stop': on Python 3.11 a cancel that lands as the
+    awaited reply does is swallowed by wait_for (nats-py's publish), and a loop went on."""
+    from command.tasks import check_cancelled
+
+    reply: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    rounds = 0
+
+    async def loop() -> None:
+        nonlocal rounds
+        while True:
+            check_cancelled()
+            rounds += 1
+            await asyncio.wait_for(reply, 5)  # the ack and the cancel arrive together
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)  # the loop is waiting for its reply
+    reply.set_result("ack")
+    task.cancel()
+    await asyncio.wait({task}, timeout=2)
+    assert task.done() and task.cancelled(), "the loop ran on after its cancel"
+    assert rounds == 1
