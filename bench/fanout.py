@@ -41,7 +41,6 @@ whole machine) used during the burst, in cores, to say what limits the rate.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import math
@@ -54,7 +53,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.lean import TIMEOUT
-from bench.metric import Metric, against, common_args, pct, report, sizes
+from bench.metric import Metric, against, parser_for, pct, report, sizes
 from bench.servers import Serve, cpu_seconds, database, machine_busy_seconds, serve_env, servers
 
 PER_TOKEN = 8  # the gateway's limit of consoles per token
@@ -319,15 +318,16 @@ async def measure(quick: bool = False) -> list[Metric]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--consoles", type=int, help="consoles (1000)")
-    parser.add_argument("--procs", type=int, help="client processes (2)")
-    parser.add_argument("--burst", type=int, help="signals in the burst (200; 10 quick)")
-    parser.add_argument("--rate", type=float, help="signals/s of the paced run (5)")
-    parser.add_argument("--seconds", type=float, help="length of the paced run (10; 1 quick)")
+    parser = parser_for(
+        __doc__,
+        consoles=(int, "consoles (1000)"),
+        procs=(int, "client processes (2)"),
+        burst=(int, "signals in the burst (200; 10 quick)"),
+        rate=(float, "signals/s of the paced run (5)"),
+        seconds=(float, "length of the paced run (10; 1 quick)"),
+    )
     parser.add_argument("--no-deflate", dest="deflate", action="store_false",
                         help="consoles do not offer permessage-deflate")
-    common_args(parser)
     args = parser.parse_args()
     r = asyncio.run(run(**sizes(args, SIZES[args.quick]), deflate=args.deflate))
     b, p, w = r["burst"], r["paced"], r["raw_websockets"]

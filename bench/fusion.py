@@ -15,7 +15,6 @@ The figure of ``bench.run`` is ``fusion.signals_per_s_10k_open_incidents``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import time
@@ -23,7 +22,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.metric import Metric, common_args, report
+from bench.metric import Metric, parser_for, report
 from bench.servers import database, servers
 from command import logs
 from command.intake import SignalIntake
@@ -92,10 +91,11 @@ async def measure(quick: bool = False) -> list[Metric]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--incidents", type=int, help="open incidents (10000; 1000 quick)")
-    parser.add_argument("--signals", type=int, help="signals measured (2000; 200 quick)")
-    common_args(parser)
+    parser = parser_for(
+        __doc__,
+        incidents=(int, "open incidents (10000; 1000 quick)"),
+        signals=(int, "signals measured (2000; 200 quick)"),
+    )
     args = parser.parse_args()
     result = asyncio.run(run(args.incidents or (1000 if args.quick else 10_000),
                              args.signals or (200 if args.quick else 2000)))

@@ -27,7 +27,6 @@ the rest are still coming in; that is part of what the service holds.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import tempfile
@@ -41,7 +40,7 @@ import asyncpg
 
 from bench.dispatch import AGENCY, LAT, LON
 from bench.fusion import spots
-from bench.metric import Metric, against, common_args, report, sizes
+from bench.metric import Metric, against, parser_for, report, sizes
 from bench.servers import Serve, database, serve_env, servers
 from command import bus, logs
 from command.model import Signal
@@ -187,10 +186,11 @@ async def measure(quick: bool = False) -> list[Metric]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--units", type=int, help="units in the city (10000; 500 quick)")
-    parser.add_argument("--incidents", type=int, help="open incidents (10000; 500 quick)")
-    common_args(parser)
+    parser = parser_for(
+        __doc__,
+        units=(int, "units in the city (10000; 500 quick)"),
+        incidents=(int, "open incidents (10000; 500 quick)"),
+    )
     args = parser.parse_args()
     r = asyncio.run(run(**sizes(args, SIZES[args.quick])))
     s = r["snapshot"]

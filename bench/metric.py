@@ -75,6 +75,16 @@ def common_args(parser: argparse.ArgumentParser) -> None:
                         help="where the detailed figures go, as <name>.json (bench/results)")
 
 
+def parser_for(doc: str | None, **options: tuple[type, str]) -> argparse.ArgumentParser:
+    """A benchmark's parser: ``--name`` for each size in ``options`` (its type and help),
+    then the options every benchmark takes."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    for name, (kind, text) in options.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=text)
+    common_args(parser)
+    return parser
+
+
 def report(name: str, detail: dict[str, Any], metrics: list[Metric],
            args: argparse.Namespace) -> None:
     """Write ``<args.results>/<name>.json`` (the detail), print the metrics, and write

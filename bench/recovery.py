@@ -33,7 +33,6 @@ held by the dead process, how many waited, and the times.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import statistics
@@ -44,7 +43,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.metric import Metric, common_args, report, sizes
+from bench.metric import Metric, parser_for, report, sizes
 from bench.servers import Serve, database, serve_env, servers
 from command import bus, logs
 from command.model import Signal
@@ -185,13 +184,14 @@ async def measure(quick: bool = False) -> list[Metric]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, help="signals/s, all along (50)")
-    parser.add_argument("--before", type=float, help="seconds of signals before the kill (3)")
-    parser.add_argument("--down", type=float, help="seconds between kill and restart (1)")
-    parser.add_argument("--after", type=float, help="seconds of signals after the last (3)")
-    parser.add_argument("--kills", type=int, help="kill -9 and restart this many times (5)")
-    common_args(parser)
+    parser = parser_for(
+        __doc__,
+        rate=(float, "signals/s, all along (50)"),
+        before=(float, "seconds of signals before the kill (3)"),
+        down=(float, "seconds between kill and restart (1)"),
+        after=(float, "seconds of signals after the last (3)"),
+        kills=(int, "kill -9 and restart this many times (5)"),
+    )
     args = parser.parse_args()
     r = asyncio.run(run(**sizes(args, SIZES[args.quick])))
     for n, c in enumerate(r["kills"], 1):

@@ -24,7 +24,6 @@ and measures, from this process's clock:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import statistics
@@ -35,7 +34,7 @@ from typing import Any
 
 from nats.js import api
 
-from bench.metric import Metric, against, common_args, pct, report, sizes
+from bench.metric import Metric, against, parser_for, pct, report, sizes
 from bench.servers import Serve, database, serve_env, servers
 from command import bus, logs
 from command.model import Signal
@@ -242,12 +241,13 @@ async def measure(quick: bool = False) -> list[Metric]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--burst", type=int, help="signals in the burst (3000; 300 quick)")
-    parser.add_argument("--single", type=int, help="signals one at a time (300; 30 quick)")
-    parser.add_argument("--rate", type=float, help="signals/s of the paced run (50)")
-    parser.add_argument("--seconds", type=float, help="length of the paced run (10; 2 quick)")
-    common_args(parser)
+    parser = parser_for(
+        __doc__,
+        burst=(int, "signals in the burst (3000; 300 quick)"),
+        single=(int, "signals one at a time (300; 30 quick)"),
+        rate=(float, "signals/s of the paced run (50)"),
+        seconds=(float, "length of the paced run (10; 2 quick)"),
+    )
     args = parser.parse_args()
     result = asyncio.run(run(**sizes(args, SIZES[args.quick])))
     s, p, b = result["single"], result["paced"], result["burst"]

@@ -27,7 +27,6 @@ above their number.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
@@ -38,7 +37,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.metric import Metric, against, common_args, report, sizes
+from bench.metric import Metric, against, parser_for, report, sizes
 from bench.servers import Serve, database, serve_env, servers
 from consoles.client import stalled_console
 
@@ -156,12 +155,13 @@ async def measure(quick: bool = False) -> list[Metric]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stalled", type=int, help="consoles that never read (50)")
-    parser.add_argument("--logins", type=int, help="new consoles timed (10)")
-    parser.add_argument("--incidents", type=int, help="open incidents in the snapshot (1000)")
-    parser.add_argument("--pad", type=int, help="bytes of summary per incident (2000)")
-    common_args(parser)
+    parser = parser_for(
+        __doc__,
+        stalled=(int, "consoles that never read (50)"),
+        logins=(int, "new consoles timed (10)"),
+        incidents=(int, "open incidents in the snapshot (1000)"),
+        pad=(int, "bytes of summary per incident (2000)"),
+    )
     args = parser.parse_args()
     r = asyncio.run(run(**sizes(args, SIZES[args.quick])))
     print(f"{r['stalled']} stalled consoles, snapshot {r['snapshot_bytes']:,} bytes: "

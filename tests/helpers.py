@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from command.city import Station, UnitSpec
 from command.model import Signal
 from command.subjects import Namespace
 from workflows.geo import Location
@@ -98,3 +99,11 @@ def shared_data(*parts: str) -> Path:
         pytest.fail(f"{path} is missing: check out shared/ beside the repository, or set "
                     "ECC_SHARED_DATA to its data folder")
     return path
+
+
+def station(station_id: str, agency: str, lat: float, lon: float, *units: tuple[str, str],
+            district: str = "a") -> Station:
+    """A test city's station with its units as (id, kind) pairs: typed, so a change to the
+    city model fails here rather than turning a TOML string into something else."""
+    return Station(id=station_id, agency=agency, district=district, lat=lat, lon=lon,
+                   units=tuple(UnitSpec(id=unit_id, kind=kind) for unit_id, kind in units))

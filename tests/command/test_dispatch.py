@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from command.city import parse_city
+from command.city import City
 from command.crews import CrewReports
 from command.dispatcher import Dispatcher
 from command.engine import Engine, Meta
@@ -20,7 +20,7 @@ from command.store import Store
 from command.subjects import Namespace
 from consoles.field import FieldUnit
 from tests.conftest import Servers, running
-from tests.helpers import eventually, make_signal, publish_signal
+from tests.helpers import eventually, make_signal, publish_signal, station
 from workflows import incident as inc
 from workflows.catalogue import Catalogue
 from workflows.geo import Location
@@ -42,23 +42,10 @@ FAST = fast_catalogue()
 
 # Two gas crews: G1 close to the incident below, G2 across town; a ladder pair for the
 # competition test.
-CITY = parse_city("""
-name = "test town"
-[[station]]
-id = "utility-near"
-agency = "utility"
-district = "north"
-lat = 34.752
-lon = 113.626
-units = [{ id = "G1", kind = "gas_crew" }]
-[[station]]
-id = "utility-far"
-agency = "utility"
-district = "south"
-lat = 34.70
-lon = 113.60
-units = [{ id = "G2", kind = "gas_crew" }]
-""", "test town")
+CITY = City(name="test town", stations=(
+    station("utility-near", "utility", 34.752, 113.626, ("G1", "gas_crew"), district="north"),
+    station("utility-far", "utility", 34.70, 113.60, ("G2", "gas_crew"), district="south"),
+))
 LEAK = Location(lat=34.7466, lon=113.6254, address="Zijingshan Road")
 
 
@@ -182,23 +169,10 @@ async def test_two_incidents_competing_for_one_ladder(
     """The P1 fire gets the near ladder although the P2 fire was reported first and is
     nearer to it; the P2 gets the far ladder (the optimiser, not first come)."""
     engine = Engine(store, load_catalogue())
-    await register_city(engine, parse_city("""
-name = "ladders"
-[[station]]
-id = "fire-a"
-agency = "fire"
-district = "a"
-lat = 34.760
-lon = 113.620
-units = [{ id = "L1", kind = "ladder" }]
-[[station]]
-id = "fire-b"
-agency = "fire"
-district = "b"
-lat = 34.950
-lon = 113.620
-units = [{ id = "L2", kind = "ladder" }]
-"""))
+    await register_city(engine, City(name="ladders", stations=(
+        station("fire-a", "fire", 34.760, 113.620, ("L1", "ladder"), district="a"),
+        station("fire-b", "fire", 34.950, 113.620, ("L2", "ladder"), district="b"),
+    )))
     at = datetime.now(UTC)
     for incident_id, priority, lat in (("minor", 2, 34.761), ("major", 1, 34.750)):
         await engine.execute(incident_id, inc.ReportIncident(

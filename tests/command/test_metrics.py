@@ -16,7 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from command.bus import ConsumerSpec
-from command.city import parse_city
+from command.city import City
 from command.crews import CrewReports
 from command.dispatcher import Dispatcher
 from command.engine import Engine, Meta
@@ -30,7 +30,7 @@ from command.store import Store, migrate
 from command.subjects import Namespace
 from consoles.client import open_console
 from tests.conftest import Servers, running
-from tests.helpers import eventually, make_signal, publish_signal
+from tests.helpers import eventually, make_signal, publish_signal, station
 from workflows import incident as inc
 from workflows.geo import Location
 
@@ -134,16 +134,9 @@ async def test_dispatch_times_are_observed(store: Store, nc: Any, js: Any,
     acknowledgement observes the time from offer to acceptance."""
     metrics = Metrics()
     engine = Engine(store, load_catalogue())
-    await register_city(engine, parse_city("""
-name = "one ladder"
-[[station]]
-id = "fire-a"
-agency = "fire"
-district = "a"
-lat = 34.760
-lon = 113.620
-units = [{ id = "L1", kind = "ladder" }]
-""", "one ladder"))
+    await register_city(engine, City(name="one ladder", stations=(
+        station("fire-a", "fire", 34.760, 113.620, ("L1", "ladder")),
+    )))
     await engine.execute("fire-1", inc.ReportIncident(
         at=datetime.now(UTC), incident_id="fire-1", signal_id="s-1", source="hotline",
         category="fire", location=Location(lat=34.761, lon=113.62), confidence=0.95,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from command.city import City, parse_city
+from command.city import City
 from command.engine import Meta
 from command.model import OrderEnded, OrderOffered, PositionReport, StatusRejected, StatusReport
 from command.roads import RoadNetwork
@@ -40,7 +40,7 @@ from sim.crews import (
     straight,
 )
 from tests.conftest import Servers, running
-from tests.helpers import eventually, make_signal, publish_signal
+from tests.helpers import eventually, make_signal, publish_signal, station
 from workflows.geo import Location
 from workflows.incident_messages import ResolveIncident
 
@@ -116,16 +116,9 @@ def test_an_orders_draws_repeat_with_the_seed() -> None:
 
 # --- crews on the protocol alone (no service) -------------------------------------------
 
-ONE = parse_city("""
-name = "one engine"
-[[station]]
-id = "fire-one"
-agency = "fire"
-district = "one"
-lat = 34.750
-lon = 113.610
-units = [{ id = "E1", kind = "engine" }]
-""", "one engine")
+ONE = City(name="one engine", stations=(
+    station("fire-one", "fire", 34.750, 113.610, ("E1", "engine"), district="one"),
+))
 
 
 def _order(unit_id: str, category: str = "fire", incident_id: str | None = None,
