@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from command.model import RecordedEvent
 from consoles.registry import view_actions
 from workflows import alert as alerts
@@ -56,8 +58,12 @@ def console_view(kind: str, view: dict[str, Any], state: Any = None) -> dict[str
     is the view's model when the caller has it (else it is read from ``view``)."""
     if kind != "incident":
         return view
-    model = state if state is not None else incidents.Incident.model_validate(view)
-    actions, by_task = view_actions(model)
+    if state is None:
+        try:
+            state = incidents.Incident.model_validate(view)
+        except ValidationError:  # a row the core cannot read offers nothing (it would refuse)
+            return {**view, "actions": [], "task_actions": {}}
+    actions, by_task = view_actions(state)
     return {**view, "actions": actions, "task_actions": by_task}
 
 
