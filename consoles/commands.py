@@ -41,7 +41,7 @@ from command.model import RecordedEvent, Reporter, Retraction, describe_errors
 from command.store import Principal, remember_result, write_audit
 from command.subjects import Namespace
 from consoles.authz import SEES_CALLERS, authorize, scope_of
-from consoles.playback import MAX_EVENTS, Period, period_events, picture_at
+from consoles.playback import MAX_EVENTS, Period, period_events, picture_at, states_at
 from consoles.protocol import CommandRequest, QueryRequest, Result, console_visible
 from consoles.registry import (
     ARGS,
@@ -56,6 +56,7 @@ from consoles.registry import (
     Split,
     TakeCall,
 )
+from consoles.views import console_view
 from workflows import incident as inc
 from workflows.alert import CloseAlert
 from workflows.geo import Location
@@ -91,6 +92,9 @@ SPECIAL_WORK: dict[str, str] = {
     "incident.link": "_link", "incident.merge": "_merge",
     "incident.undo_merge": "_undo_merge", "incident.split": "_split",
 }
+# Rows a history.period reads after its start: the shown events and the timer events
+# between them (which change the views it sends); past this, the period is truncated.
+_PERIOD_ROWS = 4 * MAX_EVENTS
 BEFORE_WORK = frozenset({"call.take", "alert.close"})
 
 
@@ -395,7 +399,7 @@ class ConsoleCommands:
                                                  incident_id=req.incident_id),
                           {"callers_shown": shown}, "ok", "", [])
         return Result(request_id=req.request_id, ok=True, data={
-            "incident": view, "timeline": timeline, "signals": signals,
+            "incident": console_view("incident", view), "timeline": timeline, "signals": signals,
             "recommendations": [{"task_id": r["task_id"], "candidates": r["candidates"]}
                                 for r in rows]})
 
@@ -431,10 +435,12 @@ class ConsoleCommands:
             during = await conn.fetch(
                 "SELECT * FROM events WHERE recorded_at > $1 AND recorded_at <= $2 "
                 "AND (stream_id LIKE 'incident:%' OR stream_id LIKE 'unit:%') "
-                "AND type NOT LIKE 'timer.%' ORDER BY seq LIMIT $3",
-                period.start, period.end, MAX_EVENTS + 1)
-        at_start = picture_at((_event(r) for r in before), period.start)
-        events, truncated = period_events((_event(r) for r in during), MAX_EVENTS)
+                "ORDER BY seq LIMIT $3",  # timers too: they change the views shown
+                period.start, period.end, _PERIOD_ROWS + 1)
+        start = states_at((_event(r) for r in before), period.start)
+        at_start = picture_at(start, period.start)
+        events, truncated = period_events((_event(r) for r in during), MAX_EVENTS, start)
+        truncated = truncated or len(during) > _PERIOD_ROWS
         await self._audit(caller, as_command, {**args_json, "events": len(events),
                                                "truncated": truncated}, "ok", "", [])
         log.info("console.query", actor=p.name, role=p.role, query=req.name,

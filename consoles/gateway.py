@@ -90,6 +90,7 @@ from consoles.protocol import (
     console_visible,
     delta_frame,
 )
+from consoles.views import Views, has_view, snapshot_views
 from workflows.catalogue import Catalogue
 from workflows.text import clean, validate_json
 
@@ -196,6 +197,7 @@ class Gateway:
         self.types, self.rules = console_types(catalogue or builtin_catalogue())
         self.ready = asyncio.Event()
         self.feed = FeedOrder()
+        self.views = Views(store)  # the live feed's: each delta's view (consoles/views.py)
         self._page = resources.files("consoles").joinpath("static/index.html").read_bytes()
         self.metrics = metrics if metrics is not None else Metrics()
         self.metrics.console_connections.set_function(lambda: len(self.sessions))
@@ -302,18 +304,31 @@ class Gateway:
             log.error("gateway.bad_event", subject=msg.subject)
             return
         verdict = self.feed.observe(event.seq)
-        if verdict == "duplicate" or not console_visible(event):
+        if verdict == "duplicate" or not has_view(event.stream_id):
             return
         if verdict == "late":
             # Published out of seq order (a relay retry): consoles past it would drop
             # it, so every console resyncs and reads it from the store.
             log.warning("gateway.late_event", seq=event.seq, head=self.feed.head)
-            for session in self.sessions:
-                session.overflowed.set()
+            self._resync_all()
             return
-        frame = delta_frame(event)
+        try:  # timer events too: they change the view, though no console is sent them
+            view = await self.views.after(event)
+        except Exception as exc:  # the store is away: no delta goes out without its view
+            log.error("gateway.view_failed", seq=event.seq, stream_id=event.stream_id,
+                      error=str(exc) or type(exc).__name__)
+            self._resync_all()
+            return
+        if not console_visible(event):
+            return
+        frame = delta_frame(event, view)
         for session in self.sessions:
             session.offer(event.seq, frame)
+
+    def _resync_all(self) -> None:
+        """Every console resyncs (and reads what it missed from the store)."""
+        for session in self.sessions:
+            session.overflowed.set()
 
     # --- HTTP: the page, health, metrics, and the websocket door -------------
 
@@ -495,17 +510,20 @@ class Gateway:
             frames: list[str | Iterator[str]] = [_welcome(principal, "resume", self.sla, self.types,
                                                         self.rules)]
             ordering = Ordering(since)
+            views = Views(self.store)  # the views as of each missed event, not the live ones
             for event in missed:
-                if ordering.admit(event.seq) and console_visible(event):
-                    frames.append(delta_frame(event))
+                if ordering.admit(event.seq) and has_view(event.stream_id):
+                    view = await views.after(event)
+                    if console_visible(event):
+                        frames.append(delta_frame(event, view))
             return ordering, frames
         cached = self._snapshot
         if cached is None or cached[0] != head:
             # Read after the session registered for live deltas, so the seq it is at
             # (head, or later) leaves no gap; a cached one at the current head neither.
             seq, incidents, units, alerts = await self.store.console_snapshot()
-            cached = (seq, Snapshot(seq=seq, incidents=incidents, units=units, alerts=alerts)
-                      .model_dump_json())
+            cached = (seq, Snapshot(seq=seq, incidents=snapshot_views(incidents), units=units,
+                                    alerts=alerts).model_dump_json())
             self._snapshot = cached
         seq, snapshot = cached
         return Ordering(seq), [_welcome(principal, "snapshot", self.sla, self.types, self.rules),

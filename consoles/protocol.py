@@ -127,9 +127,13 @@ class Snapshot(_Msg):
 
 
 class Delta(_Msg):
+    """One event, and the view of its stream after it (consoles/views.py): a console
+    replaces its copy with ``view``; null means it has none to hold (remove it)."""
+
     type: Literal["delta"] = "delta"
     seq: int
     event: RecordedEvent
+    view: dict[str, Any] | None = None
 
 
 class Resync(_Msg):
@@ -174,10 +178,12 @@ def console_visible(event: RecordedEvent) -> bool:
         not event.type.startswith("timer.")
 
 
-def delta_frame(event: RecordedEvent) -> str:
-    """The text frame for one event, encoded once and sent to every console."""
+def delta_frame(event: RecordedEvent, view: dict[str, Any] | None) -> str:
+    """The text frame for one event and its stream's view after it, encoded once and
+    sent to every console (views hold no caller's personal data: one frame for all)."""
     return json.dumps(
-        {"type": "delta", "seq": event.seq, "event": event.model_dump(mode="json")},
+        {"type": "delta", "seq": event.seq, "event": event.model_dump(mode="json"),
+         "view": view},
         separators=(",", ":"),
     )
 

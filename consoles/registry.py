@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from workflows import incident as inc
+from workflows.actions import incident_actions, task_actions
 from workflows.text import Cleaned
 
 Role = Literal["viewer", "call_taker", "dispatcher", "supervisor", "admin", "field_unit",
@@ -137,6 +138,13 @@ class Spec:
     roles: Mapping[Role, Scope]
     build: Build | None = None  # None: special work in consoles.commands
     incident: bool = True  # needs incident_id
+    # the core command type it comes to (workflows.incident.ALLOWED): which incident
+    # states offer it (:func:`view_actions`); None for a command about no incident
+    core: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.incident and self.core is None:  # most console names are the core's
+            object.__setattr__(self, "core", self.name)
 
 
 REGISTRY: tuple[Spec, ...] = (
@@ -158,11 +166,11 @@ REGISTRY: tuple[Spec, ...] = (
          lambda a, at, by: inc.DetachSignal(at=at, by=by, signal_id=a.signal_id,
                                             reason=a.reason)),
     Spec("incident.link", Link, _WIDE),
-    Spec("incident.merge", Merge, _WIDE),
+    Spec("incident.merge", Merge, _WIDE, core="incident.merge_into"),
     Spec("incident.undo_merge", NoArgs, _WIDE),
     Spec("incident.split", Split, _WIDE),
     # units: a dispatcher bound to an agency sends only that agency's units
-    Spec("task.dispatch", Dispatch, _TASKS,
+    Spec("task.dispatch", Dispatch, _TASKS, core="task.offer", build=
          lambda a, at, by: inc.OfferTask(at=at, by=by, task_id=a.task_id, unit_id=a.unit_id)),
     Spec("task.reassign", Reassign, _TASKS,
          lambda a, at, by: inc.ReassignTask(at=at, by=by, task_id=a.task_id,
@@ -200,3 +208,16 @@ COMMANDS: tuple[str, ...] = tuple(SPECS)
 # Commands about no incident: they need no incident_id.
 DESK_WIDE: frozenset[str] = frozenset(s.name for s in REGISTRY if not s.incident)
 SPECIAL: frozenset[str] = frozenset(s.name for s in REGISTRY if s.build is None)
+
+
+def view_actions(state: inc.Incident) -> tuple[list[str], dict[str, list[str]]]:
+    """The console commands ``state`` takes now, in :data:`REGISTRY` order: the incident-wide
+    ones, and for each task the task commands (by ``task_id``). Whatever the role: the
+    gateway sends each console the commands its role may send (``welcome.commands``)."""
+    wide = incident_actions(state)
+    actions = [s.name for s in REGISTRY if s.incident and s.core in wide]
+    tasks: dict[str, list[str]] = {}
+    for task in state.tasks:
+        ok = task_actions(state, task)
+        tasks[task.task_id] = [s.name for s in REGISTRY if s.incident and s.core in ok]
+    return actions, tasks

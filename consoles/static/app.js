@@ -1,17 +1,18 @@
 // ECC web console: the live picture (queue, map, unit board), the incident
 // view, call taking, keyboard shortcuts. Plain ES modules, no build step.
 //
-// The picture is folded from the gateway's snapshot and deltas (model.js);
+// The picture is the gateway's snapshot, each view replaced by the one its
+// delta carries (model.js applyDelta: the page folds no events);
 // details the feed does not carry (timeline, signals, recommendations) come
 // from the incident.detail query, asked only for the incident on screen.
 // Playback (playback.js) shows a past period instead, from its own picture:
-// the live one keeps folding its deltas underneath.
+// the live one keeps taking its deltas underneath.
 
 import { $, h } from "./dom.js";
 import { Connection } from "./conn.js";
 import { CityMap } from "./map.js";
 import {
-  AGENCIES, OPEN, PRIORITY, SLA, categoryLabel, clock, evolveIncident, evolveUnit, isEscalated, queueOrder, setTypes, slaOf,
+  AGENCIES, OPEN, PRIORITY, SLA, applyDelta, categoryLabel, clock, isEscalated, queueOrder, setTypes, slaOf,
 } from "./model.js";
 import { Detail } from "./detail.js";
 import { CallDesk } from "./call.js";
@@ -161,19 +162,6 @@ function onSnapshot(snapshot) {
   scheduleRender();
 }
 
-const fetching = new Set();
-/** The view of an incident this console does not hold (reopened, merge undone): asked once. */
-async function fetchView(id) {
-  if (fetching.has(id)) return;
-  fetching.add(id);
-  const result = await app.conn.query("incident.detail", id);
-  fetching.delete(id);
-  if (result.ok && result.data.incident && OPEN.has(result.data.incident.status)) {
-    app.incidents.set(id, result.data.incident);
-    scheduleRender();
-  }
-}
-
 const skewSamples = [];
 function noteClock(recordedAt) {
   const sample = Date.parse(recordedAt) - Date.now();
@@ -185,32 +173,23 @@ function noteClock(recordedAt) {
   app.skew = Math.abs(best) > 1500 ? best : 0;
 }
 
-function onDelta(event) {
+function onDelta(event, view) {
   const cut = event.stream_id.indexOf(":");
   const kind = event.stream_id.slice(0, cut), id = event.stream_id.slice(cut + 1);
   // a resume's catch-up arrives in a burst after the welcome: only later deltas are live
   if (Date.now() - welcomedAt > 3000) noteClock(event.recorded_at);
   if (kind === "incident") {
     const before = app.incidents.get(id);
-    const after = evolveIncident(before, event);
+    const after = applyDelta(app, event, view);
     const d = event.data;
-    if (after === undefined) {
-      if ((event.type === "incident.status_changed" && OPEN.has(d.status)) || event.type === "incident.merge_undone") {
-        fetchView(id);
-      }
-    } else if (OPEN.has(after.status)) {
-      app.incidents.set(id, after);
-    } else {
-      app.incidents.delete(id);
-    }
     if (event.type === "incident.reported" || event.type === "incident.signal_attached") {
       const raised = event.type === "incident.reported";
       app.seenSignals.set(d.signal_id, { id, raised });
       if (app.seenSignals.size > 500) app.seenSignals.delete(app.seenSignals.keys().next().value);
       calls.signalLanded(d.signal_id, id, raised);
     }
-    const view = after || before;
-    const where = view ? `${categoryLabel(view.category)}${view.location.address ? ` at ${view.location.address}` : ""}` : "";
+    const shownView = after || before;
+    const where = shownView ? `${categoryLabel(shownView.category)}${shownView.location.address ? ` at ${shownView.location.address}` : ""}` : "";
     if (event.type === "incident.reported" && d.priority === 1) {
       alarm("p1", `New P1 Critical: ${where} — ${d.summary}`);
     } else if (event.type === "incident.priority_changed" && d.priority === 1) {
@@ -218,13 +197,12 @@ function onDelta(event) {
     } else if (event.type === "incident.escalated") {
       alarm("escalation", `Escalated: ${where} — ${d.reason}`);
     }
-    detail.eventFor(id);
+    detail.eventFor(id, view);
   } else if (kind === "alert") {
     const raised = deskAlerts.event(event);
     if (raised && Date.now() - welcomedAt > 3000) alarm("escalation", `Alert: ${raised.title}`);
   } else if (kind === "unit") {
-    const after = evolveUnit(app.units.get(id), event);
-    if (after) app.units.set(id, after);
+    const after = applyDelta(app, event, view);
     detail.unitChanged(after);
   }
   scheduleRender();

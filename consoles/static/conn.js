@@ -27,7 +27,7 @@ function requestId() {
 export class Connection {
   /**
    * handlers: onState(state, detail), onWelcome(welcome), onSnapshot(snapshot),
-   * onDelta(event), onError(error message)
+   * onDelta(event, view: its stream's view after it, null to remove), onError(error message)
    */
   constructor(url, token, handlers) {
     this.url = url;
@@ -97,7 +97,7 @@ export class Connection {
       case "delta":
         if (this.seq !== null && msg.seq <= this.seq) return;  // seen already
         this.seq = msg.seq;
-        this.on.onDelta(msg.event);
+        this.on.onDelta(msg.event, msg.view ?? null);
         break;
       case "result": {
         const waiting = this.pending.get(msg.request_id);

@@ -8,43 +8,46 @@
 // unit, every few seconds (the dispatcher's recommendations are not events).
 
 import { $, h } from "./dom.js";
-import { CATEGORIES, LIVE_TASK, OPEN, PRIORITY, categoryLabel, clock, slaOf } from "./model.js";
+import { CATEGORIES, LIVE_TASK, PRIORITY, categoryLabel, clock, slaOf } from "./model.js";
 
-const ACTIVE = new Set(["verified", "dispatching", "responding", "on_scene", "controlled"]);
-const isOpen = (v) => OPEN.has(v.status);
+/** Whether the core takes console command `name` on incident view `v` now (its `actions`). */
+const offers = (v, name) => (v.actions || []).includes(name);
+/** Whether the core takes task command `name` on task `t` of view `v` now (its `task_actions`). */
+const offersTask = (v, t, name) => ((v.task_actions || {})[t.task_id] || []).includes(name);
 const REASON = { name: "reason", label: "Why", type: "text", required: true, max: 500 };
 
-// What the toolbar offers: shown when the role may send it and the incident's status allows it
-// (workflows/incident.py ALLOWED); the server decides either way.
+// What the toolbar can offer, in this order: a button shows when the role may send it
+// (welcome.commands) and the view's `actions` name it. The server computes `actions` from
+// the incident's state with the core's table (workflows/actions.py); it decides either way.
 const ACTIONS = [
-  { name: "incident.verify", label: "Verify", key: "v", when: (v) => v.status === "reported" },
-  { name: "incident.escalate", label: "Escalate…", key: "e", when: isOpen, fields: [REASON] },
-  { name: "incident.set_priority", label: "Set priority…", key: "p", when: isOpen,
+  { name: "incident.verify", label: "Verify", key: "v" },
+  { name: "incident.escalate", label: "Escalate…", key: "e", fields: [REASON] },
+  { name: "incident.set_priority", label: "Set priority…", key: "p",
     fields: [{ name: "priority", label: "Priority", type: "priority" }, REASON] },
-  { name: "incident.reclassify", label: "Reclassify…", when: isOpen,
+  { name: "incident.reclassify", label: "Reclassify…",
     fields: [{ name: "category", label: "Type", type: "category" }, { ...REASON, required: false, label: "Why (optional)" }] },
-  { name: "incident.add_note", label: "Add note…", key: "t", when: () => true,
+  { name: "incident.add_note", label: "Add note…", key: "t",
     fields: [{ name: "text", label: "Note", type: "textarea", required: true, max: 4000 }] },
-  { name: "incident.link", label: "Link…", when: isOpen,
+  { name: "incident.link", label: "Link…",
     fields: [{ name: "other_id", label: "Related incident", type: "incident" }] },
-  { name: "incident.merge", label: "Merge into…", when: isOpen,
+  { name: "incident.merge", label: "Merge into…",
     fields: [{ name: "into", label: "Merge this incident into", type: "incident" }] },
-  { name: "incident.undo_merge", label: "Undo merge", when: (v) => v.status === "merged", confirm: true },
-  { name: "incident.split", label: "Split off…", when: (v) => isOpen(v) && v.signals.length > 1,
+  { name: "incident.undo_merge", label: "Undo merge", confirm: true },
+  { name: "incident.split", label: "Split off…",
     fields: [{ name: "signal_ids", label: "Signals that belong to a separate incident", type: "signals" }] },
-  { name: "incident.warn", label: "Public warning…", when: isOpen, fields: [
+  { name: "incident.warn", label: "Public warning…", fields: [
     { name: "headline", label: "Headline", type: "text", required: true, max: 160 },
     { name: "instruction", label: "What people should do", type: "textarea", required: true, max: 2000 },
     { name: "description", label: "Description (optional)", type: "textarea", max: 4000 },
     { name: "radius_m", label: "Radius (metres)", type: "number", required: true, value: "1000", min: 1, max: 100000 },
     { name: "severity", label: "Severity", type: "select", options: ["Extreme", "Severe", "Moderate", "Minor"], value: "Severe" },
     { name: "urgency", label: "Urgency", type: "select", options: ["Immediate", "Expected", "Future"], value: "Immediate" }] },
-  { name: "incident.end_warning", label: "End warning…", when: (v) => v.warning_active, fields: [REASON] },
-  { name: "incident.control", label: "Under control", when: (v) => ["responding", "on_scene"].includes(v.status), confirm: true },
-  { name: "incident.resolve", label: "Resolve", when: (v) => ACTIVE.has(v.status), confirm: true },
-  { name: "incident.cancel", label: "Cancel incident…", when: (v) => isOpen(v) && v.status !== "controlled", fields: [REASON] },
-  { name: "incident.close", label: "Close", when: (v) => v.status === "resolved", confirm: true },
-  { name: "incident.reopen", label: "Reopen…", when: (v) => ["resolved", "closed", "cancelled"].includes(v.status), fields: [REASON] },
+  { name: "incident.end_warning", label: "End warning…", fields: [REASON] },
+  { name: "incident.control", label: "Under control", confirm: true },
+  { name: "incident.resolve", label: "Resolve", confirm: true },
+  { name: "incident.cancel", label: "Cancel incident…", fields: [REASON] },
+  { name: "incident.close", label: "Close", confirm: true },
+  { name: "incident.reopen", label: "Reopen…", fields: [REASON] },
 ];
 const TASK_ACTIONS = {
   "task.dispatch": { label: "Dispatch", fields: [{ name: "unit_id", label: "Unit", type: "unit" }] },
@@ -208,7 +211,12 @@ export class Detail {
     if (this.again) { this.again = false; this.refresh(); }
   }
 
-  eventFor(id) { if (id === this.id) this.refresh(); }
+  /** An event for incident `id` with its view after it: shown at once, the rest re-asked. */
+  eventFor(id, view) {
+    if (id !== this.id) return;
+    if (view && this.data) this.data = { ...this.data, incident: view };
+    this.refresh();
+  }
 
   unitChanged(unit) {
     if (!unit || !this.id) return;
@@ -259,11 +267,11 @@ export class Detail {
     const can = [...this.app.allowed].sort().join(",");
     section(this.head, JSON.stringify([view.version, view.status, view.priority, view.category, view.summary]), () => this.renderHead(view));
     section(this.alerts, JSON.stringify([view.escalations, view.warning_text, view.merged_into, view.close_reason, view.links]), () => this.renderAlerts(view));
-    section(this.actions, JSON.stringify([can, view.status, view.warning_active, view.signals.length, this.form && this.form.name]), () => this.renderActions(view));
+    section(this.actions, JSON.stringify([can, view.actions, this.form && this.form.name]), () => this.renderActions(view));
     const unitKey = view.tasks.map((t) => { const u = this.app.units.get(t.unit_id); return u ? `${u.unit_id}:${u.status}` : ""; });
     const recs = this.data ? this.data.recommendations : null;
     const avail = [...this.app.units.values()].filter((u) => u.status === "available").length;
-    section(this.tasks, JSON.stringify([view.tasks, recs, unitKey, can, avail, this.app.me && this.app.me.agency]), () => this.renderTasks(view));
+    section(this.tasks, JSON.stringify([view.tasks, view.task_actions, recs, unitKey, can, avail, this.app.me && this.app.me.agency]), () => this.renderTasks(view));
     const sigs = this.data ? this.data.signals : null;
     section(this.signals, JSON.stringify([view.signals, sigs, can]), () => this.renderSignals(view));
     const tl = this.data ? this.data.timeline : null;
@@ -312,7 +320,7 @@ export class Detail {
   }
 
   renderActions(v) {
-    const buttons = ACTIONS.filter((a) => this.app.can(a.name) && a.when(v)).map((a) => h("button", {
+    const buttons = ACTIONS.filter((a) => this.app.can(a.name) && offers(v, a.name)).map((a) => h("button", {
       type: "button", class: `action${this.form && this.form.name === a.name ? " active" : ""}`,
       dataset: { command: a.name },
       onclick: () => (a.fields || a.confirm ? this.openForm(a.name, {}) : this.send(a.name, {})),
@@ -331,7 +339,7 @@ export class Detail {
       const unit = t.unit_id ? this.app.units.get(t.unit_id) : null;
       const cands = recs.get(t.task_id) || [];
       const controls = [];
-      if (t.status === "pending") {
+      if (offersTask(v, t, "task.dispatch")) {
         const free = cands.filter((c) => !c.stacked);
         if (ours && this.app.can("task.dispatch")) {
           free.forEach((c, i) => controls.push(h("button", {
@@ -349,11 +357,11 @@ export class Detail {
         }
         if (!cands.length) controls.push(h("span", { class: "muted" }, this.data ? "No recommendation yet." : "Loading recommendations…"));
       }
-      if (ours && this.app.can("task.reassign") && ["offered", "accepted", "en_route"].includes(t.status)) {
+      if (ours && this.app.can("task.reassign") && offersTask(v, t, "task.reassign")) {
         controls.push(h("button", { type: "button", class: "action", dataset: { command: "task.reassign" },
           onclick: () => this.openForm("task.reassign", { task: t }) }, "Reassign…"));
       }
-      if (ours && this.app.can("task.cancel") && LIVE_TASK.has(t.status)) {
+      if (ours && this.app.can("task.cancel") && offersTask(v, t, "task.cancel")) {
         controls.push(h("button", { type: "button", class: "action", dataset: { command: "task.cancel" },
           onclick: () => this.openForm("task.cancel", { task: t }) }, "Cancel task…"));
       }
@@ -370,7 +378,7 @@ export class Detail {
 
   renderSignals(v) {
     const list = (this.data && this.data.signals) || v.signals;
-    const detach = this.app.can("incident.detach_signal") && isOpen(v) && v.signals.length > 1;
+    const detach = this.app.can("incident.detach_signal") && offers(v, "incident.detach_signal");
     return [h("h3", {}, `Signals (${list.length})`), h("ul", { class: "signal-list" }, list.map((s) => {
       const details = s.details || {};
       return h("li", { class: "signal", dataset: { signalId: s.signal_id } },

@@ -2,13 +2,14 @@
 //
 // The history.period query gives the picture at the period's start (at_start,
 // folded on the server from the event store) and the console-visible events of
-// the period. A separate picture is built here from at_start and the events up
-// to the slider's time, with the same folds as the live picture (model.js); the
-// live picture (app.incidents, app.units) keeps taking its deltas and is never
-// touched. Moving the slider rebuilds from at_start.
+// the period, each with its stream's view after it. A separate picture is built
+// here from at_start and the events up to the slider's time, each view replacing
+// the one before as live deltas do (model.js applyDelta: nothing is folded here);
+// the live picture (app.incidents, app.units) keeps taking its deltas and is
+// never touched. Moving the slider rebuilds from at_start.
 
 import { $ } from "./dom.js";
-import { OPEN, evolveIncident, evolveUnit } from "./model.js";
+import { OPEN, applyDelta } from "./model.js";
 
 const MAX_SPAN_MS = 24 * 3600 * 1000;
 
@@ -24,24 +25,17 @@ export function localValue(ms) {
 const two = (n) => String(n).padStart(2, "0");
 const hms = (ms) => { const d = new Date(ms); return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`; };
 
-/** The picture at `at` (ms): at_start with the period's events recorded at or before it folded in. */
+/** The picture at `at` (ms): at_start with the views of the period's events recorded at or before it. */
 export function pictureAt(period, at) {
-  const incidents = new Map(period.at_start.incidents.filter((i) => OPEN.has(i.status)).map((i) => [i.incident_id, i]));
-  const units = new Map(period.at_start.units.map((u) => [u.unit_id, u]));
+  const picture = {
+    incidents: new Map(period.at_start.incidents.filter((i) => OPEN.has(i.status)).map((i) => [i.incident_id, i])),
+    units: new Map(period.at_start.units.map((u) => [u.unit_id, u])),
+  };
   for (const event of period.events) {
     if (event.at_ms > at) break;
-    const cut = event.stream_id.indexOf(":");
-    const kind = event.stream_id.slice(0, cut), id = event.stream_id.slice(cut + 1);
-    if (kind === "incident") {
-      const after = evolveIncident(incidents.get(id), event);
-      if (after !== undefined && OPEN.has(after.status)) incidents.set(id, after);
-      else incidents.delete(id);
-    } else if (kind === "unit") {
-      const after = evolveUnit(units.get(id), event);
-      if (after) units.set(id, after);
-    }
+    applyDelta(picture, event, event.view ?? null);
   }
-  return { incidents, units };
+  return picture;
 }
 
 export class Playback {
