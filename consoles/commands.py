@@ -42,7 +42,7 @@ from command.store import Principal, remember_result, write_audit
 from command.subjects import Namespace
 from consoles.authz import SEES_CALLERS, authorize, scope_of
 from consoles.playback import MAX_EVENTS, Period, period_events, picture_at, states_at
-from consoles.protocol import CommandRequest, QueryRequest, Result, console_visible
+from consoles.protocol import CommandRequest, QueryRequest, Result, in_timeline
 from consoles.registry import (
     ARGS,
     DESK_WIDE,
@@ -377,7 +377,7 @@ class ConsoleCommands:
                           message=f"no incident {req.incident_id}")
         _, view = found
         events = await self.store.read_stream(f"incident:{req.incident_id}")
-        timeline = [e.model_dump(mode="json") for e in events if console_visible(e)]
+        timeline = [e.model_dump(mode="json") for e in events if in_timeline(e)]
         sees = caller.principal.role in SEES_CALLERS
         signals = []
         for ref in view.get("signals", []):

@@ -312,7 +312,7 @@ class Gateway:
             log.warning("gateway.late_event", seq=event.seq, head=self.feed.head)
             self._resync_all()
             return
-        try:  # timer events too: they change the view, though no console is sent them
+        try:
             view = await self.views.after(event)
         except Exception as exc:  # the store is away: no delta goes out without its view
             log.error("gateway.view_failed", seq=event.seq, stream_id=event.stream_id,

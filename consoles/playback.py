@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from command.model import RecordedEvent
 from command.store import on_the_bus
-from consoles.protocol import console_visible
+from consoles.protocol import in_timeline
 from consoles.views import console_view
 from workflows import incident as incidents
 from workflows import unit as units
@@ -101,7 +101,7 @@ def period_events(events: Iterable[RecordedEvent], limit: int = MAX_EVENTS,
                   start: dict[str, tuple[int, Any]] | None = None,
                   ) -> tuple[list[dict[str, Any]], bool]:
     """The events a console would have been sent, in seq order, as the live feed sends
-    them (:func:`console_visible`, callers' details withheld as on the bus); at most
+    them (:func:`in_timeline`, callers' details withheld as on the bus); at most
     ``limit`` of them, and whether there were more. Given ``start`` (:func:`states_at`
     the period's start), each carries ``view``: its stream's view after it, as a live
     delta does (folded over every event given, timers' too, shown or not)."""
@@ -113,7 +113,7 @@ def period_events(events: Iterable[RecordedEvent], limit: int = MAX_EVENTS,
             states[e.stream_id] = state = _evolve(states.get(e.stream_id), e)
             view = console_view(e.stream_id.partition(":")[0], state.model_dump(mode="json"),
                                 state)
-        if not console_visible(e):
+        if not in_timeline(e):
             continue
         if len(kept) >= limit:
             return kept, True

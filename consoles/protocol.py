@@ -167,15 +167,22 @@ server_message: TypeAdapter[Welcome | Snapshot | Delta | Resync | Error | Result
 
 
 def console_visible(event: RecordedEvent) -> bool:
-    """Whether an event goes to consoles at all.
+    """Whether an event goes to consoles at all (as a delta with its stream's view).
 
     Signal evidence carries callers' personal data; it stays out of the live
     feed for every role, and a console reads it with ``incident.detail``, masked
-    for roles that do not need it. Timer bookkeeping is the scheduler's
-    business; what a timer causes (an escalation) is visible.
+    for roles that do not need it. Timer events are sent: they change the view
+    (its ``timers`` and ``version``), and a console that replaces views must hold
+    the one the snapshot would give it.
     """
-    return event.stream_id.startswith(("incident:", "unit:", "alert:")) and \
-        not event.type.startswith("timer.")
+    return event.stream_id.startswith(("incident:", "unit:", "alert:"))
+
+
+def in_timeline(event: RecordedEvent) -> bool:
+    """Whether an event is listed for a person (an incident's timeline, a period's
+    playback): what the feed carries but timer bookkeeping, which is the scheduler's
+    business (what a timer causes, an escalation, is listed)."""
+    return console_visible(event) and not event.type.startswith("timer.")
 
 
 def delta_frame(event: RecordedEvent, view: dict[str, Any] | None) -> str:
