@@ -75,9 +75,6 @@ ASYNCPG_EXEMPT = {
     # SQL outside the store today, until the store is a package that alone imports the
     # driver (issue 14, part 4)
     "command/cli.py": "ecc migrate and the token commands open their own pool",
-    "command/dispatcher.py": "the dispatcher's candidate and offer queries",
-    "command/metrics.py": "the metrics' read-only queries",
-    "command/outbox.py": "the outbox relay's claim and mark queries",
     "command/pgroles.py": "creates the database roles and their grants",
     "command/runtime.py": "waits for the embedded PostgreSQL to accept connections",
     # benchmarks measure the database as it is, beside the service

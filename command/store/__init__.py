@@ -13,6 +13,11 @@ The package, one module per thing the database holds:
 - ``inbox``: handled message ids
 - ``outbox``: what a transaction publishes after commit
 - ``projections``: incidents, units and desk alerts, and the console snapshot
+- ``timers``: durable timers, claimed ``FOR UPDATE SKIP LOCKED``
+- ``dispatch``: what the dispatcher ranks and the recommendations it leaves
+- ``figures``: the read-only figures the metrics sample
+- ``session``: connections of their own (leaders' locks, LISTEN, the readiness probe)
+- ``roles``: PostgreSQL's roles, their rights, and moving objects to the owner
 - ``audit``: the audit log's one writer
 - ``tokens``: bearer tokens and remembered command answers
 - ``migrate``: migrations (``command/migrations``) and the service's grants
@@ -48,6 +53,7 @@ from command.store.errors import (
     StoreUnavailable,
 )
 from command.store.events import Append, NewEvent, _recorded, event_subject, on_the_bus
+from command.store.figures import Sample
 from command.store.migrate import (
     APPEND_ONLY_TABLES,
     READ_ONLY_TABLES,
@@ -56,6 +62,7 @@ from command.store.migrate import (
     migrations,
 )
 from command.store.outbox import OUTBOX_CHANNEL
+from command.store.session import OutboxRow, Probe, Session
 from command.store.tokens import Principal, hash_token, remember_result
 
 __all__ = [
@@ -68,7 +75,11 @@ __all__ = [
     "DataRejected",
     "MigrationRefused",
     "NewEvent",
+    "OutboxRow",
     "Principal",
+    "Probe",
+    "Sample",
+    "Session",
     "Store",
     "StoreError",
     "StoreUnavailable",

@@ -4,6 +4,7 @@ columns, inside a command's transaction or on a connection of its own."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,11 @@ from command.store.connection import Conn
 from workflows.text import clean, clean_data
 
 log = structlog.get_logger("ecc.store")
+
+_AUDIT_IN_PERIOD = """
+    SELECT at, actor, role, agency, peer, command, incident_id, outcome, reason, args, seqs
+    FROM audit_log WHERE at >= $1 AND at < $2 ORDER BY id
+"""
 
 
 async def write_audit(conn: Conn, *, actor: str, role: str, agency: str | None,
@@ -65,12 +71,31 @@ class AuditStore:
         an ingress refusal). Never raises: a log that is away must not keep anyone out or
         turn an answer into a false one; the failure is logged loudly. True if written."""
         try:
-            async with self.pool.acquire() as conn:
-                await write_audit(conn, actor=actor, role=role, agency=agency, peer=peer,
-                                  command=command, outcome=outcome, reason=reason,
-                                  incident_id=incident_id, args=args, seqs=seqs)
+            await self.audit_or_raise(actor=actor, role=role, agency=agency, peer=peer,
+                                      command=command, outcome=outcome, reason=reason,
+                                      incident_id=incident_id, args=args, seqs=seqs)
             return True
         except Exception as exc:
             log.error("audit.write_failed", command=command, outcome=outcome, actor=actor,
                       error=str(exc))
             return False
+
+    async def audit_or_raise(self, *, actor: str, role: str, agency: str | None = None,
+                             peer: str | None = None, command: str, outcome: str,
+                             reason: str = "", incident_id: str | None = None,
+                             args: dict[str, Any] | None = None,
+                             seqs: Sequence[int] = ()) -> None:
+        """One audit row on its own connection that must be on record before the caller
+        goes on (personal data leaving the system: ``ecc eido export``); raises what the
+        driver raised when it cannot be written."""
+        async with self.pool.acquire() as conn:
+            await write_audit(conn, actor=actor, role=role, agency=agency, peer=peer,
+                              command=command, outcome=outcome, reason=reason,
+                              incident_id=incident_id, args=args, seqs=seqs)
+
+    async def audit_rows(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Every audit row of ``[start, end)`` in the order written, read with a cursor in
+        one read-only transaction."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            return [dict(r) async for r in conn.cursor(_AUDIT_IN_PERIOD, start, end,
+                                                       prefetch=1000)]

@@ -14,6 +14,7 @@ import asyncpg
 from command.model import RecordedEvent
 from command.store.audit import AuditStore, AuditTx
 from command.store.connection import Conn, _init_connection, _redact, _reset_connection
+from command.store.dispatch import DispatchReads, DispatchTx
 from command.store.errors import (
     ConcurrencyError,
     DataRejected,
@@ -22,16 +23,19 @@ from command.store.errors import (
     _is_transient,
 )
 from command.store.events import EventReads, EventsTx
+from command.store.figures import FigureReads
 from command.store.inbox import InboxTx
 from command.store.migrate import migrate
 from command.store.outbox import OutboxTx
 from command.store.projections import ProjectionReads, ProjectionsTx
-from command.store.tokens import TokenStore
+from command.store.session import SessionStore
+from command.store.timers import TimersTx
+from command.store.tokens import TokenStore, TokensTx
 from command.subjects import Namespace
 
 
 @dataclass
-class Tx(InboxTx, EventsTx, OutboxTx, ProjectionsTx, AuditTx):
+class Tx(InboxTx, EventsTx, OutboxTx, ProjectionsTx, TimersTx, DispatchTx, AuditTx, TokensTx):
     """One open transaction. Obtain it from :meth:`Store.transaction`."""
 
     conn: Conn
@@ -40,7 +44,8 @@ class Tx(InboxTx, EventsTx, OutboxTx, ProjectionsTx, AuditTx):
     _appended: bool = False
 
 
-class Store(EventReads, ProjectionReads, TokenStore, AuditStore):
+class Store(EventReads, ProjectionReads, DispatchReads, FigureReads, TokenStore, AuditStore,
+            SessionStore):
     """The event store on a connection pool. Open with :meth:`connect`."""
 
     def __init__(self, pool: asyncpg.Pool, ns: Namespace, url: str) -> None:

@@ -8,9 +8,10 @@ commit, so seq order is commit order (see :mod:`command.store`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -23,6 +24,15 @@ from workflows.upcast import current as schema_version
 
 # Any constant works; it names "the global order of events" for this database.
 _ORDER_LOCK = 0x0ECC_0001
+
+_INCIDENTS_IN_PERIOD = """
+    WITH chosen AS (
+        SELECT stream_id FROM events
+        WHERE type = 'incident.reported'
+          AND (data->>'at')::timestamptz >= $1 AND (data->>'at')::timestamptz < $2)
+    SELECT e.stream_id, e.data, e.schema_version FROM events e JOIN chosen USING (stream_id)
+    ORDER BY e.stream_id, e.version
+"""
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,15 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
+
+
+class Stored(NamedTuple):
+    """An event as a fold reads it: where it is in the log and its stored data."""
+
+    seq: int
+    stream_id: str
+    data: dict[str, Any]
+    schema_version: int
 
 
 class EventsTx:
@@ -182,10 +201,65 @@ class EventsTx:
                 raise ConcurrencyError(item.stream_id, item.expected, actual)
 
 
+    async def events_after(self, after: int, limit: int) -> list[Stored]:
+        """Up to ``limit`` events with seq > ``after``, in seq order, in this transaction."""
+        rows = await self.conn.fetch(
+            "SELECT seq, stream_id, data, schema_version FROM events WHERE seq > $1 "
+            "ORDER BY seq LIMIT $2",
+            after, limit)
+        return [Stored(r["seq"], r["stream_id"], r["data"], r["schema_version"]) for r in rows]
+
+    async def signals_from_origin(self, source: str, origins: Sequence[str]) -> set[str]:
+        """The signal ids of ``source`` whose ``origin`` is one of ``origins`` (the parts
+        of one CAP alert)."""
+        rows = await self.conn.fetch(
+            "SELECT data->>'signal_id' AS signal_id FROM events "
+            "WHERE type = 'signal.received' AND data->>'origin' IS NOT NULL "
+            "AND data->>'source' = $1 AND data->>'origin' = ANY($2::text[])",
+            source, list(origins))
+        return {r["signal_id"] for r in rows}
+
+
 class EventReads:
     """Reading the log (:class:`command.store.Store`)."""
 
     pool: asyncpg.Pool
+
+    async def period_events(self, start: datetime, end: datetime,
+                            limit: int) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
+        """In one read-only repeatable-read transaction: every incident and unit event
+        recorded up to ``start`` (by stream, in version order: the picture at ``start``
+        folds from them), and up to ``limit`` of those recorded in (``start``, ``end``],
+        timers left out, in seq order."""
+        async with self.pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            before = await conn.fetch(
+                "SELECT * FROM events WHERE (stream_id LIKE 'incident:%' OR stream_id LIKE "
+                "'unit:%') AND recorded_at <= $1 ORDER BY stream_id, version", start)
+            during = await conn.fetch(
+                "SELECT * FROM events WHERE recorded_at > $1 AND recorded_at <= $2 "
+                "AND (stream_id LIKE 'incident:%' OR stream_id LIKE 'unit:%') "
+                "AND type NOT LIKE 'timer.%' ORDER BY seq LIMIT $3",
+                start, end, limit)
+        return [_recorded(r) for r in before], [_recorded(r) for r in during]
+
+    async def incidents_reported_in(
+            self, start: datetime, end: datetime,
+    ) -> AsyncIterator[list[tuple[dict[str, Any], int]]]:
+        """The ``(data, schema_version)`` of every event of each incident reported in
+        ``[start, end)``, one incident at a time, read with a cursor in one read-only
+        transaction (a long period does not sit in memory)."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            current: str | None = None
+            events: list[tuple[dict[str, Any], int]] = []
+            async for row in conn.cursor(_INCIDENTS_IN_PERIOD, start, end, prefetch=500):
+                if row["stream_id"] != current and events:
+                    yield events
+                    events = []
+                current = row["stream_id"]
+                events.append((row["data"], row["schema_version"]))
+            if events:
+                yield events
 
     async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         rows = await self.pool.fetch(

@@ -136,3 +136,14 @@ async def remember_result(conn: Conn, key: bytes, request_id: str, fingerprint: 
         key, request_id, fingerprint, result)
     return kept is not None
 
+
+
+class TokensTx:
+    """The remembered answers' part of a transaction (:class:`command.store.Tx`)."""
+
+    conn: Conn
+
+    async def remember_result(self, key: bytes, request_id: str, fingerprint: bytes,
+                              result: dict[str, Any]) -> bool:
+        """:func:`remember_result` in this transaction."""
+        return await remember_result(self.conn, key, request_id, fingerprint, result)
