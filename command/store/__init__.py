@@ -43,7 +43,7 @@ append (insert events and outbox, commit).
 from __future__ import annotations
 
 from command.store.audit import write_audit
-from command.store.connection import Conn, _init_connection
+from command.store.connection import Conn
 from command.store.db import Store, Tx
 from command.store.errors import (
     ConcurrencyError,
@@ -52,7 +52,7 @@ from command.store.errors import (
     StoreError,
     StoreUnavailable,
 )
-from command.store.events import Append, NewEvent, _recorded, event_subject, on_the_bus
+from command.store.events import Append, NewEvent, event_subject, on_the_bus
 from command.store.figures import Sample
 from command.store.migrate import (
     APPEND_ONLY_TABLES,
@@ -93,6 +93,8 @@ __all__ = [
     "remember_result",
     "write_audit",
 ]
-# _init_connection and _recorded stay importable for the fault harness (tests/faults),
-# which opens connections of its own beside the store's.
-_PRIVATE_FOR_TESTS = (_init_connection, _recorded)
+
+# Not public, importable for the fault harness (tests/faults), which opens connections
+# of its own beside the store's and reads events back as the store does.
+from command.store.connection import _init_connection as _init_connection
+from command.store.events import _recorded as _recorded
