@@ -41,8 +41,7 @@ async def export(store: Store, incident_id: str, *, agency: str, now: datetime,
     doc = to_eido(view, timeline=timeline, signals=signals, agency=agency, now=now,
                   callers=callers, catalogue=catalogue)
     shown = callers and any(s.reporter is not None for s in signals)
-    await store.pool.execute(
-        "INSERT INTO audit_log (actor, role, command, incident_id, args, outcome) "
-        "VALUES ($1, 'admin', 'eido.export', $2, $3, 'ok')",
-        actor, incident_id, {"agency": agency, "callers_shown": shown})
+    await store.audit_or_raise(actor=actor, role="admin", command="eido.export", outcome="ok",
+                               incident_id=incident_id,
+                               args={"agency": agency, "callers_shown": shown})
     return doc

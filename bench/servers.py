@@ -26,9 +26,10 @@ from pathlib import Path
 
 import asyncpg
 
-from command.pgroles import PG_SERVICE, secure_database
+from command.pgroles import PG_SERVICE
 from command.runtime import EmbeddedNats, EmbeddedPostgres, free_port
 from command.store import migrate
+from command.store.roles import secure_database
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -108,8 +108,7 @@ class CrewReports:
         each order it accepts (for ``ecc_order_accept_seconds``)."""
         # Lock the incident before the unit, as every other command does: peek at
         # the unit's task without a lock, lock the incident, then the unit, and check.
-        peek = await uow.tx.conn.fetchval(
-            "SELECT view->>'incident_id' FROM units WHERE unit_id = $1", report.unit_id)
+        peek = await uow.tx.unit_incident(report.unit_id)
         if peek:
             await uow.incident(peek)
         unit = await uow.unit(report.unit_id)

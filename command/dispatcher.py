@@ -30,7 +30,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -101,10 +100,8 @@ class Dispatcher:
                     pass
 
     async def _lead(self) -> None:
-        conn = await asyncpg.connect(self.engine.store.url)
-        try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):
-                await asyncio.sleep(1.0)
+        async with self.engine.store.session() as session:
+            await session.lead(_LEADER_LOCK)
             log.info("dispatcher.leading")
             while True:
                 check_cancelled()
@@ -120,8 +117,6 @@ class Dispatcher:
                     await asyncio.sleep(0.01)  # let a burst of events settle into one round
                 except TimeoutError:
                     pass
-        finally:
-            await conn.close(timeout=2)
 
     async def _on_event(self, msg: Msg) -> None:
         if any(f'"type":"{t}"'.encode() in msg.data for t in _WAKE_TYPES):
@@ -158,8 +153,7 @@ class Dispatcher:
         """Tell a crew why its report was not used, on its dispatch subject."""
         if unit_id is None:
             return
-        agency = self.agency.get(unit_id) or await self.engine.store.pool.fetchval(
-            "SELECT agency FROM units WHERE unit_id = $1", unit_id)
+        agency = self.agency.get(unit_id) or await self.engine.store.unit_agency(unit_id)
         if agency is None:
             return  # unknown unit: the log has it
         message = StatusRejected(unit_id=unit_id, status="position", reason=reason,
@@ -174,10 +168,9 @@ class Dispatcher:
 
     async def index(self) -> UnitIndex:
         """The units as they stand: available or not, where they last said they were."""
-        rows = await self.engine.store.pool.fetch("SELECT view FROM units ORDER BY unit_id")
+        views = await self.engine.store.unit_views()
         infos = []
-        for row in rows:
-            u = row["view"]
+        for u in views:
             pos = self.positions.get(u["unit_id"])
             home = u.get("home") or {}
             lat = pos.lat if pos else home.get("lat")
@@ -189,33 +182,30 @@ class Dispatcher:
                                   capabilities=tuple(u["capabilities"]),
                                   district=u.get("district") or "", lat=lat, lon=lon,
                                   available=u["status"] == "available"))
-        self.status = {row["view"]["unit_id"]: row["view"]["status"] for row in rows}
-        self.agency = {row["view"]["unit_id"]: row["view"]["agency"] for row in rows}
+        self.status = {u["unit_id"]: u["status"] for u in views}
+        self.agency = {u["unit_id"]: u["agency"] for u in views}
         return UnitIndex(infos, roads=self.roads)
 
     async def round(self) -> dict[str, str]:
         """Offer what ECC may offer, recommend the rest; returns task key -> unit offered."""
-        rows = await self.engine.store.pool.fetch(
-            "SELECT incident_id, view FROM incidents WHERE is_open "
-            "AND view->'tasks' @> '[{\"status\": \"pending\"}]'::jsonb ORDER BY last_seq")
+        rows = await self.engine.store.incidents_with_pending_tasks()
         if not rows:
-            await self.engine.store.pool.execute("DELETE FROM recommendations")
+            await self.engine.store.clear_recommendations()
             return {}
         auto: list[Need] = []
         manual: list[Need] = []
         pending_since: dict[str, str] = {}  # task key -> when it became pending
         catalogue = self.engine.catalogue
-        for row in rows:
-            v = row["view"]
+        for incident_id, v in rows:
             if v["status"] not in inc.ACTIVE:
                 continue
             target = auto if catalogue.dispatches_itself(v["category"], v["priority"]) \
                 else manual
             for task in v["tasks"]:
                 if task["status"] == "pending":
-                    pending_since[f"{row['incident_id']}/{task['task_id']}"] = \
+                    pending_since[f"{incident_id}/{task['task_id']}"] = \
                         task["updated_at"]
-                    target.append(Need(key=f"{row['incident_id']}/{task['task_id']}",
+                    target.append(Need(key=f"{incident_id}/{task['task_id']}",
                                        capability=task["capability"],
                                        lat=v["location"]["lat"], lon=v["location"]["lon"],
                                        priority=v["priority"],
@@ -289,9 +279,5 @@ class Dispatcher:
         self._stacked = now_stacked
         computing = time.perf_counter() - started
         async with self.engine.store.transaction() as tx:
-            await tx.conn.execute("DELETE FROM recommendations")
-            if records:
-                await tx.conn.executemany(
-                    "INSERT INTO recommendations (incident_id, task_id, candidates) "
-                    "VALUES ($1, $2, $3::text::jsonb)", records)
+            await tx.replace_recommendations(records)
         return computing

@@ -44,11 +44,12 @@ incident_event = upcast.incident_event
 unit_event = upcast.unit_event
 alert_event = upcast.alert_event
 
-# Each stream kind's projection: (table, key column, state model, evolve, event reader).
-_PROJECTIONS: dict[str, tuple[str, str, Any, Any, Reader[Any]]] = {
-    "incident": ("incidents", "incident_id", Incident, incidents.evolve, incident_event),
-    "unit": ("units", "unit_id", Unit, units.evolve, unit_event),
-    "alert": ("desk_alerts", "alert_id", alerts.Alert, alerts.evolve, alert_event),
+# Each stream kind's projection: (state model, evolve, event reader); its table is the
+# store's (command/store/projections.py).
+_PROJECTIONS: dict[str, tuple[Any, Any, Reader[Any]]] = {
+    "incident": (Incident, incidents.evolve, incident_event),
+    "unit": (Unit, units.evolve, unit_event),
+    "alert": (alerts.Alert, alerts.evolve, alert_event),
 }
 
 
@@ -96,30 +97,20 @@ class UnitOfWork:
     async def _load(self, stream_id: str) -> _Stream:
         if stream_id in self._streams:
             return self._streams[stream_id]
-        kind, _, entity = stream_id.partition(":")
+        kind = stream_id.partition(":")[0]
         # Lock the stream's row for this transaction: writers of one incident queue here
         # instead of failing their optimistic check. Incidents are always locked before
         # units, so two commands never wait on each other in a circle.
         # One round trip for the lock and the projection; the events only when the
         # projection is behind its stream (a rebuild in progress, an old row).
-        table, key, model, evolve, reader = _PROJECTIONS[kind]
-        row = await self.tx.conn.fetchrow(
-            f"SELECT s.version AS stream_version, p.version, p.view FROM streams s "
-            f"LEFT JOIN {table} p ON p.{key} = $2 WHERE s.stream_id = $1 FOR UPDATE OF s",
-            stream_id, entity,
-        )
+        model, evolve, reader = _PROJECTIONS[kind]
+        locked = await self.tx.lock_stream(stream_id)
         state: Any = None
         version = 0
-        if row is not None and row["view"] is not None:
-            state, version = model.model_validate(row["view"]), row["version"]
-        tail = [] if row is None or row["stream_version"] == version else \
-            await self.tx.conn.fetch(
-                "SELECT data, schema_version FROM events WHERE stream_id = $1 AND version > $2 "
-                "ORDER BY version",
-                stream_id, version,
-            )
-        for r in tail:  # a projection behind its stream: fold the rest
-            state = evolve(state, reader.read(r["data"], r["schema_version"]))
+        if locked.view is not None:
+            state, version = model.model_validate(locked.view), locked.version
+        for data, schema in locked.tail:  # a projection behind its stream: fold the rest
+            state = evolve(state, reader.read(data, schema))
             version += 1
         loaded = _Stream(state, version)
         if kind == "unit" and state is not None and state.incident_id and state.task_id:
@@ -269,12 +260,9 @@ class UnitOfWork:
         drop = [e.timer_id for _, events in streams for e in events
                 if isinstance(e, incidents.TimerCancelled | incidents.TimerFired)]
         if add:
-            await self.tx.conn.executemany(
-                "INSERT INTO timers (timer_id, stream_id, kind, due_at) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT DO NOTHING", add)
+            await self.tx.put_timers(add)
         if drop:
-            await self.tx.conn.execute("DELETE FROM timers WHERE timer_id = ANY($1::text[])",
-                                       drop)
+            await self.tx.drop_timers(drop)
 
 
 def _last_task(stream: _Stream, event: Any) -> tuple[str, str] | None:
@@ -317,10 +305,10 @@ class Engine:
 
     async def transact(
         self, work: Callable[[UnitOfWork], Awaitable[T]],
-        after: Callable[[Any, list[RecordedEvent]], Awaitable[None]] | None = None,
+        after: Callable[[Tx, list[RecordedEvent]], Awaitable[None]] | None = None,
     ) -> tuple[T, list[RecordedEvent]]:
         """Run ``work`` (any commands on any incidents and units) in one transaction, then
-        ``after(conn, recorded)`` in the same transaction (an audit row commits with the
+        ``after(tx, recorded)`` in the same transaction (an audit row commits with the
         events or not at all). Retries when a stream moved; raises Rejected untouched."""
         for attempt in range(1, self.retries + 1):
             try:
@@ -329,7 +317,7 @@ class Engine:
                     value = await work(uow)
                     recorded = await uow.flush()
                     if after is not None:
-                        await after(tx.conn, recorded)
+                        await after(tx, recorded)
                     return value, recorded
             except ConcurrencyError:
                 if attempt == self.retries:

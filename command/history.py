@@ -31,20 +31,6 @@ from workflows.intervals import Measure, measure
 
 FORMATS = ("table", "csv", "html")
 
-_INCIDENTS_IN_PERIOD = """
-    WITH chosen AS (
-        SELECT stream_id FROM events
-        WHERE type = 'incident.reported'
-          AND (data->>'at')::timestamptz >= $1 AND (data->>'at')::timestamptz < $2)
-    SELECT e.stream_id, e.data, e.schema_version FROM events e JOIN chosen USING (stream_id)
-    ORDER BY e.stream_id, e.version
-"""
-_AUDIT_IN_PERIOD = """
-    SELECT at, actor, role, agency, peer, command, incident_id, outcome, reason, args, seqs
-    FROM audit_log WHERE at >= $1 AND at < $2 ORDER BY id
-"""
-
-
 class ReportError(Exception):
     """Input the person can fix (a time, a file); the message says how."""
 
@@ -85,17 +71,8 @@ async def incident_measures(store: Store, start: datetime,
 
 async def _streams(store: Store, start: datetime,
                    end: datetime) -> AsyncIterator[list[AnyIncidentEvent]]:
-    async with store.pool.acquire() as conn, conn.transaction(readonly=True):
-        current: str | None = None
-        events: list[AnyIncidentEvent] = []
-        async for row in conn.cursor(_INCIDENTS_IN_PERIOD, start, end, prefetch=500):
-            if row["stream_id"] != current and events:
-                yield events
-                events = []
-            current = row["stream_id"]
-            events.append(incident_event.read(row["data"], row["schema_version"]))
-        if events:
-            yield events
+    async for stored in store.incidents_reported_in(start, end):
+        yield [incident_event.read(data, schema) for data, schema in stored]
 
 
 def sf_measures(path: Path) -> tuple[list[Measure], list[sf_fire.UnitRow], list[Path]]:
@@ -175,9 +152,7 @@ async def export_audit(database_url: str, start: datetime, end: datetime) -> tup
     how many there are."""
     store = await Store.connect(database_url, min_size=1, max_size=1)
     try:
-        async with store.pool.acquire() as conn, conn.transaction(readonly=True):
-            rows = [dict(r) async for r in conn.cursor(_AUDIT_IN_PERIOD, start, end,
-                                                       prefetch=1000)]
+        rows = await store.audit_rows(start, end)
     finally:
         await store.close()
     return report.audit_csv(rows), len(rows)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
@@ -33,7 +32,7 @@ from command.model import (
     parse_retraction,
     parse_signal,
 )
-from command.store import NewEvent, Store
+from command.store import NewEvent, Store, Tx
 from command.subjects import Namespace
 from workflows.alert import RaiseAlert
 from workflows.catalogue import Catalogue
@@ -171,8 +170,8 @@ class SignalIntake:
         if signal.refers_to:  # an update of earlier evidence goes where that evidence is
             held = [taken[(signal.source, ref)] for ref in signal.refers_to
                     if (signal.source, ref) in taken]
-            named = await referenced(uow.tx.conn, signal.source, signal.refers_to)
-            held += await holders(uow.tx.conn, signal.source, named)
+            named = await referenced(uow.tx, signal.source, signal.refers_to)
+            held += await holders(uow.tx, signal.source, named)
             for incident_id in held:
                 try:
                     await uow.run(incident_id, AttachSignal(
@@ -187,11 +186,8 @@ class SignalIntake:
         lat, lon = signal.location.lat, signal.location.lon
         cells = cells_around(lat, lon, search_radius(signal.category,
                                                     self.catalogue.fusion))
-        rows = await uow.tx.conn.fetch(
-            "SELECT incident_id, category, lat, lon, last_signal_at FROM incidents "
-            "WHERE is_open AND cell = ANY($1::text[])", cells)
-        candidates = [Candidate(r["incident_id"], r["category"], r["lat"], r["lon"],
-                                r["last_signal_at"]) for r in rows if r["last_signal_at"]]
+        candidates = [Candidate(r.incident_id, r.category, r.lat, r.lon, r.last_signal_at)
+                      for r in await uow.tx.open_incidents_in(cells) if r.last_signal_at]
         match = choose(signal.category, lat, lon, seen, [*candidates, *raised],
                        self.catalogue.fusion)
         if match is not None:
@@ -290,9 +286,9 @@ class SignalIntake:
 async def retraction_plan(uow: UnitOfWork,
                           retraction: Retraction) -> list[tuple[str, set[str]]]:
     """Each open incident a retraction reaches, with the signals of its source it names."""
-    named = await referenced(uow.tx.conn, retraction.source, retraction.refers_to)
+    named = await referenced(uow.tx, retraction.source, retraction.refers_to)
     plan: list[tuple[str, set[str]]] = []
-    for incident_id in await holders(uow.tx.conn, retraction.source, named):
+    for incident_id in await holders(uow.tx, retraction.source, named):
         state = await uow.incident(incident_id)
         if state is None:
             continue
@@ -329,32 +325,17 @@ async def apply_retraction(uow: UnitOfWork, retraction: Retraction,
     return touched
 
 
-async def referenced(conn: Any, source: str, refs: tuple[str, ...]) -> set[str]:
+async def referenced(tx: Tx, source: str, refs: tuple[str, ...]) -> set[str]:
     """The signal ids of ``source`` that ``refs`` name exactly: each reference itself (a
     signal id) and every signal whose ``origin`` it is (the parts of one CAP alert)."""
     if not refs:
         return set()
-    rows = await conn.fetch(
-        "SELECT data->>'signal_id' AS signal_id FROM events "
-        "WHERE type = 'signal.received' AND data->>'origin' IS NOT NULL "
-        "AND data->>'source' = $1 AND data->>'origin' = ANY($2::text[])", source, list(refs))
-    return set(refs) | {r["signal_id"] for r in rows}
+    return set(refs) | await tx.signals_from_origin(source, refs)
 
 
-async def holders(conn: Any, source: str, signal_ids: set[str]) -> list[str]:
-    """The open incidents holding one of ``signal_ids`` of ``source``, exactly.
-
-    A scan of the open incidents' signal lists: updates and retractions are rare
-    next to signals, and the open set is thousands, not millions.
-    """
+async def holders(tx: Tx, source: str, signal_ids: set[str]) -> list[str]:
+    """The open incidents holding one of ``signal_ids`` of ``source``, exactly (newest
+    change first)."""
     if not signal_ids:
         return []
-    rows = await conn.fetch(
-        """
-        SELECT incident_id FROM incidents i
-        WHERE is_open AND EXISTS (
-            SELECT 1 FROM jsonb_array_elements(i.view -> 'signals') s
-            WHERE s ->> 'source' = $1 AND s ->> 'signal_id' = ANY($2::text[]))
-        ORDER BY last_seq DESC
-        """, source, sorted(signal_ids))
-    return [r["incident_id"] for r in rows]
+    return await tx.incidents_holding(source, sorted(signal_ids))

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import asyncpg
 import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -35,7 +34,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from command.bus import stream_configs
-from command.store import Store
+from command.store import Probe, Store
 from command.subjects import Namespace
 from command.tasks import check_cancelled
 from workflows.incident_messages import OPEN
@@ -178,23 +177,15 @@ class Sampler:
                 self.metrics.sampled_at.labels(part=part).set_to_current_time()
 
     async def sample_store(self) -> None:
-        async with self.store.pool.acquire() as conn:
-            states = await conn.fetch(
-                "SELECT view->>'status' AS state, count(*) AS n FROM incidents WHERE is_open "
-                "GROUP BY 1")
-            outbox = await conn.fetchrow(
-                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) "
-                "AS age FROM outbox")
-            head = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events")
+        sample = await self.store.sample()
         m = self.metrics
         # All set at once, after the awaits: a scrape never sees half a sample.
-        counts = dict.fromkeys(OPEN, 0) | {r["state"]: r["n"] for r in states}
+        counts = dict.fromkeys(OPEN, 0) | sample.open_incidents
         for state, n in counts.items():
             m.incidents.labels(state=state).set(n)
-        assert outbox is not None
-        m.outbox_backlog.set(outbox["n"])
-        m.outbox_oldest_seconds.set(float(outbox["age"]))
-        m.event_seq.set(head)
+        m.outbox_backlog.set(sample.outbox_backlog)
+        m.outbox_oldest_seconds.set(sample.outbox_oldest_seconds)
+        m.event_seq.set(sample.head)
 
     async def sample_consumers(self) -> None:
         pending: dict[tuple[str, str], int] = {}
@@ -232,7 +223,7 @@ class Readiness:
         self.stale_after = stale_after
         self._checks: dict[str, str] = {"service": "starting"}
         self._checked_at: float | None = None
-        self._conn: asyncpg.Connection | None = None
+        self._probe = Probe(database_url)
         self._probing = asyncio.Lock()  # one probe at a time on the one connection
 
     def report(self) -> dict[str, Any]:
@@ -267,9 +258,7 @@ class Readiness:
     async def _postgres(self) -> str:
         try:
             async with asyncio.timeout(self.timeout):
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await asyncpg.connect(self.database_url)
-                await self._conn.fetchval("SELECT 1")
+                await self._probe.ping()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -296,9 +285,7 @@ class Readiness:
                 "why they stopped)")
 
     def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.terminate()
-            self._conn = None
+        self._probe.drop()
 
 
 def _describe(exc: BaseException) -> str:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
 import structlog
 from nats.js import JetStreamContext
 
 from command.faults import reach
 from command.metrics import Metrics
-from command.store import OUTBOX_CHANNEL, Store
+from command.store import OUTBOX_CHANNEL, Session, Store
 from command.tasks import check_cancelled
 
 log = structlog.get_logger("ecc.outbox")
@@ -68,48 +67,41 @@ class OutboxRelay:
                 delay = 0.1
 
     async def _run_once(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self.store.url)
         wake = asyncio.Event()
 
         def notified(*_: Any) -> None:
             wake.set()
 
-        try:
-            await conn.add_listener(OUTBOX_CHANNEL, notified)
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
-                await asyncio.sleep(1.0)  # another relay leads; stand by
+        async with self.store.session() as session:
+            await session.listen(OUTBOX_CHANNEL, notified)
+            await session.lead(_RELAY_LOCK)  # another relay leads until then; stand by
             log.info("outbox.relay_leading")
             while True:
                 check_cancelled()
                 wake.clear()
-                if await self.drain_once(conn) == 0:
+                if await self.drain_once(session) == 0:
                     try:
                         await asyncio.wait_for(wake.wait(), timeout=1.0)
                     except TimeoutError:
                         pass
-        finally:
-            await conn.close(timeout=2)
 
-    async def drain_once(self, conn: asyncpg.Connection) -> int:
+    async def drain_once(self, session: Session) -> int:
         """Publish up to one batch; returns how many rows were relayed."""
-        rows = await conn.fetch(
-            "SELECT id, subject, msg_id, payload FROM outbox ORDER BY id LIMIT $1", self.batch
-        )
+        rows = await session.outbox_batch(self.batch)
         if not rows:
             return 0
         reach("outbox.before_publish", self.fault_point)
         # Sent in order on one connection, acknowledged concurrently.
         acks = [
             await self.js.publish_async(
-                row["subject"], bytes(row["payload"]), headers={"Nats-Msg-Id": row["msg_id"]}
+                row.subject, row.payload, headers={"Nats-Msg-Id": row.msg_id}
             )
             for row in rows
         ]
         await asyncio.wait_for(asyncio.gather(*acks), timeout=self.publish_timeout)
         reach("outbox.after_publish", self.fault_point)
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
-                           [row["id"] for row in rows])
+        await session.outbox_done([row.id for row in rows])
         self.published += len(rows)
         self.metrics.outbox_published.inc(len(rows))
-        log.debug("outbox.relayed", count=len(rows), last_id=rows[-1]["id"])
+        log.debug("outbox.relayed", count=len(rows), last_id=rows[-1].id)
         return len(rows)

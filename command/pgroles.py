@@ -1,14 +1,13 @@
-"""Shell: PostgreSQL's roles and their rights on a cluster and a database, the
-access rules (``pg_hba.conf``) that go with them, and moving objects to the owner.
+"""Core: PostgreSQL's roles by name, the access rules (``pg_hba.conf``) that go with
+them, and the URLs they connect with. No I/O: the statements that make the roles and
+give them their rights are the store's (:mod:`command.store.roles`).
 
-Used by the embedded runtime (:mod:`command.runtime`) and by the test fixtures that
-make databases of their own; an operator of an external server makes the same roles
-by hand (docs/security.md, "PostgreSQL"). ``hba_trusts`` and ``pg_url`` are pure.
+Used by the embedded runtime (:mod:`command.runtime`), the CLI and the test fixtures;
+an operator of an external server makes the same roles by hand (docs/security.md,
+"PostgreSQL").
 """
 
 from __future__ import annotations
-
-import asyncpg
 
 # PostgreSQL's roles (docs/security.md, "PostgreSQL"): the bootstrap superuser, used
 # only by the runtime to make the others; the owner of the schema, that migrations run as;
@@ -42,59 +41,3 @@ def pg_url(role: str, password: str | None, port: int, database: str) -> str:
     """``postgresql://<role>:<password>@127.0.0.1:<port>/<database>``."""
     creds = f"{role}:{password}" if password else role
     return f"postgresql://{creds}@127.0.0.1:{port}/{database}"
-
-
-async def format_sql(conn: asyncpg.Connection, template: str, *args: str) -> str:
-    """A utility statement with identifiers and literals quoted by the server's own
-    ``format`` (``%I``, ``%L``): role names and passwords never meet string pasting."""
-    params = ", ".join(f"${i + 1}::text" for i in range(len(args)))
-    return str(await conn.fetchval(f"SELECT format('{template}', {params})", *args))
-
-
-async def secure_database(conn: asyncpg.Connection, database: str, *,
-                          owner: str = PG_OWNER, service: str = PG_SERVICE) -> None:
-    """Give ``database`` to ``owner`` and let only ``owner`` and ``service`` connect
-    (no TEMP for the service: it creates nothing). ``conn`` is a superuser's."""
-    statements = [
-        "ALTER DATABASE %I OWNER TO %I",
-        "REVOKE ALL ON DATABASE %I FROM PUBLIC",
-        "GRANT CONNECT ON DATABASE %I TO %I",
-    ]
-    await conn.execute(await format_sql(conn, statements[0], database, owner))
-    await conn.execute(await format_sql(conn, statements[1], database))
-    await conn.execute(await format_sql(conn, statements[2], database, service))
-
-
-async def reassign_to_owner(conn: asyncpg.Connection, owner: str = PG_OWNER) -> int:
-    """Give every object of schema ``public`` of the connected database to ``owner``
-    (a cluster made before the roles: its tables belong to ``postgres``, and
-    ``REASSIGN OWNED BY postgres`` is refused for the bootstrap superuser). Returns
-    how many objects changed hands. ``conn`` is a superuser's."""
-    rows = await conn.fetch(
-        """
-        SELECT format('ALTER %s %s OWNER TO %I', kind, name, $1::text) AS sql FROM (
-          SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
-                      WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE'
-                      ELSE 'TABLE' END AS kind, c.oid::regclass::text AS name, 1 AS pass
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-            AND pg_get_userbyid(c.relowner) <> $1::text
-            -- a serial's sequence moves with its table
-            AND NOT (c.relkind = 'S' AND EXISTS (
-                SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                AND d.objid = c.oid AND d.deptype IN ('a', 'i')))
-          UNION ALL
-          SELECT 'ROUTINE', p.oid::regprocedure::text, 2
-          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-          WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> $1::text
-          UNION ALL
-          SELECT 'TYPE', t.oid::regtype::text, 3
-          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-          WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'r', 'm')
-            AND pg_get_userbyid(t.typowner) <> $1::text
-        ) objects ORDER BY pass
-        """, owner)
-    async with conn.transaction():
-        for row in rows:
-            await conn.execute(row["sql"])
-    return len(rows)

@@ -28,21 +28,17 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
     async with store.transaction() as tx:
         # Lock out writers first, in one statement, before touching anything: a command
         # in flight finishes, later ones wait, and nobody waits on us in a circle.
-        await tx.conn.execute("LOCK TABLE streams, events, incidents, units, timers, desk_alerts "
-                              "IN EXCLUSIVE MODE")
+        await tx.lock_for_rebuild()
         after = 0
         while True:
-            rows = await tx.conn.fetch(
-                "SELECT seq, stream_id, data, schema_version FROM events WHERE seq > $1 "
-                "ORDER BY seq LIMIT $2",
-                after, batch)
+            rows = await tx.events_after(after, batch)
             if not rows:
                 break
             for row in rows:
-                sid = row["stream_id"]
-                after = row["seq"]
+                sid = row.stream_id
+                after = row.seq
                 if sid.startswith("incident:"):
-                    event = incident_event.read(row["data"], row["schema_version"])
+                    event = incident_event.read(row.data, row.schema_version)
                     states[sid] = incidents.evolve(states.get(sid), event)
                     if isinstance(event, incidents.TimerScheduled):
                         timers[event.timer_id] = (sid, event.kind, event.due_at)
@@ -50,15 +46,14 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
                         timers.pop(event.timer_id, None)
                 elif sid.startswith("unit:"):
                     states[sid] = units.evolve(states.get(sid), unit_event.read(
-                        row["data"], row["schema_version"]))
+                        row.data, row.schema_version))
                 elif sid.startswith("alert:"):
                     states[sid] = alerts.evolve(states.get(sid), alert_event.read(
-                        row["data"], row["schema_version"]))
+                        row.data, row.schema_version))
                 else:
                     continue
-                last_seq[sid] = row["seq"]
-        for table in ("incidents", "units", "timers", "desk_alerts"):
-            await tx.conn.execute(f"DELETE FROM {table}")
+                last_seq[sid] = row.seq
+        await tx.clear_projections()
         for sid, state in states.items():
             kind, _, entity = sid.partition(":")
             if kind == "incident":
@@ -74,8 +69,7 @@ async def rebuild(store: Store, batch: int = 5000) -> dict[str, int]:
                                   version=state.version, last_seq=last_seq[sid],
                                   view=state.model_dump(mode="json"))
         if timers:
-            await tx.conn.executemany(
-                "INSERT INTO timers (timer_id, stream_id, kind, due_at) VALUES ($1, $2, $3, $4)",
+            await tx.put_timers(
                 [(tid, sid, kind, due) for tid, (sid, kind, due) in timers.items()])
     counts = {"incidents": sum(1 for s in states if s.startswith("incident:")),
               "units": sum(1 for s in states if s.startswith("unit:")), "timers": len(timers),

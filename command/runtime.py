@@ -43,7 +43,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import asyncpg
 import nats
 import structlog
 
@@ -54,12 +53,11 @@ from command.pgroles import (
     PG_ROLES,
     PG_SERVICE,
     PG_SUPERUSER,
-    format_sql,
     hba_trusts,
     pg_url,
-    reassign_to_owner,
-    secure_database,
 )
+from command.store import StoreUnavailable
+from command.store.roles import AccessRefused, Admin, PasswordRefused
 
 log = structlog.get_logger("ecc.runtime")
 
@@ -458,13 +456,12 @@ class EmbeddedPostgres:
         write_private(self.hba_file, PG_HBA)
         self._chown(self.hba_file)
 
-    async def _connect_superuser(self, trusted: bool) -> asyncpg.Connection:
+    async def _connect_superuser(self, trusted: bool) -> Admin:
         """The superuser's connection: with its password, or (a cluster made with trust,
         once, before it is moved) without."""
         if trusted:
-            return await asyncpg.connect(pg_url(PG_SUPERUSER, None, self.port, "postgres"),
-                                         timeout=2)
-        return await asyncpg.connect(self.admin_url, timeout=2)
+            return await Admin.connect(pg_url(PG_SUPERUSER, None, self.port, "postgres"))
+        return await Admin.connect(self.admin_url)
 
     async def start(self, timeout: float = 30.0) -> None:
         await asyncio.to_thread(self._prepare)
@@ -502,14 +499,14 @@ class EmbeddedPostgres:
             if self._proc.poll() is not None:
                 raise RuntimeStartError(f"postgres exited; see {self.log_file}")
             try:
-                conn = await self._connect_superuser(trusted)
+                admin = await self._connect_superuser(trusted)
                 break
-            except asyncpg.InvalidPasswordError as exc:
+            except PasswordRefused as exc:
                 await self.stop()
                 raise RuntimeStartError(
                     f"postgres refused the superuser's password from {self.users_file}: "
                     "restore that file from a backup of this data folder") from exc
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            except (StoreUnavailable, AccessRefused) as exc:
                 if time.monotonic() > deadline:
                     await self.stop()
                     raise RuntimeStartError(f"postgres not ready; see {self.log_file}") from exc
@@ -518,42 +515,27 @@ class EmbeddedPostgres:
             if trusted:
                 log.warning("runtime.postgres_securing", pgdata=str(self.dir),
                             reason="made with trust authentication; moving to passwords")
-            await self._ensure_roles(conn)
+            await self._ensure_roles(admin)
         finally:
-            await conn.close()
+            await admin.close()
         if self.hba_file.read_text() != PG_HBA:
             await asyncio.to_thread(self._write_hba)
-            conn = await asyncpg.connect(self.admin_url, timeout=2)
+            admin = await Admin.connect(self.admin_url)
             try:
-                await conn.execute("SELECT pg_reload_conf()")
+                await admin.reload_conf()
             finally:
-                await conn.close()
+                await admin.close()
             await self._until_trust_refused(deadline)
             log.info("runtime.postgres_secured", pgdata=str(self.dir))
         log.info("runtime.postgres_ready", url=natsauth.redact(self.url), pid=self._proc.pid)
 
-    async def _ensure_roles(self, conn: asyncpg.Connection) -> None:
+    async def _ensure_roles(self, admin: Admin) -> None:
         """Passwords on every role, the owner and service roles with no power over the
         cluster, the ECC database owned by the owner with its objects; idempotent."""
-        pw = self.passwords()
-        await conn.execute(await format_sql(conn, "ALTER ROLE %I PASSWORD %L",
-                                             PG_SUPERUSER, pw[PG_SUPERUSER]))
-        for role in (PG_OWNER, PG_SERVICE):
-            verb = "ALTER" if await conn.fetchval(
-                "SELECT 1 FROM pg_roles WHERE rolname = $1", role) else "CREATE"
-            await conn.execute(await format_sql(
-                conn, f"{verb} ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                "NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD %L", role, pw[role]))
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
-                                   self.database):
-            await conn.execute(await format_sql(conn, "CREATE DATABASE %I OWNER %I",
-                                                 self.database, PG_OWNER))
-        await secure_database(conn, self.database)
-        # the maintenance database is the superuser's alone
-        await conn.execute("REVOKE ALL ON DATABASE postgres FROM PUBLIC")
-        db = await asyncpg.connect(self.url_for(self.database), timeout=2)
+        await admin.ensure_roles(self.passwords(), self.database)
+        db = await Admin.connect(self.url_for(self.database))
         try:
-            moved = await reassign_to_owner(db)
+            moved = await db.reassign_to_owner()
         finally:
             await db.close()
         if moved:
@@ -565,11 +547,10 @@ class EmbeddedPostgres:
         password is refused (a reload is asynchronous in the postmaster)."""
         while True:
             try:
-                conn = await asyncpg.connect(pg_url(PG_SUPERUSER, None, self.port, "postgres"),
-                                             timeout=2)
-            except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError):
+                admin = await Admin.connect(pg_url(PG_SUPERUSER, None, self.port, "postgres"))
+            except AccessRefused:
                 return
-            await conn.close()
+            await admin.close()
             if time.monotonic() > deadline:
                 await self.stop()
                 raise RuntimeStartError(f"postgres still trusts connections after the new "

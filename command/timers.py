@@ -55,13 +55,11 @@ class TimerScheduler:
         """
         now = self.clock()
         async with self.engine.store.transaction() as tx:  # driver errors translated
-            due = await tx.conn.fetch(
-                "SELECT timer_id, stream_id, kind FROM timers WHERE due_at <= $1 "
-                "ORDER BY due_at LIMIT $2", now, self.batch)
+            due = await tx.due_timers(now, self.batch)
         by_incident: dict[str, list[str]] = {}
-        for row in due:
-            by_incident.setdefault(row["stream_id"].partition(":")[2], []).append(
-                row["timer_id"])
+        for timer in due:
+            by_incident.setdefault(timer.stream_id.partition(":")[2], []).append(
+                timer.timer_id)
         fired = 0
         for incident_id, timer_ids in by_incident.items():
             try:
@@ -79,9 +77,7 @@ class TimerScheduler:
             # Locks in the order every command takes them: the incident's stream first,
             # then its timer rows, so a scheduler and a command never wait in a circle.
             await uow.incident(incident_id)
-            claimed = [r["timer_id"] for r in await tx.conn.fetch(
-                "SELECT timer_id FROM timers WHERE timer_id = ANY($1::text[]) "
-                "FOR UPDATE SKIP LOCKED", timer_ids)]
+            claimed = await tx.claim_timers(timer_ids)
             for timer_id in sorted(claimed, key=timer_ids.index):
                 try:
                     events = await uow.run(incident_id, FireTimer(at=now, timer_id=timer_id),
@@ -93,8 +89,7 @@ class TimerScheduler:
                 fired.append((timer_id, [e.type for e in events]))
             await uow.flush()
             # another scheduler has the rest, or a command cancelled them
-            await tx.conn.execute("DELETE FROM timers WHERE timer_id = ANY($1::text[])",
-                                  claimed)
+            await tx.drop_timers(claimed)
         for timer_id, types in fired:
             log.info("timers.fired", timer_id=timer_id, incident_id=incident_id,
                      events=types)

@@ -38,7 +38,7 @@ from adapters.hotline import CallRecord, to_signal
 from command.engine import Engine, Meta, UnitOfWork, utc_now
 from command.intake import apply_retraction, retraction_plan
 from command.model import RecordedEvent, Reporter, Retraction, describe_errors
-from command.store import Principal, remember_result, write_audit
+from command.store import Principal, Tx
 from command.subjects import Namespace
 from consoles.authz import SEES_CALLERS, authorize, scope_of
 from consoles.playback import MAX_EVENTS, Period, period_events, picture_at, states_at
@@ -140,9 +140,9 @@ class ConsoleCommands:
                 data = await self._take_call(caller, req, args)  # durable once this returns
                 taken = Result(request_id=req.request_id, ok=True, data=data)
                 try:
-                    async with self.store.pool.acquire() as conn, conn.transaction():
-                        await _insert_audit(conn, caller, req, args_json, "ok", "", [])
-                        await _keep(conn, p, req, fingerprint, taken)
+                    async with self.store.transaction() as tx:
+                        await _insert_audit(tx, caller, req, args_json, "ok", "", [])
+                        await _keep(tx, p, req, fingerprint, taken)
                 except _Twin:
                     raise
                 except Exception as exc:  # the call is in the broker: the answer stands
@@ -158,10 +158,10 @@ class ConsoleCommands:
                 done.update(await work(uow))
                 return done
 
-            async def audited(conn: Any, recorded: list[RecordedEvent]) -> None:
+            async def audited(tx: Tx, recorded: list[RecordedEvent]) -> None:
                 seqs = [r.seq for r in recorded]
-                await _insert_audit(conn, caller, req, args_json, "ok", "", seqs)
-                await _keep(conn, p, req, fingerprint, Result(
+                await _insert_audit(tx, caller, req, args_json, "ok", "", seqs)
+                await _keep(tx, p, req, fingerprint, Result(
                     request_id=req.request_id, ok=True, data={**done, "seqs": seqs}))
 
             data, recorded = await self.engine.transact(doing, audited)
@@ -390,9 +390,7 @@ class ConsoleCommands:
                                     "phone": "(hidden)" if data["reporter"].get("phone")
                                     else None}
             signals.append(data)
-        rows = await self.store.pool.fetch(
-            "SELECT task_id, candidates FROM recommendations WHERE incident_id = $1 "
-            "ORDER BY task_id", req.incident_id)
+        rows = await self.store.recommendations(req.incident_id)
         shown = sees and any(s.get("reporter") for s in signals)
         await self._audit(caller, CommandRequest(type="command", request_id=req.request_id,
                                                  name="incident.detail",
@@ -400,8 +398,8 @@ class ConsoleCommands:
                           {"callers_shown": shown}, "ok", "", [])
         return Result(request_id=req.request_id, ok=True, data={
             "incident": console_view("incident", view), "timeline": timeline, "signals": signals,
-            "recommendations": [{"task_id": r["task_id"], "candidates": r["candidates"]}
-                                for r in rows]})
+            "recommendations": [{"task_id": task_id, "candidates": candidates}
+                                for task_id, candidates in rows]})
 
 
     async def _history(self, caller: Caller, req: QueryRequest) -> Result:
@@ -427,19 +425,11 @@ class ConsoleCommands:
                         outcome=exc.code, reason=exc.message)
             return Result(request_id=req.request_id, ok=False, code=exc.code,
                           message=exc.message)
-        async with self.store.pool.acquire() as conn, conn.transaction(
-                isolation="repeatable_read", readonly=True):
-            before = await conn.fetch(
-                "SELECT * FROM events WHERE (stream_id LIKE 'incident:%' OR stream_id LIKE "
-                "'unit:%') AND recorded_at <= $1 ORDER BY stream_id, version", period.start)
-            during = await conn.fetch(
-                "SELECT * FROM events WHERE recorded_at > $1 AND recorded_at <= $2 "
-                "AND (stream_id LIKE 'incident:%' OR stream_id LIKE 'unit:%') "
-                "ORDER BY seq LIMIT $3",  # timers too: they change the views shown
-                period.start, period.end, _PERIOD_ROWS + 1)
-        start = states_at((_event(r) for r in before), period.start)
+        before, during = await self.store.period_events(period.start, period.end,
+                                                        _PERIOD_ROWS + 1)
+        start = states_at(before, period.start)
         at_start = picture_at(start, period.start)
-        events, truncated = period_events((_event(r) for r in during), MAX_EVENTS, start)
+        events, truncated = period_events(during, MAX_EVENTS, start)
         truncated = truncated or len(during) > _PERIOD_ROWS
         await self._audit(caller, as_command, {**args_json, "events": len(events),
                                                "truncated": truncated}, "ok", "", [])
@@ -486,21 +476,21 @@ async def _exists(uow: UnitOfWork, incident_id: str) -> inc.Incident:
     return state
 
 
-async def _insert_audit(conn: Any, caller: Caller, req: CommandRequest,
+async def _insert_audit(tx: Tx, caller: Caller, req: CommandRequest,
                         args_json: dict[str, Any], outcome: str, reason: str,
                         seqs: list[int]) -> None:
     p = caller.principal
-    await write_audit(conn, actor=p.name, role=p.role, agency=p.agency, peer=caller.peer,
-                      command=req.name, incident_id=req.incident_id, args=args_json,
-                      outcome=outcome, reason=reason, seqs=seqs)
+    await tx.audit(actor=p.name, role=p.role, agency=p.agency, peer=caller.peer,
+                   command=req.name, incident_id=req.incident_id, args=args_json,
+                   outcome=outcome, reason=reason, seqs=seqs)
 
 
-async def _keep(conn: Any, p: Principal, req: CommandRequest, fingerprint: bytes,
+async def _keep(tx: Tx, p: Principal, req: CommandRequest, fingerprint: bytes,
                 result: Result) -> None:
     """Keep the answer for repeats of this request id (raises :class:`_Twin` when a twin
     committed first, to roll this one back)."""
-    if p.key and not await remember_result(conn, p.key, req.request_id, fingerprint,
-                                           result.model_dump(mode="json")):
+    if p.key and not await tx.remember_result(p.key, req.request_id, fingerprint,
+                                              result.model_dump(mode="json")):
         raise _Twin
 
 
@@ -508,10 +498,6 @@ def _fingerprint(req: CommandRequest) -> bytes:
     """What a request asks for, to tell a repeat from a request id reused for another."""
     text = json.dumps([req.name, req.incident_id, req.args], sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-
-
-def _event(row: Any) -> RecordedEvent:
-    return RecordedEvent.model_validate({**dict(row), "event_id": str(row["event_id"])})
 
 
 def _safe_json(args: dict[str, Any]) -> dict[str, Any]:

@@ -26,10 +26,11 @@ import pytest
 from hypothesis import settings as hsettings
 
 from command import bus, natsauth
-from command.pgroles import PG_OWNER, PG_SERVICE, secure_database
+from command.pgroles import PG_OWNER, PG_SERVICE
 from command.runtime import EmbeddedNats, EmbeddedPostgres
 from command.service import Service, ServiceConfig
 from command.store import Store, migrate
+from command.store.roles import secure_database
 from command.subjects import Namespace
 
 hsettings.register_profile("ci", deadline=None, print_blob=True)

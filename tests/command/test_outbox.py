@@ -9,7 +9,6 @@ import sys
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
 from command.outbox import OutboxRelay
@@ -52,11 +51,8 @@ async def test_relay_killed_around_publish_publishes_exactly_once(
     assert await messages(js, ns) == published_before_crash
 
     relay = OutboxRelay(store, js)
-    conn = await asyncpg.connect(store.url)
-    try:
-        assert await relay.drain_once(conn) == 1
-    finally:
-        await conn.close()
+    async with store.session() as session:
+        assert await relay.drain_once(session) == 1
     assert await messages(js, ns) == 1  # the broker dropped the re-publish by Nats-Msg-Id
     msg = await js.get_last_msg(ns.stream("EVENTS"), ns.event("incident", "one"))
     assert msg.headers["Nats-Msg-Id"] == event_id
@@ -67,13 +63,10 @@ async def test_relay_publishes_in_commit_order(store: Store, js: Any, ns: Namesp
     """Events reach EVENTS in the order of their global seq."""
     for i in range(30):
         await commit_event(store, f"incident:o{i}")
-    conn = await asyncpg.connect(store.url)
-    try:
-        assert await OutboxRelay(store, js, batch=7).drain_once(conn) == 7
-        while await OutboxRelay(store, js, batch=7).drain_once(conn):
+    async with store.session() as session:
+        assert await OutboxRelay(store, js, batch=7).drain_once(session) == 7
+        while await OutboxRelay(store, js, batch=7).drain_once(session):
             pass
-    finally:
-        await conn.close()
     seqs = []
     for i in range(1, 31):
         msg = await js.get_msg(ns.stream("EVENTS"), seq=i)

@@ -245,3 +245,17 @@ async def test_the_one_audit_writer_and_the_kept_command_results(store: Store) -
     async with store.pool.acquire() as conn:
         assert await remember_result(conn, key, "r3", b"f", {})
     assert await store.pool.fetchval("SELECT count(*) FROM command_results") == 1
+
+
+def test_the_store_package_public_names_are_pinned() -> None:
+    """command.store's public names change only on purpose (the package is the one door)."""
+    import command.store
+
+    assert sorted(command.store.__all__) == [
+        "APPEND_ONLY_TABLES", "Append", "ConcurrencyError", "Conn", "DataRejected",
+        "MigrationRefused", "NewEvent", "OUTBOX_CHANNEL", "OutboxRow", "Principal", "Probe",
+        "READ_ONLY_TABLES", "Sample", "Session", "Store", "StoreError", "StoreUnavailable",
+        "Tx", "event_subject", "grant_service", "hash_token", "migrate", "migrations",
+        "on_the_bus", "remember_result", "write_audit",
+    ]
+    assert all(hasattr(command.store, name) for name in command.store.__all__)
