@@ -138,7 +138,7 @@ class Serve:
         self.ready_at = None
         self.started_at = time.monotonic()
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "command.cli", "serve", env=self.env,
+            sys.executable, "-m", "ecc.cli", "serve", env=self.env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
         self._reader = asyncio.create_task(self._read_log(self.proc))

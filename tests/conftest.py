@@ -28,9 +28,9 @@ from hypothesis import settings as hsettings
 from command import bus, natsauth
 from command.pgroles import PG_OWNER, PG_SERVICE, secure_database
 from command.runtime import EmbeddedNats, EmbeddedPostgres
-from command.service import Service, ServiceConfig
 from command.store import Store, migrate
 from command.subjects import Namespace
+from ecc.app import Service, ServiceConfig
 
 hsettings.register_profile("ci", deadline=None, print_blob=True)
 hsettings.load_profile("ci")

@@ -38,11 +38,15 @@ from adapters.ingest import (
     VideoAdapter,
     config_from_city,
 )
-from command import bus, cli, natsauth
+from command import bus, natsauth
 from command.bus import ConsumerSpec
 from command.runtime import EmbeddedNats, free_port, nats_server_binary
 from command.settings import Settings, load_city_doc
 from command.subjects import Namespace
+from ecc.cli.endpoints import write_endpoints
+from ecc.cli.errors import CliError
+from ecc.cli.run import cmd_adapter
+from ecc.cli.users import component_url
 from sim.run import Mqtt, MqttRefused
 from tests.helpers import eventually
 
@@ -159,7 +163,7 @@ async def test_ecc_adapter_runs_alone_on_its_own_credentials(
     work), reads its durable on ECC_INGRESS, publishes the signal and acks the call."""
     data_dir = secured.dir.parent
     wrong = natsauth.url("nats", "ecc", "wrong", "127.0.0.1", secured.port)
-    cli.write_endpoints(Settings(data_dir=data_dir), {
+    write_endpoints(Settings(data_dir=data_dir), {
         "nats_url": wrong, "database_url": "postgresql://unused@127.0.0.1:1/none",
         "mqtt_url": secured.mqtt_url})
     settings = Settings(data_dir=data_dir)
@@ -167,7 +171,7 @@ async def test_ecc_adapter_runs_alone_on_its_own_credentials(
     js = svc.jetstream()
     seen: asyncio.Queue[Any] = asyncio.Queue()
     sub = await svc.subscribe("ecc.signal.hotline.>", cb=seen.put)
-    task = asyncio.create_task(cli.cmd_adapter(settings, argparse.Namespace(
+    task = asyncio.create_task(cmd_adapter(settings, argparse.Namespace(
         kind="hotline", http_port=None)))
     try:
         call_id = f"sec-{uuid.uuid4().hex[:8]}"
@@ -470,21 +474,21 @@ def test_ecc_nats_url_prints_a_components_url(secured: EmbeddedNats) -> None:
     """`ecc nats-url` gives the URL the runtime would (MQTT for devices) from users.json and
     endpoints.json; an unknown component, or no `ecc up` yet, is exit status 2."""
     settings = Settings(data_dir=secured.dir.parent)
-    cli.write_endpoints(settings, {"nats_url": secured.url, "mqtt_url": secured.mqtt_url,
+    write_endpoints(settings, {"nats_url": secured.url, "mqtt_url": secured.mqtt_url,
                                    "database_url": "postgresql://unused@127.0.0.1:1/none"})
-    assert cli.component_url(settings, "unit-E1") == secured.url_for("unit-E1")
-    assert cli.component_url(settings, "devices") == secured.mqtt_url_for("devices")
-    with pytest.raises(cli.CliError, match="start `ecc up` once"):
-        cli.component_url(Settings(data_dir=secured.dir.parent / "never"), "ecc")
-    with pytest.raises(cli.CliError, match="users are in its own configuration"):
-        cli.component_url(Settings(data_dir=secured.dir.parent, nats_url=secured.url,
+    assert component_url(settings, "unit-E1") == secured.url_for("unit-E1")
+    assert component_url(settings, "devices") == secured.mqtt_url_for("devices")
+    with pytest.raises(CliError, match="start `ecc up` once"):
+        component_url(Settings(data_dir=secured.dir.parent / "never"), "ecc")
+    with pytest.raises(CliError, match="users are in its own configuration"):
+        component_url(Settings(data_dir=secured.dir.parent, nats_url=secured.url,
                                    database_url="postgresql://x@127.0.0.1:1/x"), "ecc")
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
     env["ECC_DATA_DIR"] = str(secured.dir.parent)
     for component, code, out_, err in (
             ("adapter-sensor", 0, secured.url_for("adapter-sensor"), ""),
             ("unit-E9", 2, "", "no NATS user 'unit-E9': there are ecc, adapter-hotline")):
-        done = subprocess.run([sys.executable, "-m", "command.cli", "nats-url", component],
+        done = subprocess.run([sys.executable, "-m", "ecc.cli", "nats-url", component],
                               env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == code and done.stdout.strip() == out_, done.stderr
         assert err in done.stderr

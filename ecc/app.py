@@ -1,8 +1,10 @@
 """Shell: the composition root. Every long-lived loop lives in one TaskGroup here.
 
-``Service`` wires the store, the bus, the signal intake, the outbox relay and
-the console gateway, and runs them until cancelled. It needs reachable servers;
-:mod:`command.cli` decides whether those are embedded or external.
+``Service`` wires the store, the bus, the signal intake, the outbox relay, the
+adapters and the console gateway, and runs them until cancelled. It needs
+reachable servers; :mod:`ecc.cli.run` decides whether those are embedded or
+external. Here, above ``command``, ``adapters`` and ``consoles``, is the one place
+that knows all three.
 """
 
 from __future__ import annotations
