@@ -19,7 +19,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from adapters.http import Ingress
-from adapters.ingest import AdapterConfig, run_adapters
+from adapters.ingest import SPECS, AdapterConfig, run_adapters
 from command import bus
 from command.alerts import DeadLetterAlerts
 from command.city import City
@@ -109,8 +109,9 @@ class Service:
             await store.migrate()
             nc = await bus.connect(cfg.nats_url, name="ecc-serve")
             js = nc.jetstream()
-            await bus.ensure_streams(js, self.ns, cfg.stream_replicas)
-            await bus.ensure_adapter_consumers(js, self.ns)
+            # the adapters' declarations: their consumers, and the MQTT stream's subjects
+            await bus.ensure_streams(js, self.ns, cfg.stream_replicas, adapters=SPECS)
+            await bus.ensure_adapter_consumers(js, self.ns, SPECS)
             metrics = self.metrics
             intake = SignalIntake(store, self.ns, self.catalogue, fault_point=cfg.fault_point,
                                   metrics=metrics)

@@ -25,6 +25,7 @@ import asyncpg
 import pytest
 from hypothesis import settings as hsettings
 
+from adapters.ingest import SPECS
 from command import bus, natsauth
 from command.pgroles import PG_OWNER, PG_SERVICE, secure_database
 from command.runtime import EmbeddedNats, EmbeddedPostgres
@@ -64,7 +65,7 @@ async def servers() -> AsyncIterator[Servers]:
     data_dir = Path(tempfile.mkdtemp(prefix="ecc-test-"))
     data_dir.chmod(0o755)
     # every test has a namespace of its own: the devices' grant covers them all
-    nats_srv = EmbeddedNats(data_dir, namespace=natsauth.ANY_NAMESPACE)
+    nats_srv = EmbeddedNats(data_dir, namespace=natsauth.ANY_NAMESPACE, adapters=SPECS)
     pg_srv = EmbeddedPostgres(data_dir)
     await asyncio.gather(nats_srv.start(), pg_srv.start())
     try:  # nats_url is the service's user (every permission); mqtt_url the devices'
@@ -155,7 +156,7 @@ async def nc(servers: Servers) -> AsyncIterator[Any]:
 async def js(nc: Any, ns: Namespace) -> AsyncIterator[Any]:
     """JetStream with this test's streams created (and deleted afterwards)."""
     jsc = nc.jetstream()
-    await bus.ensure_streams(jsc, ns)
+    await bus.ensure_streams(jsc, ns, adapters=SPECS)
     yield jsc
     await bus.delete_streams(jsc, ns)
 

@@ -141,6 +141,18 @@ def test_the_wiring_alone_brings_the_service_the_adapters_and_the_consoles_toget
         visit(package, ())
 
 
+def test_the_frigate_topic_root_lives_in_the_video_adapter_only() -> None:
+    """The service, the consoles and the wiring read Frigate's MQTT topic root from the video
+    adapter's spec (adapters/video.py); no other module of theirs spells it."""
+    for path in modules("command", "adapters", "consoles", "ecc"):
+        if name_of(path) == "adapters/video.py":
+            continue
+        found = [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                 and node.value.startswith(("frigate", "ecc.frigate"))]
+        assert not found, f"{name_of(path)} spells the Frigate topic root at lines {found}"
+
+
 def test_only_the_store_imports_asyncpg() -> None:
     """command/store.py is the database's one door; each module exempt today is named with
     its reason and still imports the driver (a stale exemption fails)."""

@@ -21,12 +21,13 @@ import structlog
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from adapters.ingest import KINDS
+from adapters.ingest import KINDS, SPECS
 from command import bus, natsauth
 from command.city import City
 from command.pgroles import PG_SERVICE
 from command.runtime import EmbeddedNats, EmbeddedPostgres, port_is_free
 from command.settings import Settings, load_city_doc
+from command.specs import by_kind
 from command.store import Store
 from command.subjects import Namespace
 from ecc.app import Service, ServiceConfig
@@ -78,7 +79,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             units = [u.id for s in city.stations for u in s.units] if city else []
             nats_srv = EmbeddedNats(settings.data_dir, units=units, namespace=settings.namespace,
-                                    sim=demo)
+                                    sim=demo, adapters=SPECS)
             pg_srv = EmbeddedPostgres(settings.data_dir)
             await asyncio.gather(nats_srv.start(), pg_srv.start())
             nats_url, database_url, mqtt_url = nats_srv.url, pg_srv.url, nats_srv.mqtt_url
@@ -243,7 +244,7 @@ async def cmd_adapter(settings: Settings, args: argparse.Namespace) -> None:
     store: Store | None = None
     try:
         js = nc.jetstream()
-        await _await_streams(js, ns, natsauth.adapter_streams(args.kind))
+        await _await_streams(js, ns, by_kind(SPECS)[args.kind].streams())
         async with asyncio.TaskGroup() as tg:
             tg.create_task(run_adapters(js, ns, config))
             if args.http_port is not None:

@@ -1,12 +1,18 @@
 """Shell: ECC's users on nats-server. ``ecc nats-url NAME`` prints a component's URL
-with its credentials on the embedded server of this data folder."""
+with its credentials on the embedded server of this data folder; ``ecc nats-auth``
+writes deploy/nats-auth.conf, the users file of an external server, from the
+adapters' declarations (:func:`command.natsconf.nats_auth_conf`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from adapters.ingest import SPECS
 from command import natsauth
+from command.natsconf import nats_auth_conf
 from command.runtime import RuntimeStartError, read_users, users_file
 from command.settings import Settings
 from ecc.cli.endpoints import endpoints_path, read_endpoints
@@ -51,13 +57,40 @@ async def cmd_nats_url(settings: Settings, args: argparse.Namespace) -> None:
 
 
 
+async def cmd_nats_auth(settings: Settings, args: argparse.Namespace) -> None:
+    """deploy/nats-auth.conf as the adapters' specs make it: printed, written to --out,
+    or with --check compared with the file at --out (non-zero if it differs)."""
+    text = nats_auth_conf(SPECS)
+    if args.out is None:
+        sys.stdout.write(text)
+        return
+    path = Path(args.out)
+    try:
+        if args.check:
+            if path.read_text(encoding="utf-8") != text:
+                raise CliError(f"{path} is not what `ecc nats-auth` writes: run "
+                               f"`ecc nats-auth --out {path}`")
+            return
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot {'read' if args.check else 'write'} {path}: "
+                       f"{exc.strerror}") from exc
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     natsurl = sub.add_parser("nats-url", help="print a component's NATS URL with its "
                                               "credentials (the embedded server of `ecc up`)")
     natsurl.add_argument("component", help="ecc, adapter-hotline|cap|sensor|video, "
                                             "unit-<id>, devices (an MQTT URL), sim (demo)")
+    auth = sub.add_parser("nats-auth", help="the users file of an external nats-server "
+                                            "(deploy/nats-auth.conf), from the adapters' "
+                                            "specs")
+    auth.add_argument("--out", default=None, help="write to this file, not stdout")
+    auth.add_argument("--check", action="store_true",
+                      help="with --out: fail if the file is not what would be written")
 
 
 COMMANDS = {
     ("nats-url", None): cmd_nats_url,
+    ("nats-auth", None): cmd_nats_auth,
 }

@@ -29,6 +29,8 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from adapters.ingest import (
+    KINDS,
+    SPECS,
     CapAdapter,
     CapOutAdapter,
     EidoAdapter,
@@ -79,13 +81,13 @@ async def secured() -> AsyncIterator[EmbeddedNats]:
     """A nats-server of this module's own, namespace ecc, units E1 and E2, and the streams
     (made by the service's user, as `ecc serve` does)."""
     data_dir = Path(tempfile.mkdtemp(prefix="ecc-sec-"))
-    srv = EmbeddedNats(data_dir, units=("E1", "E2"))
+    srv = EmbeddedNats(data_dir, units=("E1", "E2"), adapters=SPECS)
     await srv.start()
     try:
         nc = await nats.connect(srv.url)
         try:
-            await bus.ensure_streams(nc.jetstream(), ECC)
-            await bus.ensure_adapter_consumers(nc.jetstream(), ECC)
+            await bus.ensure_streams(nc.jetstream(), ECC, adapters=SPECS)
+            await bus.ensure_adapter_consumers(nc.jetstream(), ECC, SPECS)
         finally:
             await nc.close()
         yield srv
@@ -222,7 +224,7 @@ def test_each_adapters_grant_covers_the_consumers_it_declares(ns: Namespace,
     """The grants in natsauth.py and the adapters' ConsumerSpecs agree (create, fetch, ack,
     stream info), and each adapter may publish its own source's signals only."""
     for kind, specs in adapter_specs(ns).items():
-        g = natsauth.grant(natsauth.adapter_user(kind), prefix)
+        g = natsauth.grant(natsauth.adapter_user(kind), prefix, adapters=SPECS)
         for spec in specs:
             create = f"$JS.API.CONSUMER.CREATE.{spec.stream}.{spec.durable}.{spec.subject}"
             assert not allowed(g.publish, create), (kind, create)  # the service makes it
@@ -232,7 +234,7 @@ def test_each_adapters_grant_covers_the_consumers_it_declares(ns: Namespace,
                             f"$JS.ACK.{spec.stream}.{spec.durable}.1.7.3.1700000000.0",
                             f"$JS.API.STREAM.INFO.{spec.stream}"):
                 assert allowed(g.publish, subject), (kind, subject)
-        for source in natsauth.ADAPTER_KINDS:
+        for source in KINDS:
             assert allowed(g.publish, ns.signal(source, "fire")) == (source == kind), source
         assert allowed(g.publish, ns.deadletter(kind))
         assert not allowed(g.publish, ns.dispatch("fire", "E1"))
@@ -333,9 +335,9 @@ def test_unit_ids_map_one_to_one_onto_users_granted_that_unit_only(unit_id: str)
     assert natsauth.unit_of_user(user) == unit_id
     inbox = natsauth.inbox_prefix(user)
     assert not set(inbox) & {".", "*", ">", " "}
-    entry = json.loads(natsauth.authorization({user: "pw"}).splitlines()[2])
+    entry = json.loads(natsauth.authorization({user: "pw"}, adapters=SPECS).splitlines()[2])
     assert entry["user"] == user
-    g = natsauth.grant(user)
+    g = natsauth.grant(user, adapters=SPECS)
     other = unit_id + "x" if len(unit_id) < 40 else unit_id[:-1]
     last = "$JS.API.DIRECT.GET.ECC_DISPATCH.ecc.dispatch.fire.{}"
     assert not any(p.startswith("$JS.API.CONSUMER.") for p in g.publish or ())
@@ -357,7 +359,7 @@ def test_unit_ids_that_cannot_be_one_subject_token_are_refused(unit_id: str) -> 
     with pytest.raises(ValueError):
         natsauth.unit_user(unit_id)
     with pytest.raises(ValueError):
-        EmbeddedNats(Path("/nonexistent"), units=(unit_id,))
+        EmbeddedNats(Path("/nonexistent"), units=(unit_id,), adapters=SPECS)
 
 
 def test_a_namespace_that_is_not_one_token_is_refused() -> None:
@@ -365,8 +367,8 @@ def test_a_namespace_that_is_not_one_token_is_refused() -> None:
     becomes a grant; `*` is the test servers' any-namespace grant."""
     for bad in ("ecc\n", "a.b", "ECC", ""):
         with pytest.raises(ValueError):
-            natsauth.grant("ecc", bad)
-    assert natsauth.grant("devices", natsauth.ANY_NAMESPACE).publish == (
+            natsauth.grant("ecc", bad, adapters=SPECS)
+    assert natsauth.grant("devices", natsauth.ANY_NAMESPACE, adapters=SPECS).publish == (
         "sensors.>", "*.sensors.>", "frigate.>", "*.frigate.>")
 
 
@@ -442,7 +444,7 @@ async def test_credentials_survive_a_restart_and_leave_with_their_unit(data_dir:
     """users.json and the config are 0600; a second start on the same folder keeps every
     password (the old URLs still connect); a unit taken out of the city loses its user,
     a new one gets its own."""
-    first = EmbeddedNats(data_dir, units=("E1", "E2"))
+    first = EmbeddedNats(data_dir, units=("E1", "E2"), adapters=SPECS)
     await first.start()
     try:
         before = json.loads(first.users_file.read_text())["users"]
@@ -454,7 +456,7 @@ async def test_credentials_survive_a_restart_and_leave_with_their_unit(data_dir:
         assert before["ecc"] not in (first.dir / "nats-server.log").read_text()
     finally:
         await first.stop()
-    again = EmbeddedNats(data_dir, units=("E1", "E3"))
+    again = EmbeddedNats(data_dir, units=("E1", "E3"), adapters=SPECS)
     await again.start()
     try:
         after = json.loads(again.users_file.read_text())["users"]
@@ -524,7 +526,7 @@ async def test_tls_as_docs_security_md_sets_it_up(data_dir: Path,
         'server_name: "tls-test"', f"listen: 127.0.0.1:{port}", "max_payload: 1MB",
         f'jetstream {{ store_dir: "{data_dir / "js"}" }}', tls,
         f"mqtt {{ listen: 127.0.0.1:{mqtt_port}", f"  {tls}", "}",
-        natsauth.authorization(passwords), ""]))
+        natsauth.authorization(passwords, adapters=SPECS), ""]))
     proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
