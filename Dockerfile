@@ -1,7 +1,7 @@
 # The ECC image: `ecc serve`, `ecc adapter KIND` and the other `ecc` commands,
 # against external NATS and PostgreSQL (see docker-compose.yml and
 # docs/deploy.md). Never built on the development machines here (no Docker
-# engine); keep it consistent with pyproject.toml and command/cli.py.
+# engine); keep it consistent with pyproject.toml and ecc/cli/.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

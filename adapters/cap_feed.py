@@ -30,7 +30,8 @@ from nats.js.errors import BadRequestError
 from adapters.area import Area, AreaError
 from adapters.cap import Alert, CapRejected, copy_key, parse_cap
 from adapters.cap_trust import SenderRule, Trust, policy_of
-from command.bus import ConsumerSpec, Undeliverable, dead_letter
+from command.bus import ConsumerSpec, Undeliverable, dead_letter, feed_consumer
+from command.specs import AdapterSpec, Feed
 from command.subjects import Namespace
 
 if TYPE_CHECKING:
@@ -40,6 +41,20 @@ log = structlog.get_logger("ecc.adapters")
 
 # Nats-Expected-Last-Subject-Sequence not met: the subject already has a message
 WRONG_LAST_SEQUENCE = 10071
+
+# On the bus (command/specs.py): CAP alerts in from the ingress, and CAP out
+# (adapters.ingest.CapOutAdapter): the incident.public_warning events of EVENTS,
+# published as CAP 1.2 on <ns>.warning.cap.<incident>. The first copy of each alert
+# is kept in CAPSEEN and looked up there by its subject.
+SPEC = AdapterSpec(
+    kind="cap",
+    feeds=(Feed("INGRESS", "adapter-cap", "ingress.cap"),
+           Feed("EVENTS", "adapter-cap-out", "event.incident.*")),
+    publishes=("deadletter.cap_out", "warning.cap.>", "capseen.>"),
+    writes=("WARNINGS", "CAPSEEN"), looks_up=("CAPSEEN",),
+    about="CAP alerts in from ecc.ingress.cap (ECC_INGRESS); CAP out: the "
+          "incident.public_warning events of ECC_EVENTS, published as CAP 1.2 on "
+          "ecc.warning.cap.<incident>.")
 
 
 class CapCopies:
@@ -94,8 +109,7 @@ class CapAdapter:
         self.copies = CapCopies(publisher.js, ns)
 
     def spec(self) -> ConsumerSpec:
-        return ConsumerSpec(stream=self.ns.stream("INGRESS"), durable="adapter-cap",
-                            subject=self.ns.ingress("cap"))
+        return feed_consumer(SPEC.feed("adapter-cap"), self.ns)
 
     def source_of(self, msg: Msg) -> str:
         return self.source

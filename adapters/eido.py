@@ -49,6 +49,7 @@ from pydantic import AwareDatetime, ConfigDict, Field
 
 from adapters.hotline import classify
 from command.model import Reporter, Signal
+from command.specs import AdapterSpec, Feed
 from workflows.catalogue import Catalogue
 from workflows.geo import Location
 from workflows.text import Cleaned
@@ -63,6 +64,11 @@ SCHEMA = Path(__file__).resolve().parent / "schema" / "eido-openapi.yaml"
 ROOT_TYPE = "EmergencyIncidentDataObjectType"
 MAX_EIDO_BYTES = 512 * 1024
 CONFIDENCE = 0.9  # another agency's CAD: people there took the call and typed it in
+# On the bus (command/specs.py): documents from other agencies' CADs, from the ingress.
+SPEC = AdapterSpec(
+    kind="eido", feeds=(Feed("INGRESS", "adapter-eido", "ingress.eido"),),
+    about="NENA EIDO documents from other agencies' CADs, from ecc.ingress.eido "
+          "(ECC_INGRESS).")
 MAX_NOTES, MAX_CALLS, MAX_UNITS = 500, 100, 200
 
 GML = "http://www.opengis.net/gml"

@@ -26,6 +26,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from command.model import Reporter, Signal
+from command.specs import AdapterSpec, Feed
 from workflows.catalogue import HotlineRule
 from workflows.geo import Location
 from workflows.text import Cleaned
@@ -90,6 +91,13 @@ def to_signal(record: CallRecord, rules: Sequence[Rule]) -> Signal:
 
 _MONTCO_TIME = "%Y-%m-%d %H:%M"
 _SF_TIME = "%m/%d/%Y %I:%M:%S %p"
+
+# On the bus (command/specs.py): call records from the ingress, which the HTTP
+# ingress and a hotline platform's NATS client publish into alike.
+SPEC = AdapterSpec(
+    kind="hotline", feeds=(Feed("INGRESS", "adapter-hotline", "ingress.hotline"),),
+    about="Call records from ecc.ingress.hotline (ECC_INGRESS); the ingress subject too, "
+          "for `ecc adapter hotline --http-port N`.")
 
 
 def read_csv(text: str) -> Iterator[CallRecord]:

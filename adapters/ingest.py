@@ -17,7 +17,8 @@ signal's id, so a redelivered record never becomes a second signal):
 * cap out: ``incident.public_warning`` events from EVENTS become CAP 1.2 alerts
   (:mod:`adapters.cap_out`, checked against the OASIS schema) on
   ``<ns>.warning.cap.<incident>``, for public warning systems to pick up;
-* video: Frigate events from the MQTT listener on ``frigate.events`` and
+* video: Frigate events from the MQTT listener (its topic root is the video
+  adapter's, :data:`adapters.video.FRIGATE_ROOT`) and
   webhook detections on ``<ns>.ingress.video`` (:mod:`adapters.video`);
 * eido: NENA EIDO documents (JSON) from another agency's CAD on
   ``<ns>.ingress.eido`` (:mod:`adapters.eido`), each a signal of source ``eido``.
@@ -44,12 +45,16 @@ from pydantic import ValidationError
 
 from adapters import cap_out
 from adapters.area import Area
+from adapters.cap_feed import SPEC as CAP
 from adapters.cap_feed import CapAdapter, area_of, trust_of
 from adapters.cap_trust import Trust
+from adapters.eido import SPEC as EIDO
 from adapters.eido import EidoRejected, parse_eido
 from adapters.eido import to_signal as eido_signal
+from adapters.hotline import SPEC as HOTLINE
 from adapters.hotline import CallRecord, to_signal
 from adapters.sensor import (
+    SENSOR_ROOT,
     Devices,
     Registry,
     SensorRejected,
@@ -57,7 +62,9 @@ from adapters.sensor import (
     parse_registry,
     parse_topic,
 )
+from adapters.sensor import SPEC as SENSOR
 from adapters.sensor_rules import Reading
+from adapters.video import SPEC as VIDEO
 from adapters.video import (
     Detection,
     Tracking,
@@ -68,13 +75,7 @@ from adapters.video import (
     parse_video_config,
     parse_webhook,
 )
-from command.bus import (
-    FRIGATE_ROOT,
-    SENSOR_ROOT,
-    ConsumerSpec,
-    Undeliverable,
-    consume,
-)
+from command.bus import ConsumerSpec, Undeliverable, consume, feed_consumer
 from command.model import (
     MAX_SIGNAL_BYTES,
     RETRACTION,
@@ -84,6 +85,7 @@ from command.model import (
     describe_errors,
 )
 from command.settings import load_catalogue
+from command.specs import AdapterSpec
 from command.subjects import Namespace
 from workflows.catalogue import Catalogue
 from workflows.incident import PublicWarning as PublicWarningEvent
@@ -91,7 +93,12 @@ from workflows.text import validate_json
 
 log = structlog.get_logger("ecc.adapters")
 
-KINDS = ("hotline", "cap", "sensor", "video", "eido")
+# Each adapter's one declaration on the bus (command/specs.py), in its own module: the
+# wiring hands these to the service (the consumers it creates, the MQTT stream), to
+# command.natsauth (the grants) and to deploy/nats-auth.conf's generator.
+SPECS: tuple[AdapterSpec, ...] = (HOTLINE, CAP, SENSOR, VIDEO,
+                                  EIDO)
+KINDS = tuple(spec.kind for spec in SPECS)
 
 
 class Publisher:
@@ -145,8 +152,7 @@ class HotlineAdapter:
         self.rules = catalogue.hotline
 
     def spec(self) -> ConsumerSpec:
-        return ConsumerSpec(stream=self.ns.stream("INGRESS"), durable="adapter-hotline",
-                            subject=self.ns.ingress("hotline"))
+        return feed_consumer(HOTLINE.feed("adapter-hotline"), self.ns)
 
     def source_of(self, msg: Msg) -> str:
         return self.source
@@ -185,8 +191,7 @@ class EidoAdapter:
         self.catalogue = catalogue
 
     def spec(self) -> ConsumerSpec:
-        return ConsumerSpec(stream=self.ns.stream("INGRESS"), durable="adapter-eido",
-                            subject=self.ns.ingress("eido"))
+        return feed_consumer(EIDO.feed("adapter-eido"), self.ns)
 
     def source_of(self, msg: Msg) -> str:
         return self.source
@@ -234,8 +239,7 @@ class CapOutAdapter:
         self.catalogue = catalogue
 
     def spec(self) -> ConsumerSpec:
-        return ConsumerSpec(stream=self.ns.stream("EVENTS"), durable="adapter-cap-out",
-                            subject=f"{self.ns.prefix}.event.incident.*")
+        return feed_consumer(CAP.feed("adapter-cap-out"), self.ns)
 
     def source_of(self, msg: Msg) -> str:
         return self.source
@@ -287,8 +291,7 @@ class SensorAdapter:
         self.check_every = check_every
 
     def spec(self) -> ConsumerSpec:
-        return ConsumerSpec(stream=self.ns.stream("MQTT"), durable="adapter-sensor",
-                            subject=f"{self.root}.>")
+        return feed_consumer(SENSOR.feed("adapter-sensor"), self.ns)
 
     def source_of(self, msg: Msg) -> str:
         return self.source
@@ -354,13 +357,10 @@ class VideoAdapter:
         self.publisher = publisher
         self.config = config
         self.tracking = Tracking()
-        self.frigate = f"{ns.mqtt(FRIGATE_ROOT)}.events"
+        self.frigate = VIDEO.feed("adapter-video-frigate").subject_in(ns)
 
     def specs(self) -> list[ConsumerSpec]:
-        return [ConsumerSpec(stream=self.ns.stream("MQTT"), durable="adapter-video-frigate",
-                             subject=self.frigate),
-                ConsumerSpec(stream=self.ns.stream("INGRESS"), durable="adapter-video",
-                             subject=self.ns.ingress("video"))]
+        return [feed_consumer(feed, self.ns) for feed in VIDEO.feeds]
 
     def source_of(self, msg: Msg) -> str:
         return self.source

@@ -29,10 +29,17 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from adapters.sensor_rules import Reading, SensorRules, SensorState, heartbeat, step
 from command.model import Signal
+from command.specs import AdapterSpec, Feed
 from workflows.geo import Location
 from workflows.text import Cleaned
 
 MAX_READING_BYTES = 4096
+# The MQTT topic root devices publish under: sensors/<device>/<metric>.
+SENSOR_ROOT = "sensors"
+# On the bus (command/specs.py): what devices published over MQTT; no ingress door.
+SPEC = AdapterSpec(
+    kind="sensor", feeds=(Feed("MQTT", "adapter-sensor", ">", mqtt_root=SENSOR_ROOT),),
+    door=False, about="Readings that devices published over MQTT (ECC_MQTT, sensors.>).")
 _DEVICE = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 _TOKEN = r"^[a-z][a-z0-9_]{0,39}$"
 

@@ -42,6 +42,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from command.model import Signal
+from command.specs import AdapterSpec, Feed
 from workflows.geo import Location
 from workflows.text import Cleaned, validate_json
 
@@ -56,6 +57,16 @@ __all__ = [
 # with a long track; 256 KiB leaves room for those and still bounds a hostile message.
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_TRACKED = 10_000  # objects remembered as reported, oldest forgotten first
+# The MQTT topic root Frigate publishes under (its default topic_prefix): its events on
+# frigate/events. Only the events are stored; its other topics carry snapshots and state.
+FRIGATE_ROOT = "frigate"
+# On the bus (command/specs.py): Frigate's events over MQTT, and webhook detections.
+SPEC = AdapterSpec(
+    kind="video",
+    feeds=(Feed("MQTT", "adapter-video-frigate", "events", mqtt_root=FRIGATE_ROOT),
+           Feed("INGRESS", "adapter-video", "ingress.video")),
+    about="Frigate events over MQTT (ECC_MQTT, frigate.events) and webhook "
+          "detections from ecc.ingress.video (ECC_INGRESS).")
 # Times outside these years are a broken camera clock, not an observation.
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2200, 1, 1, tzinfo=UTC)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 
+from adapters.ingest import SPECS
 from command.pgroles import PG_SERVICE
 from command.runtime import EmbeddedNats, EmbeddedPostgres, free_port
 from command.store import migrate
@@ -60,7 +61,7 @@ async def servers() -> AsyncIterator[Servers]:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     tmp = Path(tempfile.mkdtemp(prefix="ecc-bench-"))
     tmp.chmod(0o755)
-    nats_srv, pg_srv = EmbeddedNats(tmp), EmbeddedPostgres(tmp)
+    nats_srv, pg_srv = EmbeddedNats(tmp, adapters=SPECS), EmbeddedPostgres(tmp)
     try:
         await asyncio.gather(nats_srv.start(), pg_srv.start())
         yield Servers(nats_srv.url, pg_srv.admin_url, nats_srv.pid, pg_srv.pid,
@@ -139,7 +140,7 @@ class Serve:
         self.ready_at = None
         self.started_at = time.monotonic()
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "command.cli", "serve", env=self.env,
+            sys.executable, "-m", "ecc.cli", "serve", env=self.env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
         self._reader = asyncio.create_task(self._read_log(self.proc))

@@ -13,8 +13,8 @@ POSITIONS      ``<ns>.unit.*.position`` last known position per unit (one per su
 DEADLETTER     ``<ns>.deadletter.>`` what could not be accepted, with the reason: 30 days
 INGRESS        ``<ns>.ingress.>``    raw calls, webhooks and CAP alerts for the adapters: 7 days
 CAPSEEN        ``<ns>.capseen.<key>`` the digest of each CAP alert's first copy: 30 days
-MQTT           ``sensors.>``,        what devices and Frigate publish over MQTT: 1 day
-               ``frigate.events``    (``<ns>.`` in front in any other namespace)
+MQTT           the adapters' MQTT    what devices and camera platforms publish over MQTT,
+               feeds                 as the adapters' specs name it: 1 day
 WARNINGS       ``<ns>.warning.>``    CAP 1.2 public warnings ECC emitted: 30 days
 =============  ===================  =====================================================
 
@@ -30,6 +30,9 @@ deliveries run out, so a poison message never blocks the stream and is never
 silently lost). An error whose ``permanent`` attribute is true (the database
 refused the content: :class:`command.store.DataRejected`) is dead-lettered at
 once with the code ``data_error``.
+
+The adapters' consumers and the MQTT stream's subjects come from the adapters'
+declarations (:class:`command.specs.AdapterSpec`), which the caller passes in.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -48,6 +52,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from command import natsauth
+from command.specs import AdapterSpec, Feed
 from command.subjects import Namespace
 from command.tasks import check_cancelled
 
@@ -74,13 +79,18 @@ class Undeliverable(Exception):
         self.reason = reason
 
 
-# MQTT topic roots: devices publish sensors/<device>/<metric>; Frigate publishes
-# frigate/events (its default topic_prefix).
-SENSOR_ROOT = "sensors"
-FRIGATE_ROOT = "frigate"
+# Every stream's short name, in the order stream_configs makes them.
+STREAM_NAMES = ("SIGNALS", "EVENTS", "DISPATCH", "UNITS", "POSITIONS", "DEADLETTER", "INGRESS",
+                "CAPSEEN", "MQTT", "WARNINGS")
 
 
-def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
+def stream_configs(ns: Namespace, replicas: int = 1, *,
+                   adapters: Sequence[AdapterSpec]) -> list[api.StreamConfig]:
+    """Every stream's configuration; the MQTT stream keeps what the ``adapters``' MQTT
+    feeds read (the sensor adapter's ``sensors.>``, the video adapter's events)."""
+    mqtt = [feed.subject_in(ns) for spec in adapters for feed in spec.feeds
+            if feed.stream == "MQTT"]
+
     def cfg(name: str, subject: str | list[str], max_age: float, description: str,
             per_subject: int | None = None, direct: bool = False,
             max_msg_size: int = STREAM_MSG_BYTES) -> api.StreamConfig:
@@ -122,16 +132,16 @@ def stream_configs(ns: Namespace, replicas: int = 1) -> list[api.StreamConfig]:
         cfg("CAPSEEN", f"{ns.prefix}.capseen.>", 30 * DAY,
             "Content digest of the first copy of each CAP alert", per_subject=1),
         # what devices and camera platforms publish over MQTT, kept for the adapters
-        # (frigate.events only: Frigate's other topics carry snapshots and state)
-        cfg("MQTT", [f"{ns.mqtt(SENSOR_ROOT)}.>", f"{ns.mqtt(FRIGATE_ROOT)}.events"], 1 * DAY,
-            "Sensor readings and Frigate events from the MQTT listener"),
+        # (only what their feeds read: a camera platform's other topics are not kept)
+        cfg("MQTT", mqtt, 1 * DAY, "Sensor readings and Frigate events from the MQTT listener"),
         cfg("WARNINGS", ns.warnings, 30 * DAY, "Public warnings ECC emitted (CAP 1.2)"),
     ]
 
 
-async def ensure_streams(js: JetStreamContext, ns: Namespace, replicas: int = 1) -> None:
+async def ensure_streams(js: JetStreamContext, ns: Namespace, replicas: int = 1, *,
+                         adapters: Sequence[AdapterSpec]) -> None:
     """Create the streams, or bring their settings up to date."""
-    for config in stream_configs(ns, replicas):
+    for config in stream_configs(ns, replicas, adapters=adapters):
         try:
             await js.stream_info(config.name or "")
         except NotFoundError:
@@ -142,9 +152,9 @@ async def ensure_streams(js: JetStreamContext, ns: Namespace, replicas: int = 1)
 
 
 async def delete_streams(js: JetStreamContext, ns: Namespace) -> None:
-    for config in stream_configs(ns):
+    for name in STREAM_NAMES:
         try:
-            await js.delete_stream(config.name or "")
+            await js.delete_stream(ns.stream(name))
         except NotFoundError:
             pass
 
@@ -247,19 +257,26 @@ def consumer_config(spec: ConsumerSpec) -> api.ConsumerConfig:
     )
 
 
-async def ensure_adapter_consumers(js: JetStreamContext, ns: Namespace) -> None:
+def feed_consumer(feed: Feed, ns: Namespace) -> ConsumerSpec:
+    """The durable pull consumer an adapter's ``feed`` is, in namespace ``ns``: what the
+    service creates and the adapter binds to."""
+    return ConsumerSpec(stream=ns.stream(feed.stream), durable=feed.durable,
+                        subject=feed.subject_in(ns))
+
+
+async def ensure_adapter_consumers(js: JetStreamContext, ns: Namespace,
+                                   adapters: Sequence[AdapterSpec]) -> None:
     """Create every adapter's durable pull consumer that does not exist yet. Only the
     service may create consumers: an adapter's NATS user binds to these and pulls, and
     so can never make a push consumer (docs/security.md)."""
-    for kind in natsauth.ADAPTER_KINDS:
-        for name, durable, subject in natsauth.adapter_consumers(kind, ns.prefix):
-            stream = ns.stream(name)
+    for adapter in adapters:
+        for feed in adapter.feeds:
+            spec = feed_consumer(feed, ns)
             try:
-                await js.consumer_info(stream, durable)
+                await js.consumer_info(spec.stream, spec.durable)
             except NotFoundError:
-                await js.add_consumer(stream, consumer_config(
-                    ConsumerSpec(stream=stream, durable=durable, subject=subject)))
-                log.info("bus.consumer_created", stream=stream, durable=durable)
+                await js.add_consumer(spec.stream, consumer_config(spec))
+                log.info("bus.consumer_created", stream=spec.stream, durable=spec.durable)
 
 
 class BatchHandler(Protocol[T]):

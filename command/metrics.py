@@ -33,7 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from command.bus import stream_configs
+from command.bus import STREAM_NAMES
 from command.store import Probe, Store
 from command.subjects import Namespace
 from command.tasks import check_cancelled
@@ -189,8 +189,8 @@ class Sampler:
 
     async def sample_consumers(self) -> None:
         pending: dict[tuple[str, str], int] = {}
-        for config in stream_configs(self.ns):
-            stream = config.name or ""
+        for name in STREAM_NAMES:
+            stream = self.ns.stream(name)
             for info in await self.js.consumers_info(stream):
                 durable = info.config.durable_name
                 if not durable:

@@ -15,7 +15,8 @@ user                 over      may
                                consumers the service made for it (never create one)
 ``unit-<id>``        NATS      publish ``<ns>.unit.<id>.>``; hear ``<ns>.dispatch.*.<id>``
                                and read its last order there (direct get); no consumers
-``devices``          MQTT      publish ``sensors/#`` and ``frigate/#``; nothing else
+``devices``          MQTT      publish under the MQTT topic roots the adapters read
+                               (``sensors/#``, the camera platform's); nothing else
 ``sim``              NATS      the simulator of ``ecc demo``: every unit, every ingress
 ===================  ========  ===========================================================
 
@@ -27,38 +28,41 @@ JetStream pushes to a crew's device.
 A namespace other than ``ecc`` gets the same grants under its own prefix;
 :data:`ANY_NAMESPACE` (``*``) grants them under every prefix at once, for a
 test server that many namespaces share.
+
+The adapters' grants are computed from their declarations
+(:class:`command.specs.AdapterSpec`, the instances in ``adapters/``), which the
+caller passes in: ``command`` does not import ``adapters``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from command.specs import AdapterSpec, Feed, by_kind
 from command.subjects import Namespace
 
 __all__ = [
-    "ADAPTER_KINDS", "ANY_NAMESPACE", "DEVICES", "SERVICE", "SIM", "Grant", "adapter_consumers",
-    "adapter_streams",
-    "adapter_user", "authorization", "components", "credentials", "grant", "inbox_prefix",
-    "passwords_for", "redact", "unit_of_user", "unit_user", "url",
+    "ANY_NAMESPACE", "DEVICES", "SERVICE", "SIM", "Grant", "adapter_user", "authorization",
+    "components", "credentials", "entry", "feed_subjects", "grant", "inbox_prefix", "passwords_for",
+    "redact", "unit_of_user", "unit_user", "url",
 ]
 
 SERVICE = "ecc"
 DEVICES = "devices"
 SIM = "sim"
-ADAPTER_KINDS = ("hotline", "cap", "sensor", "video", "eido")
 ANY_NAMESPACE = "*"
 
 # The rules of command/subjects.py, matched whole: its `$` also lets a trailing newline
 # through, which must never reach a subject, a user name or the configuration file.
 _UNIT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,39}")
 _NAMESPACE = re.compile(r"[a-z][a-z0-9]{0,15}")
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,15}")
 _UNIT_PREFIX = "unit-"
 _ADAPTER_PREFIX = "adapter-"
-_SENSORS, _FRIGATE = "sensors", "frigate"  # command.bus.SENSOR_ROOT, FRIGATE_ROOT (a shell)
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,10 @@ def unit_of_user(user: str) -> str | None:
 
 
 def adapter_user(kind: str) -> str:
-    if kind not in ADAPTER_KINDS:
-        raise ValueError(f"no adapter {kind!r}; choose from {', '.join(ADAPTER_KINDS)}")
+    """``adapter-<kind>`` (:attr:`command.specs.AdapterSpec.user`); raises ValueError for a
+    kind that cannot be one subject token."""
+    if not _KIND.fullmatch(kind):
+        raise ValueError(f"adapter kind must match {_KIND.pattern}, got {kind!r}")
     return f"{_ADAPTER_PREFIX}{kind}"
 
 
@@ -98,10 +104,12 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX_{user}"
 
 
-def components(units: Iterable[str] = (), *, sim: bool = False) -> list[str]:
-    """Every user of one runtime: the service, the adapters, the devices, one per unit
-    (in the order given, duplicates once) and, for ``ecc demo``, the simulator."""
-    names = [SERVICE, *(adapter_user(k) for k in ADAPTER_KINDS), DEVICES]
+def components(units: Iterable[str] = (), *, adapters: Sequence[AdapterSpec],
+               sim: bool = False) -> list[str]:
+    """Every user of one runtime: the service, the adapters (in the order given), the
+    devices, one per unit (in the order given, duplicates once) and, for ``ecc demo``,
+    the simulator."""
+    names = [SERVICE, *(adapter_user(k) for k in by_kind(adapters)), DEVICES]
     names += list(dict.fromkeys(unit_user(u) for u in units))
     if sim:
         names.append(SIM)
@@ -134,60 +142,33 @@ def _mqtt(prefix: str, root: str) -> list[str]:
     return [Namespace(prefix).mqtt(root)]
 
 
-def _consumers(kind: str, prefix: str) -> list[tuple[str, str, str]]:
-    """``(stream, durable, filter)`` of each consumer an adapter reads: the same as the
-    adapters' ``spec()`` in adapters/ingest.py (tests/command/test_nats_security.py
-    checks that they agree)."""
-    p = prefix
-    if kind == "hotline":
-        return [("INGRESS", "adapter-hotline", f"{p}.ingress.hotline")]
-    if kind == "cap":
-        return [("INGRESS", "adapter-cap", f"{p}.ingress.cap"),
-                ("EVENTS", "adapter-cap-out", f"{p}.event.incident.*")]
-    if kind == "sensor":
-        return [("MQTT", "adapter-sensor", f"{s}.>") for s in _mqtt(p, _SENSORS)]
-    if kind == "video":
-        return [*(("MQTT", "adapter-video-frigate", f"{s}.events") for s in _mqtt(p, _FRIGATE)),
-                ("INGRESS", "adapter-video", f"{p}.ingress.video")]
-    if kind == "eido":
-        return [("INGRESS", "adapter-eido", f"{p}.ingress.eido")]
-    raise ValueError(f"no adapter {kind!r}")
+def feed_subjects(feed: Feed, prefix: str) -> list[str]:
+    """The filter subjects of ``feed`` in namespace ``prefix``: one, or for
+    :data:`ANY_NAMESPACE` an MQTT feed's in the default namespace and in every other."""
+    if feed.mqtt_root is None:
+        return [f"{prefix}.{feed.subject}"]
+    return [f"{root}.{feed.subject}" for root in _mqtt(prefix, feed.mqtt_root)]
 
 
-def adapter_consumers(kind: str, prefix: str) -> list[tuple[str, str, str]]:
-    """``(stream short name, durable, filter subject)`` of each consumer ``kind`` reads,
-    in namespace ``prefix``: what the service creates for it."""
-    _check_prefix(prefix)
-    return _consumers(kind, prefix)
-
-
-def adapter_streams(kind: str) -> tuple[str, ...]:
-    """The streams (short names) an adapter reads or writes: it waits for them to exist,
-    since only the service creates streams."""
-    read = tuple(dict.fromkeys(s for s, _, _ in _consumers(kind, SERVICE)))
-    write = ("SIGNALS", "DEADLETTER", *(("WARNINGS", "CAPSEEN") if kind == "cap" else ()))
-    return read + write
-
-
-def _adapter(kind: str, prefix: str) -> Grant:
-    p = prefix
+def _adapter(spec: AdapterSpec, prefix: str) -> Grant:
+    p, kind = prefix, spec.kind
     publish = [f"{p}.signal.{kind}.>", f"{p}.deadletter.{kind}", "$JS.API.INFO"]
-    if kind == "cap":  # cap also runs cap-out: CAP 1.2 warnings from incident events
-        publish += [f"{p}.deadletter.cap_out", f"{p}.warning.cap.>",
-                    # the first copy of each alert, and a look-up of it by its subject
-                    f"{p}.capseen.>", f"$JS.API.STREAM.MSG.GET.{_stream(p, 'CAPSEEN')}"]
-    if kind != "sensor":  # its door of `ecc adapter KIND --http-port` (sensors have none)
+    # e.g. cap also runs cap-out: CAP 1.2 warnings from incident events, and the first
+    # copy of each alert with a look-up of it by its subject
+    publish += [f"{p}.{subject}" for subject in spec.publishes]
+    publish += [f"$JS.API.STREAM.MSG.GET.{_stream(p, s)}" for s in spec.looks_up]
+    if spec.door:  # its door of `ecc adapter KIND --http-port` (sensors have none)
         publish.append(f"{p}.ingress.{kind}")
-    publish += [f"$JS.API.STREAM.INFO.{_stream(p, s)}" for s in adapter_streams(kind)]
+    publish += [f"$JS.API.STREAM.INFO.{_stream(p, s)}" for s in spec.streams()]
     # No CONSUMER.CREATE: the service creates each adapter's durable pull consumer
     # (command.bus.ensure_adapter_consumers), so an adapter can bind and pull but never
     # make a push consumer whose deliver subject is someone else's.
-    for name, durable, _subject in _consumers(kind, p):
-        stream = _stream(p, name)
+    for feed in spec.feeds:
+        stream, durable = _stream(p, feed.stream), feed.durable
         publish += [f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
                     f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
                     f"$JS.ACK.{stream}.{durable}.>"]
-    return Grant(tuple(dict.fromkeys(publish)), (f"{inbox_prefix(adapter_user(kind))}.>",))
+    return Grant(tuple(dict.fromkeys(publish)), (f"{inbox_prefix(spec.user)}.>",))
 
 
 def _unit(unit_id: str, prefix: str) -> Grant:
@@ -203,9 +184,11 @@ def _unit(unit_id: str, prefix: str) -> Grant:
     )
 
 
-def _devices(prefix: str) -> Grant:
-    roots = [*_mqtt(prefix, _SENSORS), *_mqtt(prefix, _FRIGATE)]
-    return Grant(tuple(f"{r}.>" for r in roots), (), ("MQTT",))
+def _devices(prefix: str, adapters: Sequence[AdapterSpec]) -> Grant:
+    """Publish under each MQTT topic root an adapter reads, in every namespace asked."""
+    roots = dict.fromkeys(r for spec in adapters for r in spec.mqtt_roots())
+    subjects = [f"{s}.>" for root in roots for s in _mqtt(prefix, root)]
+    return Grant(tuple(subjects), (), ("MQTT",))
 
 
 def _sim(prefix: str) -> Grant:
@@ -218,8 +201,9 @@ def _sim(prefix: str) -> Grant:
     )
 
 
-def grant(user: str, prefix: str = "ecc") -> Grant:
-    """What ``user`` may do in namespace ``prefix`` (or :data:`ANY_NAMESPACE`).
+def grant(user: str, prefix: str = "ecc", *, adapters: Sequence[AdapterSpec]) -> Grant:
+    """What ``user`` may do in namespace ``prefix`` (or :data:`ANY_NAMESPACE`), with
+    these adapters on the bus (their grants, and the devices' MQTT topic roots).
 
     Raises ValueError for a user that is none of ECC's components.
     """
@@ -227,11 +211,12 @@ def grant(user: str, prefix: str = "ecc") -> Grant:
     if user == SERVICE:
         return Grant(None, None)
     if user == DEVICES:
-        return _devices(prefix)
+        return _devices(prefix, adapters)
     if user == SIM:
         return _sim(prefix)
-    if user.startswith(_ADAPTER_PREFIX) and user[len(_ADAPTER_PREFIX):] in ADAPTER_KINDS:
-        return _adapter(user[len(_ADAPTER_PREFIX):], prefix)
+    spec = next((a for a in adapters if a.user == user), None)
+    if spec is not None:
+        return _adapter(spec, prefix)
     unit_id = unit_of_user(user)
     if unit_id is not None:
         return _unit(unit_id, prefix)
@@ -244,7 +229,25 @@ def _allow(subjects: tuple[str, ...]) -> dict[str, list[str]]:
     return {"allow": list(subjects)} if subjects else {"deny": [">"]}
 
 
-def authorization(passwords: Mapping[str, str], prefix: str = "ecc") -> str:
+def entry(user: str, password: str, prefix: str = "ecc", *,
+          adapters: Sequence[AdapterSpec]) -> dict[str, object]:
+    """``user``'s entry in nats-server's ``users`` list: name, password, connection types
+    and permissions (none for the service: everything)."""
+    g = grant(user, prefix, adapters=adapters)
+    found: dict[str, object] = {"user": user, "password": password,
+                                "allowed_connection_types": list(g.connection_types)}
+    permissions: dict[str, object] = {}
+    if g.publish is not None:
+        permissions["publish"] = _allow(g.publish)
+    if g.subscribe is not None:
+        permissions["subscribe"] = _allow(g.subscribe)
+    if permissions:
+        found["permissions"] = permissions
+    return found
+
+
+def authorization(passwords: Mapping[str, str], prefix: str = "ecc", *,
+                  adapters: Sequence[AdapterSpec]) -> str:
     """The nats-server ``authorization`` block for these users and passwords.
 
     One user per line, each a JSON object (nats-server's configuration format
@@ -253,17 +256,7 @@ def authorization(passwords: Mapping[str, str], prefix: str = "ecc") -> str:
     """
     lines = ["authorization {", "  users = ["]
     for user, password in passwords.items():
-        g = grant(user, prefix)
-        entry: dict[str, object] = {"user": user, "password": password,
-                                    "allowed_connection_types": list(g.connection_types)}
-        permissions: dict[str, object] = {}
-        if g.publish is not None:
-            permissions["publish"] = _allow(g.publish)
-        if g.subscribe is not None:
-            permissions["subscribe"] = _allow(g.subscribe)
-        if permissions:
-            entry["permissions"] = permissions
-        lines.append(f"    {json.dumps(entry)}")
+        lines.append(f"    {json.dumps(entry(user, password, prefix, adapters=adapters))}")
     lines += ["  ]", "}"]
     return "\n".join(lines)
 

@@ -40,7 +40,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import nats
@@ -56,6 +56,7 @@ from command.pgroles import (
     hba_trusts,
     pg_url,
 )
+from command.specs import AdapterSpec
 from command.store import StoreUnavailable
 from command.store.roles import AccessRefused, Admin, PasswordRefused
 
@@ -192,15 +193,20 @@ class EmbeddedNats:
 
     ``namespace`` is the prefix the grants are written for; ``natsauth.ANY_NAMESPACE``
     grants them under every prefix (a test server that many namespaces share).
+    ``adapters`` are the adapters' declarations (``adapters.ingest.SPECS``): each gets
+    its user and grant, and the devices publish under their MQTT topic roots.
     """
 
     def __init__(self, data_dir: Path, *, server_name: str = "ecc", units: Iterable[str] = (),
-                 namespace: str = "ecc", sim: bool = False) -> None:
+                 namespace: str = "ecc", sim: bool = False,
+                 adapters: Sequence[AdapterSpec]) -> None:
         self.dir = data_dir.resolve() / "nats"
         self.server_name = server_name
         self.namespace = namespace
-        self.components = natsauth.components(units, sim=sim)  # raises on a bad unit id
-        natsauth.grant(natsauth.SERVICE, namespace)  # and on a bad namespace
+        self.adapters = tuple(adapters)
+        # raises on a bad unit id
+        self.components = natsauth.components(units, adapters=self.adapters, sim=sim)
+        natsauth.grant(natsauth.SERVICE, namespace, adapters=())  # and on a bad namespace
         self.port = 0
         self.mqtt_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -265,7 +271,8 @@ class EmbeddedNats:
                 "mqtt {",
                 f"  listen: 127.0.0.1:{self.mqtt_port}",
                 "}",
-                natsauth.authorization(self.passwords(), self.namespace),
+                natsauth.authorization(self.passwords(), self.namespace,
+                                       adapters=self.adapters),
                 "",
             ]
         )

@@ -8,7 +8,7 @@ it missed) and then live deltas in seq order.
 
 Gap-free by construction: a session registers for live deltas *before* it
 reads the snapshot, and every delta at or below the snapshot's seq is
-dropped. Seq order is commit order (see command/store.py) and events reach
+dropped. Seq order is commit order (see command/store/) and events reach
 JetStream only after commit, so nothing falls between the two.
 
 Backpressure: each console has a bounded queue. A console that falls that far

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from adapters.hotline import CallRecord, classify
 from adapters.sensor import Device, SensorKind, parse_registry
-from adapters.video import Camera, VideoConfig, parse_video_config, signal_id
+from adapters.video import FRIGATE_ROOT, Camera, VideoConfig, parse_video_config, signal_id
 from command.fusion import distance_m, rule_for
 from command.model import Reporter
 from command.settings import builtin_catalogue
@@ -53,7 +53,8 @@ __all__ = ["SCENARIOS", "Emergency", "Emission", "Plan", "Scenario", "plan"]
 # the simulated city runs on the built-in catalogue: its calls classify and its signals
 # fuse as the service reads them
 _CATALOGUE = builtin_catalogue()
-FRIGATE_TOPIC = "frigate/events"
+# the MQTT topic the video adapter reads Frigate's events on (its spec's topic root)
+FRIGATE_TOPIC = f"{FRIGATE_ROOT}/events"
 MAX_SPAN_S = 1200.0  # an emergency's evidence all comes within this of its start
 SENSOR_REACH_M = 30.0  # a point sensor (water, gas, smoke, strain) sees what is at it
 CAMERA_RANGE_M = 100.0

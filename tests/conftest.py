@@ -25,13 +25,14 @@ import asyncpg
 import pytest
 from hypothesis import settings as hsettings
 
+from adapters.ingest import SPECS
 from command import bus, natsauth
 from command.pgroles import PG_OWNER, PG_SERVICE
 from command.runtime import EmbeddedNats, EmbeddedPostgres
-from command.service import Service, ServiceConfig
 from command.store import Store, migrate
 from command.store.roles import secure_database
 from command.subjects import Namespace
+from ecc.app import Service, ServiceConfig
 
 hsettings.register_profile("ci", deadline=None, print_blob=True)
 hsettings.load_profile("ci")
@@ -65,7 +66,7 @@ async def servers() -> AsyncIterator[Servers]:
     data_dir = Path(tempfile.mkdtemp(prefix="ecc-test-"))
     data_dir.chmod(0o755)
     # every test has a namespace of its own: the devices' grant covers them all
-    nats_srv = EmbeddedNats(data_dir, namespace=natsauth.ANY_NAMESPACE)
+    nats_srv = EmbeddedNats(data_dir, namespace=natsauth.ANY_NAMESPACE, adapters=SPECS)
     pg_srv = EmbeddedPostgres(data_dir)
     await asyncio.gather(nats_srv.start(), pg_srv.start())
     try:  # nats_url is the service's user (every permission); mqtt_url the devices'
@@ -156,7 +157,7 @@ async def nc(servers: Servers) -> AsyncIterator[Any]:
 async def js(nc: Any, ns: Namespace) -> AsyncIterator[Any]:
     """JetStream with this test's streams created (and deleted afterwards)."""
     jsc = nc.jetstream()
-    await bus.ensure_streams(jsc, ns)
+    await bus.ensure_streams(jsc, ns, adapters=SPECS)
     yield jsc
     await bus.delete_streams(jsc, ns)
 

@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from adapters.ingest import KINDS
+from adapters.ingest import KINDS, SPECS
 from command import natsauth
 from command.bus import MAX_MSG_BYTES
+from command.natsconf import nats_auth_conf
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -124,7 +125,7 @@ def unit_template() -> dict[str, Any]:
 
 def expected_entries(users: list[str]) -> dict[str, dict[str, Any]]:
     """What command/natsauth.py writes for these users, passwords left out."""
-    text = natsauth.authorization({u: "x" for u in users})
+    text = natsauth.authorization({u: "x" for u in users}, adapters=SPECS)
     entries = [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
     return {e["user"]: without_password(e) for e in entries}
 
@@ -234,7 +235,7 @@ def test_nats_users_are_those_of_natsauth() -> None:
     """deploy/nats-auth.conf grants exactly what command/natsauth.py grants."""
     entries = user_entries(conf_text("nats-auth.conf"))
     users = [e["user"] for e in entries]
-    assert users == natsauth.components()
+    assert users == natsauth.components(adapters=SPECS)
     expected = expected_entries(users)
     for entry in entries:
         password_var(entry)
@@ -361,3 +362,10 @@ def test_image_leaves_secrets_and_local_state_out() -> None:
     """.dockerignore keeps .env, the embedded data folder and local environments out."""
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {"**/.env", ".ecc", ".venv", ".git"} <= set(ignored)
+
+
+def test_nats_auth_conf_is_what_the_generator_writes() -> None:
+    """deploy/nats-auth.conf is generated from the adapters' specs (`ecc nats-auth`), so
+    nobody keeps it by hand: the committed file is exactly what the generator writes."""
+    assert (DEPLOY / "nats-auth.conf").read_text() == nats_auth_conf(SPECS), \
+        "run `ecc nats-auth --out deploy/nats-auth.conf`"

@@ -57,24 +57,17 @@ def test_workflows_public_names_are_pinned() -> None:
 
 # --- layers ---------------------------------------------------------------------------
 
-# Our top-level packages; ``ecc`` is the wiring package the issue plans (above all others).
+# Our top-level packages; ``ecc`` is the wiring (above all others).
 OURS = {"workflows", "command", "adapters", "consoles", "sim", "bench", "tests", "ecc"}
-PRODUCT = ("workflows", "command", "adapters", "consoles", "sim", "bench")
+PRODUCT = ("workflows", "command", "adapters", "consoles", "sim", "bench", "ecc")
 # The service and the adapters never reach up into what people see, the simulator, the
 # benchmarks or the wiring.
 ABOVE_THE_SERVICE = {"consoles", "sim", "bench", "tests", "ecc"}
-# Today's exceptions, each by name with its reason. Each must still need its exemption
-# (the test fails when it no longer does), so the list can only shrink.
-LAYER_EXEMPT = {
-    # the composition root and the CLI live in command/ until the wiring package takes
-    # them (issue 14, part 3); they import consoles (the gateway) and sim (ecc demo)
-    "command/cli.py": {"consoles", "sim"},
-    "command/service.py": {"consoles"},
-}
+# Exceptions, each by name with its reason. Each must still need its exemption (the test
+# fails when it no longer does), so the list can only shrink. None today: the composition
+# root and the CLI moved up into ecc/ (issue 14, part 3).
+LAYER_EXEMPT: dict[str, set[str]] = {}
 ASYNCPG_EXEMPT = {
-    # the CLI keeps a connection of its own until the wiring package takes it (issue 14,
-    # part 3); then its statements move into command/store/ like the rest
-    "command/cli.py": "ecc migrate and the token commands open their own pool",
     # benchmarks measure the database as it is, beside the service
     "bench/memory.py": "measures the service's memory with its own pool",
     "bench/recovery.py": "kills and restarts the database to time recovery",
@@ -99,8 +92,8 @@ def test_workflows_imports_nothing_of_ours() -> None:
 
 
 def test_the_service_and_the_adapters_import_no_package_above_them() -> None:
-    """command/ and adapters/ import neither consoles/, sim/, bench/ nor the wiring; the
-    two modules exempt today still need their exemption, and only it."""
+    """command/ and adapters/ import neither consoles/, sim/, bench/ nor the wiring; a
+    module exempt still needs its exemption, and only it."""
     for path in modules("command", "adapters"):
         bad = imported_modules(path) & ABOVE_THE_SERVICE
         allowed = LAYER_EXEMPT.get(name_of(path), set())
@@ -112,6 +105,49 @@ def test_the_service_and_the_adapters_import_no_package_above_them() -> None:
 def in_the_store(path: Path) -> bool:
     """Whether ``path`` is a module of the store package (command/store/)."""
     return path.is_relative_to(ROOT / "command" / "store")
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Each product package and the other packages of ours its modules import."""
+    return {package: set().union(*(imported_modules(p) for p in modules(package)))
+            & (OURS - {package}) for package in PRODUCT}
+
+
+def test_nothing_imports_the_wiring() -> None:
+    """ecc/ is the top of the house: no product package imports it (tests may)."""
+    for package, imported in package_imports().items():
+        assert "ecc" not in imported, f"{package}/ imports ecc"
+
+
+def test_the_wiring_alone_brings_the_service_the_adapters_and_the_consoles_together() -> None:
+    """ecc/ imports command, adapters, consoles and sim (it builds them all), and below it
+    the packages import each other without a cycle."""
+    graph = package_imports()
+    assert {"workflows", "command", "adapters", "consoles", "sim"} <= graph["ecc"]
+    done: set[str] = set()
+
+    def visit(package: str, path: tuple[str, ...]) -> None:
+        assert package not in path, f"a cycle: {' -> '.join((*path, package))}"
+        if package in done or package not in graph:
+            return
+        for other in sorted(graph[package]):
+            visit(other, (*path, package))
+        done.add(package)
+
+    for package in PRODUCT:
+        visit(package, ())
+
+
+def test_the_frigate_topic_root_lives_in_the_video_adapter_only() -> None:
+    """The service, the consoles and the wiring read Frigate's MQTT topic root from the video
+    adapter's spec (adapters/video.py); no other module of theirs spells it."""
+    for path in modules("command", "adapters", "consoles", "ecc"):
+        if name_of(path) == "adapters/video.py":
+            continue
+        found = [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                 and node.value.startswith(("frigate", "ecc.frigate"))]
+        assert not found, f"{name_of(path)} spells the Frigate topic root at lines {found}"
 
 
 def test_only_the_store_imports_asyncpg() -> None:

@@ -17,12 +17,12 @@ import pytest
 from adapters.cap_out import PublicWarning, render
 from adapters.eido_out import handoff_of
 from adapters.hotline import classify
-from command.service import Service, ServiceConfig
 from command.settings import load_catalogue
 from command.store import Store
 from command.subjects import Namespace
 from consoles.client import open_console
 from consoles.protocol import Welcome
+from ecc.app import Service, ServiceConfig
 from tests.adapters.test_eido import ecc_incident
 from tests.conftest import Servers, running
 from tests.helpers import eventually, far_apart, make_signal, publish_signal

@@ -40,7 +40,7 @@ def embedded_env(data_dir: Path) -> dict[str, str]:
 async def start_up(env: dict[str, str], data_dir: Path,
                    command: tuple[str, ...] = ("up",)) -> tuple[subprocess.Popen[bytes], Any]:
     endpoints = data_dir / "endpoints.json"
-    proc = subprocess.Popen([sys.executable, "-m", "command.cli", *command], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "ecc.cli", *command], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def written() -> Any:
@@ -80,7 +80,7 @@ def children_alive(data_dir: Path) -> list[str]:
 
 def send_signal_cli(env: dict[str, str], summary: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "command.cli", "signal", "send", "--category", "fire",
+        [sys.executable, "-m", "ecc.cli", "signal", "send", "--category", "fire",
          "--summary", summary], env=env, capture_output=True, check=True, timeout=60)
     return dict(json.loads(out.stdout))
 
@@ -145,7 +145,7 @@ def test_half_external_configuration_is_refused(data_dir: Path) -> None:
     """Only one of NATS_URL / DATABASE_URL set: a clear error, exit code 2, nothing started."""
     env = embedded_env(data_dir)
     env["NATS_URL"] = "nats://127.0.0.1:1"
-    out = subprocess.run([sys.executable, "-m", "command.cli", "up"], env=env,
+    out = subprocess.run([sys.executable, "-m", "ecc.cli", "up"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "set both NATS_URL and DATABASE_URL" in out.stderr
@@ -156,7 +156,7 @@ def test_a_missing_catalogue_file_is_a_clear_error(data_dir: Path) -> None:
     """ECC_CATALOGUE pointing nowhere: exit 2 and a message naming the setting."""
     env = embedded_env(data_dir)
     env["ECC_CATALOGUE"] = str(data_dir / "nope.toml")
-    out = subprocess.run([sys.executable, "-m", "command.cli", "catalogue", "check"], env=env,
+    out = subprocess.run([sys.executable, "-m", "ecc.cli", "catalogue", "check"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "check ECC_CATALOGUE" in out.stderr
 

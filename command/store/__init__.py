@@ -59,6 +59,7 @@ from command.store.migrate import (
     READ_ONLY_TABLES,
     grant_service,
     migrate,
+    migrate_at,
     migrations,
 )
 from command.store.outbox import OUTBOX_CHANNEL
@@ -88,6 +89,7 @@ __all__ = [
     "grant_service",
     "hash_token",
     "migrate",
+    "migrate_at",
     "migrations",
     "on_the_bus",
     "remember_result",

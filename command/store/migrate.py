@@ -112,3 +112,13 @@ async def grant_service(conn: Conn, role: str) -> None:
             await conn.execute(f"GRANT {rights} ON {table} TO {ident}")
         await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {ident}")
     log.info("store.service_granted", role=role, tables=len(tables))
+
+
+async def migrate_at(url: str, *, service_role: str | None = None) -> list[str]:
+    """:func:`migrate` on a connection of its own to ``url`` (the schema owner's, for
+    ``ecc migrate``), closed afterwards."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await migrate(conn, service_role=service_role)
+    finally:
+        await conn.close()

@@ -87,16 +87,16 @@ def test_cap_check_prints_what_it_understood_and_fails_on_a_refusal(tmp_path: Pa
     city.write_text("[area]\npolygon = [[32.5, -116.0], [33.5, -116.0], [33.5, -115.0], "
                     "[32.5, -115.0]]\n")
     env = {**os.environ, "ECC_CITY": str(city)}
-    out = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", good],
+    out = subprocess.run([sys.executable, "-m", "ecc.cli", "cap", "check", good],
                          capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0 and "TRI13970876.2" in out.stdout and "signal cap-" in out.stdout
     assert "signature: unsigned" in out.stdout and "schema: valid" in out.stdout
     demo = {k: v for k, v in os.environ.items() if k != "ECC_CITY"}
-    away = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", good],
+    away = subprocess.run([sys.executable, "-m", "ecc.cli", "cap", "check", good],
                           capture_output=True, text=True, timeout=60, env=demo)
     assert "outside the city's area, dropped: 1 mi. WSW of Brawley, CA" in away.stdout
     assert "signal cap-" not in away.stdout
-    bad = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", good, "/nope"],
+    bad = subprocess.run([sys.executable, "-m", "ecc.cli", "cap", "check", good, "/nope"],
                          capture_output=True, text=True, timeout=60, env=env)
     assert bad.returncode == 2 and "1 of 2 files refused" in bad.stderr
 
@@ -110,7 +110,7 @@ def test_cap_check_refuses_a_file_over_the_limit_without_reading_it_whole(
     huge = tmp_path / "huge.xml"
     with huge.open("wb") as f:
         f.truncate(100 * 1024 * 1024)  # sparse: nothing is written, st_size says 100 MB
-    out = subprocess.run([sys.executable, "-m", "command.cli", "cap", "check", str(huge),
+    out = subprocess.run([sys.executable, "-m", "ecc.cli", "cap", "check", str(huge),
                           "/dev/zero"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "2 of 2 files refused" in out.stderr
     assert f"REFUSED: the alert is {100 * 1024 * 1024} bytes; the limit is " \

@@ -18,12 +18,13 @@ from adapters.eido import Call, Caller, Handoff, Place, from_eido, validate
 from adapters.eido_export import export
 from adapters.eido_out import render
 from adapters.ingest import AdapterConfig
-from command import cli
 from command.model import Reporter
-from command.service import Service, ServiceConfig
 from command.settings import Settings, builtin_catalogue
 from command.store import Store
 from command.subjects import Namespace
+from ecc.app import Service, ServiceConfig
+from ecc.cli.borders import cmd_eido
+from ecc.cli.errors import CliError
 from tests.adapters.test_ingest import dead_letter, incidents
 from tests.conftest import Servers, running
 from tests.helpers import eventually, far_apart, make_signal, publish_signal, shared_data
@@ -156,14 +157,14 @@ async def test_a_real_incident_exports_as_valid_eido_and_comes_back_as_evidence(
 
     out = tmp_path / "incident.eido.json"
     settings = Settings(nats_url=servers.nats_url, database_url=database_url)
-    await cli.cmd_eido(settings, argparse.Namespace(
+    await cmd_eido(settings, argparse.Namespace(
         eido_command="export", incident_id=incident_id, out=str(out), agency=None,
         without_callers=True))
     written = json.loads(out.read_text())
     validate(written)
     assert written["updatedByAgencyReference"] == {"$ref": "localhost"}  # ECC_CAP_SENDER's
     assert "Li Wei" not in out.read_text() and "personComponent" not in written
-    with pytest.raises(cli.CliError, match="no incident nope"):
-        await cli.cmd_eido(settings, argparse.Namespace(
+    with pytest.raises(CliError, match="no incident nope"):
+        await cmd_eido(settings, argparse.Namespace(
             eido_command="export", incident_id="nope", out=None, agency=None,
             without_callers=False))

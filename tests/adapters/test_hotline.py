@@ -16,10 +16,10 @@ from adapters.ingest import parse_call
 from adapters.replay import replay
 from command.bus import Undeliverable
 from command.model import MAX_SIGNAL_BYTES
-from command.service import Service
 from command.settings import builtin_catalogue
 from command.store import Store
 from command.subjects import Namespace
+from ecc.app import Service
 from tests.helpers import eventually, shared_data
 
 RULES = builtin_catalogue().hotline

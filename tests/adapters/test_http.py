@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from adapters.cap import MAX_ALERT_BYTES
 from adapters.ingest import AdapterConfig
-from command.service import Service, ServiceConfig
 from command.store import Store
 from command.subjects import Namespace
+from ecc.app import Service, ServiceConfig
 from tests.adapters.test_ingest import FIRE_MET, STRICT, call, cap, dead_letter, incidents
 from tests.conftest import Servers, running
 from tests.helpers import eventually, far_apart

@@ -20,9 +20,9 @@ from adapters.ingest import AdapterConfig
 from adapters.sensor import parse_registry
 from adapters.video import parse_video_config
 from command import natsauth
-from command.service import Service, ServiceConfig
 from command.store import Store
 from command.subjects import Namespace
+from ecc.app import Service, ServiceConfig
 from tests.adapters.test_cap_trust import Signer
 from tests.conftest import Servers, running
 from tests.helpers import eventually, far_apart

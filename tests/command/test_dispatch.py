@@ -14,11 +14,11 @@ from command.crews import CrewReports
 from command.dispatcher import Dispatcher
 from command.engine import Engine, Meta
 from command.model import OrderEnded, OrderOffered, StatusRejected
-from command.service import Service, ServiceConfig, register_city
 from command.settings import load_catalogue, load_city
 from command.store import Store
 from command.subjects import Namespace
 from consoles.field import FieldUnit
+from ecc.app import Service, ServiceConfig, register_city
 from tests.conftest import Servers, running
 from tests.helpers import eventually, make_signal, publish_signal, station
 from workflows import incident as inc

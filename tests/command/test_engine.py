@@ -17,11 +17,11 @@ import pytest
 
 from command.engine import Engine, Meta
 from command.projections import rebuild
-from command.service import Service
 from command.settings import load_catalogue
 from command.store import Store
 from command.subjects import Namespace
 from command.timers import TimerScheduler
+from ecc.app import Service
 from tests.conftest import Servers
 from tests.helpers import eventually, make_signal, publish_signal
 from tests.toml_text import dumps
@@ -241,7 +241,7 @@ async def test_an_unacknowledged_dispatch_escalates_after_a_kill_9(
            "ECC_CATALOGUE": str(catalogue_file)}
 
     def serve() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "ecc.cli", "serve"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     proc = serve()

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from adapters.hotline import CallRecord, read_csv, to_signal
 from command.fusion import Candidate, cell_of, cells_around, choose, distance_m, rule_for
-from command.service import Service
 from command.settings import builtin_catalogue
 from command.store import Store
 from command.subjects import Namespace
+from ecc.app import Service
 from tests.helpers import eventually, make_signal, publish_signal, shared_data
 from workflows.geo import Location
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from command.model import MAX_SIGNAL_BYTES, SignalRejected, parse_signal
-from command.service import Service
 from command.store import Store
 from command.subjects import Namespace
+from ecc.app import Service
 from tests.conftest import Servers
 from tests.helpers import eventually, make_signal, publish_signal
 from workflows.geo import Location
@@ -84,7 +84,7 @@ async def test_a_crash_after_commit_before_ack_has_no_second_effect(
     env = {**os.environ, "NATS_URL": servers.nats_url, "DATABASE_URL": database_url,
            "ECC_NAMESPACE": ns.prefix, "ECC_CONSOLE_PORT": "0",
            "ECC_FAULT_POINT": "intake.after_commit", "ECC_ACK_WAIT": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "ecc.cli", "serve"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         sig = make_signal()
@@ -96,7 +96,7 @@ async def test_a_crash_after_commit_before_ack_has_no_second_effect(
     assert await incident_count(store) == 1
     # a healthy service now gets the redelivery (ack_wait 1 s) and must not add an incident
     env.pop("ECC_FAULT_POINT")
-    proc = subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "ecc.cli", "serve"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         consumer = ns.stream("SIGNALS")

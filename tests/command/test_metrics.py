@@ -24,11 +24,11 @@ from command.metrics import Metrics, Sampler
 from command.model import Retraction, StatusReport
 from command.pgroles import PG_SERVICE
 from command.runtime import EmbeddedPostgres
-from command.service import Service, ServiceConfig, register_city
 from command.settings import load_catalogue
 from command.store import Store, migrate
 from command.subjects import Namespace
 from consoles.client import open_console
+from ecc.app import Service, ServiceConfig, register_city
 from tests.conftest import Servers, running
 from tests.helpers import eventually, make_signal, publish_signal, station
 from workflows import incident as inc

@@ -29,6 +29,8 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from adapters.ingest import (
+    KINDS,
+    SPECS,
     CapAdapter,
     CapOutAdapter,
     EidoAdapter,
@@ -38,11 +40,15 @@ from adapters.ingest import (
     VideoAdapter,
     config_from_city,
 )
-from command import bus, cli, natsauth
+from command import bus, natsauth
 from command.bus import ConsumerSpec
 from command.runtime import EmbeddedNats, free_port, nats_server_binary
 from command.settings import Settings, load_city_doc
 from command.subjects import Namespace
+from ecc.cli.endpoints import write_endpoints
+from ecc.cli.errors import CliError
+from ecc.cli.run import cmd_adapter
+from ecc.cli.users import component_url
 from sim.run import Mqtt, MqttRefused
 from tests.helpers import eventually
 
@@ -75,13 +81,13 @@ async def secured() -> AsyncIterator[EmbeddedNats]:
     """A nats-server of this module's own, namespace ecc, units E1 and E2, and the streams
     (made by the service's user, as `ecc serve` does)."""
     data_dir = Path(tempfile.mkdtemp(prefix="ecc-sec-"))
-    srv = EmbeddedNats(data_dir, units=("E1", "E2"))
+    srv = EmbeddedNats(data_dir, units=("E1", "E2"), adapters=SPECS)
     await srv.start()
     try:
         nc = await nats.connect(srv.url)
         try:
-            await bus.ensure_streams(nc.jetstream(), ECC)
-            await bus.ensure_adapter_consumers(nc.jetstream(), ECC)
+            await bus.ensure_streams(nc.jetstream(), ECC, adapters=SPECS)
+            await bus.ensure_adapter_consumers(nc.jetstream(), ECC, SPECS)
         finally:
             await nc.close()
         yield srv
@@ -159,7 +165,7 @@ async def test_ecc_adapter_runs_alone_on_its_own_credentials(
     work), reads its durable on ECC_INGRESS, publishes the signal and acks the call."""
     data_dir = secured.dir.parent
     wrong = natsauth.url("nats", "ecc", "wrong", "127.0.0.1", secured.port)
-    cli.write_endpoints(Settings(data_dir=data_dir), {
+    write_endpoints(Settings(data_dir=data_dir), {
         "nats_url": wrong, "database_url": "postgresql://unused@127.0.0.1:1/none",
         "mqtt_url": secured.mqtt_url})
     settings = Settings(data_dir=data_dir)
@@ -167,7 +173,7 @@ async def test_ecc_adapter_runs_alone_on_its_own_credentials(
     js = svc.jetstream()
     seen: asyncio.Queue[Any] = asyncio.Queue()
     sub = await svc.subscribe("ecc.signal.hotline.>", cb=seen.put)
-    task = asyncio.create_task(cli.cmd_adapter(settings, argparse.Namespace(
+    task = asyncio.create_task(cmd_adapter(settings, argparse.Namespace(
         kind="hotline", http_port=None)))
     try:
         call_id = f"sec-{uuid.uuid4().hex[:8]}"
@@ -218,7 +224,7 @@ def test_each_adapters_grant_covers_the_consumers_it_declares(ns: Namespace,
     """The grants in natsauth.py and the adapters' ConsumerSpecs agree (create, fetch, ack,
     stream info), and each adapter may publish its own source's signals only."""
     for kind, specs in adapter_specs(ns).items():
-        g = natsauth.grant(natsauth.adapter_user(kind), prefix)
+        g = natsauth.grant(natsauth.adapter_user(kind), prefix, adapters=SPECS)
         for spec in specs:
             create = f"$JS.API.CONSUMER.CREATE.{spec.stream}.{spec.durable}.{spec.subject}"
             assert not allowed(g.publish, create), (kind, create)  # the service makes it
@@ -228,7 +234,7 @@ def test_each_adapters_grant_covers_the_consumers_it_declares(ns: Namespace,
                             f"$JS.ACK.{spec.stream}.{spec.durable}.1.7.3.1700000000.0",
                             f"$JS.API.STREAM.INFO.{spec.stream}"):
                 assert allowed(g.publish, subject), (kind, subject)
-        for source in natsauth.ADAPTER_KINDS:
+        for source in KINDS:
             assert allowed(g.publish, ns.signal(source, "fire")) == (source == kind), source
         assert allowed(g.publish, ns.deadletter(kind))
         assert not allowed(g.publish, ns.dispatch("fire", "E1"))
@@ -329,9 +335,9 @@ def test_unit_ids_map_one_to_one_onto_users_granted_that_unit_only(unit_id: str)
     assert natsauth.unit_of_user(user) == unit_id
     inbox = natsauth.inbox_prefix(user)
     assert not set(inbox) & {".", "*", ">", " "}
-    entry = json.loads(natsauth.authorization({user: "pw"}).splitlines()[2])
+    entry = json.loads(natsauth.authorization({user: "pw"}, adapters=SPECS).splitlines()[2])
     assert entry["user"] == user
-    g = natsauth.grant(user)
+    g = natsauth.grant(user, adapters=SPECS)
     other = unit_id + "x" if len(unit_id) < 40 else unit_id[:-1]
     last = "$JS.API.DIRECT.GET.ECC_DISPATCH.ecc.dispatch.fire.{}"
     assert not any(p.startswith("$JS.API.CONSUMER.") for p in g.publish or ())
@@ -353,7 +359,7 @@ def test_unit_ids_that_cannot_be_one_subject_token_are_refused(unit_id: str) -> 
     with pytest.raises(ValueError):
         natsauth.unit_user(unit_id)
     with pytest.raises(ValueError):
-        EmbeddedNats(Path("/nonexistent"), units=(unit_id,))
+        EmbeddedNats(Path("/nonexistent"), units=(unit_id,), adapters=SPECS)
 
 
 def test_a_namespace_that_is_not_one_token_is_refused() -> None:
@@ -361,8 +367,8 @@ def test_a_namespace_that_is_not_one_token_is_refused() -> None:
     becomes a grant; `*` is the test servers' any-namespace grant."""
     for bad in ("ecc\n", "a.b", "ECC", ""):
         with pytest.raises(ValueError):
-            natsauth.grant("ecc", bad)
-    assert natsauth.grant("devices", natsauth.ANY_NAMESPACE).publish == (
+            natsauth.grant("ecc", bad, adapters=SPECS)
+    assert natsauth.grant("devices", natsauth.ANY_NAMESPACE, adapters=SPECS).publish == (
         "sensors.>", "*.sensors.>", "frigate.>", "*.frigate.>")
 
 
@@ -438,7 +444,7 @@ async def test_credentials_survive_a_restart_and_leave_with_their_unit(data_dir:
     """users.json and the config are 0600; a second start on the same folder keeps every
     password (the old URLs still connect); a unit taken out of the city loses its user,
     a new one gets its own."""
-    first = EmbeddedNats(data_dir, units=("E1", "E2"))
+    first = EmbeddedNats(data_dir, units=("E1", "E2"), adapters=SPECS)
     await first.start()
     try:
         before = json.loads(first.users_file.read_text())["users"]
@@ -450,7 +456,7 @@ async def test_credentials_survive_a_restart_and_leave_with_their_unit(data_dir:
         assert before["ecc"] not in (first.dir / "nats-server.log").read_text()
     finally:
         await first.stop()
-    again = EmbeddedNats(data_dir, units=("E1", "E3"))
+    again = EmbeddedNats(data_dir, units=("E1", "E3"), adapters=SPECS)
     await again.start()
     try:
         after = json.loads(again.users_file.read_text())["users"]
@@ -470,21 +476,21 @@ def test_ecc_nats_url_prints_a_components_url(secured: EmbeddedNats) -> None:
     """`ecc nats-url` gives the URL the runtime would (MQTT for devices) from users.json and
     endpoints.json; an unknown component, or no `ecc up` yet, is exit status 2."""
     settings = Settings(data_dir=secured.dir.parent)
-    cli.write_endpoints(settings, {"nats_url": secured.url, "mqtt_url": secured.mqtt_url,
+    write_endpoints(settings, {"nats_url": secured.url, "mqtt_url": secured.mqtt_url,
                                    "database_url": "postgresql://unused@127.0.0.1:1/none"})
-    assert cli.component_url(settings, "unit-E1") == secured.url_for("unit-E1")
-    assert cli.component_url(settings, "devices") == secured.mqtt_url_for("devices")
-    with pytest.raises(cli.CliError, match="start `ecc up` once"):
-        cli.component_url(Settings(data_dir=secured.dir.parent / "never"), "ecc")
-    with pytest.raises(cli.CliError, match="users are in its own configuration"):
-        cli.component_url(Settings(data_dir=secured.dir.parent, nats_url=secured.url,
+    assert component_url(settings, "unit-E1") == secured.url_for("unit-E1")
+    assert component_url(settings, "devices") == secured.mqtt_url_for("devices")
+    with pytest.raises(CliError, match="start `ecc up` once"):
+        component_url(Settings(data_dir=secured.dir.parent / "never"), "ecc")
+    with pytest.raises(CliError, match="users are in its own configuration"):
+        component_url(Settings(data_dir=secured.dir.parent, nats_url=secured.url,
                                    database_url="postgresql://x@127.0.0.1:1/x"), "ecc")
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
     env["ECC_DATA_DIR"] = str(secured.dir.parent)
     for component, code, out_, err in (
             ("adapter-sensor", 0, secured.url_for("adapter-sensor"), ""),
             ("unit-E9", 2, "", "no NATS user 'unit-E9': there are ecc, adapter-hotline")):
-        done = subprocess.run([sys.executable, "-m", "command.cli", "nats-url", component],
+        done = subprocess.run([sys.executable, "-m", "ecc.cli", "nats-url", component],
                               env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == code and done.stdout.strip() == out_, done.stderr
         assert err in done.stderr
@@ -520,7 +526,7 @@ async def test_tls_as_docs_security_md_sets_it_up(data_dir: Path,
         'server_name: "tls-test"', f"listen: 127.0.0.1:{port}", "max_payload: 1MB",
         f'jetstream {{ store_dir: "{data_dir / "js"}" }}', tls,
         f"mqtt {{ listen: 127.0.0.1:{mqtt_port}", f"  {tls}", "}",
-        natsauth.authorization(passwords), ""]))
+        natsauth.authorization(passwords, adapters=SPECS), ""]))
     proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))

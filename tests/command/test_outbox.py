@@ -40,7 +40,7 @@ async def test_relay_killed_around_publish_publishes_exactly_once(
     event_id = await commit_event(store, "incident:one")
     env = {**os.environ, "NATS_URL": servers.nats_url, "DATABASE_URL": database_url,
            "ECC_NAMESPACE": ns.prefix, "ECC_CONSOLE_PORT": "0", "ECC_FAULT_POINT": fault}
-    proc = subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "ecc.cli", "serve"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         code = await asyncio.wait_for(asyncio.to_thread(proc.wait), 30)

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from command import cli
 from command.pgroles import PG_HBA, PG_OWNER, PG_SERVICE, PG_SUPERUSER, hba_trusts, pg_url
 from command.runtime import EmbeddedPostgres, RuntimeStartError, free_port, read_users
 from command.settings import Settings
@@ -31,6 +30,9 @@ from command.store import (
     migrate,
 )
 from command.subjects import Namespace
+from ecc.cli.database import migration_target
+from ecc.cli.endpoints import endpoints_path, read_endpoints, write_endpoints
+from ecc.cli.errors import CliError
 from tests.conftest import Servers
 from tests.helpers import eventually
 
@@ -175,7 +177,7 @@ async def test_the_service_role_may_not_open_the_maintenance_database(
 async def test_every_table_is_the_services_to_use_with_the_grants_its_rule_says(
         service_conn: asyncpg.Connection) -> None:
     """Each table of the schema (a new migration's too) grants the service exactly what
-    the rule in command/store.py says: a table it could not use fails here."""
+    the rule in command/store/ says: a table it could not use fails here."""
     rows = await service_conn.fetch(
         "SELECT c.relname AS name,"
         " array(SELECT p FROM unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE',"
@@ -261,12 +263,12 @@ def test_endpoints_are_written_for_their_owner_only_even_over_an_open_file(
     """endpoints.json (it holds the service's database password) is 0600, also when an
     older copy was world-readable."""
     settings = Settings(data_dir=tmp_path)
-    old = cli.endpoints_path(settings)
+    old = endpoints_path(settings)
     old.write_text("{}")
     old.chmod(0o644)
     (old.with_name(old.name + ".tmp")).write_text("left by a crash")
     (old.with_name(old.name + ".tmp")).chmod(0o644)
-    path = cli.write_endpoints(settings, {"database_url": "postgresql://ecc:pw@h:1/ecc"})
+    path = write_endpoints(settings, {"database_url": "postgresql://ecc:pw@h:1/ecc"})
     assert _mode(path) == 0o600
     assert json.loads(path.read_text())["database_url"].endswith("/ecc")
 
@@ -308,15 +310,15 @@ def test_ecc_migrate_on_the_embedded_server_runs_as_the_owner(
     """`ecc migrate` beside `ecc up` finds the owner's password in postgres-users.json and
     the port in endpoints.json (which holds only the service's URL), and grants to ecc."""
     settings = Settings(data_dir=embedded.dir.parent)
-    saved = cli.read_endpoints(settings)
+    saved = read_endpoints(settings)
     try:
-        cli.write_endpoints(settings, {"nats_url": "nats://x@127.0.0.1:1",
+        write_endpoints(settings, {"nats_url": "nats://x@127.0.0.1:1",
                                        "database_url": embedded.url})
-        assert cli.migration_target(settings) == (embedded.owner_url, PG_SERVICE)
+        assert migration_target(settings) == (embedded.owner_url, PG_SERVICE)
     finally:
-        cli.endpoints_path(settings).unlink()
+        endpoints_path(settings).unlink()
         if saved is not None:
-            cli.write_endpoints(settings, saved)
+            write_endpoints(settings, saved)
 
 
 def test_external_servers_migrate_as_the_owner_url_and_grant_to_the_service_url() -> None:
@@ -325,11 +327,11 @@ def test_external_servers_migrate_as_the_owner_url_and_grant_to_the_service_url(
     owner = "postgresql://ecc_owner:a@db:5432/ecc"
     service = "postgresql://ecc_svc:b@db:5432/ecc"
     env = {"NATS_URL": "nats://n:4222", "DATABASE_URL": service}
-    assert cli.migration_target(Settings.from_env(env)) == (service, None)
-    assert cli.migration_target(Settings.from_env({**env, "DATABASE_OWNER_URL": owner})) == (
+    assert migration_target(Settings.from_env(env)) == (service, None)
+    assert migration_target(Settings.from_env({**env, "DATABASE_OWNER_URL": owner})) == (
         owner, "ecc_svc")
-    with pytest.raises(cli.CliError, match="two roles"):
-        cli.migration_target(Settings.from_env({**env, "DATABASE_OWNER_URL": service}))
+    with pytest.raises(CliError, match="two roles"):
+        migration_target(Settings.from_env({**env, "DATABASE_OWNER_URL": service}))
 
 
 @given(st.text(max_size=200), st.text(max_size=200))
@@ -340,8 +342,8 @@ def test_any_database_urls_either_name_two_roles_or_are_refused_with_a_reason(
     env = {"NATS_URL": "nats://n:4222", "DATABASE_URL": database_url or "x",
            "DATABASE_OWNER_URL": owner_url}
     try:
-        url, role = cli.migration_target(Settings.from_env(env))
-    except cli.CliError as exc:
+        url, role = migration_target(Settings.from_env(env))
+    except CliError as exc:
         assert "DATABASE" in str(exc)
         return
     if owner_url:

@@ -48,7 +48,7 @@ async def a_fire(engine: Engine, incident_id: str, start: float) -> None:
 
 
 def ecc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "command.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "ecc.cli", *args], env=env,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from command.model import Retraction
-from command.service import Service
 from command.store import Store
 from command.subjects import Namespace
 from consoles.client import ConsoleClient, open_console
 from consoles.protocol import Snapshot
+from ecc.app import Service
 from tests.helpers import eventually, make_signal, publish_signal
 
 

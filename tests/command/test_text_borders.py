@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from adapters.ingest import AdapterConfig
-from command.service import Service, ServiceConfig
 from command.store import Store
 from command.subjects import Namespace
 from consoles.client import ConsoleClient, open_console
+from ecc.app import Service, ServiceConfig
 from tests.conftest import Servers, running
 from tests.helpers import eventually, far_apart
 from workflows.text import REPLACEMENT

@@ -15,12 +15,12 @@ import asyncpg
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from command.service import Service
 from command.store import Store, hash_token
 from command.subjects import Namespace
 from consoles.authz import COMMANDS, CONSOLE_ROLES, TABLE
 from consoles.client import ConsoleClient, open_console
 from consoles.protocol import CLOSE_BUSY, CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Error, Welcome
+from ecc.app import Service
 from tests.helpers import eventually, make_signal, publish_signal
 
 
@@ -312,7 +312,7 @@ async def test_ecc_token_revoke(servers: Any, database_url: str, store: Store) -
     env = {**os.environ, "NATS_URL": servers.nats_url, "DATABASE_URL": database_url}
 
     def revoke() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "command.cli", "token", "revoke", "--name",
+        return subprocess.run([sys.executable, "-m", "ecc.cli", "token", "revoke", "--name",
                                name], env=env, capture_output=True, text=True, timeout=60)
 
     first = await asyncio.to_thread(revoke)
@@ -405,7 +405,7 @@ async def test_ecc_token_create_checks_its_options_and_rotate_switches_without_a
     env = {**os.environ, "NATS_URL": servers.nats_url, "DATABASE_URL": database_url}
 
     def ecc(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "command.cli", "token", *argv], env=env,
+        return subprocess.run([sys.executable, "-m", "ecc.cli", "token", *argv], env=env,
                               capture_output=True, text=True, timeout=60)
 
     async def run(*argv: str) -> subprocess.CompletedProcess[str]:

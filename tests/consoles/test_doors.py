@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from command.service import Service
 from command.store import Store
 from command.subjects import Namespace
 from consoles.client import open_console, ws_url
 from consoles.protocol import Error, Welcome
+from ecc.app import Service
 from tests.helpers import running_gateway
 
 UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -17,7 +17,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from command.model import RecordedEvent
-from command.service import Service
 from command.store import Store
 from command.subjects import Namespace
 from consoles.client import open_console, stalled_console, ws_url
@@ -37,6 +36,7 @@ from consoles.protocol import (
     Snapshot,
     Welcome,
 )
+from ecc.app import Service
 from tests.helpers import eventually, make_signal, publish_signal, running_gateway
 
 

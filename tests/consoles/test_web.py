@@ -30,10 +30,10 @@ from playwright.async_api import (
     expect,
 )
 
-from command.service import Service, ServiceConfig
 from command.settings import load_catalogue, load_city
 from command.store import Store
 from command.subjects import Namespace
+from ecc.app import Service, ServiceConfig
 from tests.conftest import Servers, running
 from tests.helpers import eventually, make_signal, publish_signal
 from workflows.geo import Location

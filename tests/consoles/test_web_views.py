@@ -16,11 +16,11 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
-from command.service import Service
 from command.store import Store
 from command.subjects import Namespace
 from consoles.client import open_console
 from consoles.protocol import Snapshot
+from ecc.app import Service
 from tests.consoles.test_web import (  # noqa: F401 - fixtures
     EAST,
     ERQI,

@@ -89,7 +89,7 @@ class ServiceProcess:
             env["ECC_FAULT_POINT"] = fault_point
         self.starts += 1
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "command.cli", "serve"],
+            self.proc = subprocess.Popen([sys.executable, "-m", "ecc.cli", "serve"],
                                          env=env, stdout=log, stderr=log, cwd=ROOT)
 
     def _get(self, path: str) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters.ingest import SPECS
 from command import bus
 from command.pgroles import PG_SERVICE
 from command.runtime import EmbeddedNats, EmbeddedPostgres, free_port
@@ -40,7 +41,7 @@ async def test_kill_9_of_nats_server_under_load_everyone_recovers_on_their_own(
     consumers, its outbox relay and its console feed all reconnect by themselves (the
     service process is never restarted), every acknowledged signal is recorded once
     and both consoles receive every event once, in order."""
-    nats_srv = EmbeddedNats(tmp_path / "broker", namespace=ns.prefix)
+    nats_srv = EmbeddedNats(tmp_path / "broker", namespace=ns.prefix, adapters=SPECS)
     await nats_srv.start()
     token = await console_token(store)
     port = free_port()

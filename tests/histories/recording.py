@@ -18,10 +18,10 @@ import pytest
 
 from adapters.ingest import config_from_city
 from command import bus
-from command.service import Service, ServiceConfig
 from command.settings import load_catalogue, load_city, load_city_doc
 from command.store import Store
 from command.subjects import Namespace
+from ecc.app import Service, ServiceConfig
 from sim.run import Simulation, scaled
 from tests.conftest import Servers, running
 from tests.histories import golden

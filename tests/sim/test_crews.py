@@ -21,10 +21,10 @@ from command.city import City
 from command.engine import Meta
 from command.model import OrderEnded, OrderOffered, PositionReport, StatusRejected, StatusReport
 from command.roads import RoadNetwork
-from command.service import Service, ServiceConfig
 from command.settings import load_city, load_city_doc
 from command.store import Store
 from command.subjects import Namespace
+from ecc.app import Service, ServiceConfig
 from sim.clock import SimClock
 from sim.crews import (
     DECLINE_REASONS,

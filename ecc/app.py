@@ -1,8 +1,10 @@
 """Shell: the composition root. Every long-lived loop lives in one TaskGroup here.
 
-``Service`` wires the store, the bus, the signal intake, the outbox relay and
-the console gateway, and runs them until cancelled. It needs reachable servers;
-:mod:`command.cli` decides whether those are embedded or external.
+``Service`` wires the store, the bus, the signal intake, the outbox relay, the
+adapters and the console gateway, and runs them until cancelled. It needs
+reachable servers; :mod:`ecc.cli.run` decides whether those are embedded or
+external. Here, above ``command``, ``adapters`` and ``consoles``, is the one place
+that knows all three.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from adapters.http import Ingress
-from adapters.ingest import AdapterConfig, run_adapters
+from adapters.ingest import SPECS, AdapterConfig, run_adapters
 from command import bus
 from command.alerts import DeadLetterAlerts
 from command.city import City
@@ -107,8 +109,9 @@ class Service:
             await store.migrate()
             nc = await bus.connect(cfg.nats_url, name="ecc-serve")
             js = nc.jetstream()
-            await bus.ensure_streams(js, self.ns, cfg.stream_replicas)
-            await bus.ensure_adapter_consumers(js, self.ns)
+            # the adapters' declarations: their consumers, and the MQTT stream's subjects
+            await bus.ensure_streams(js, self.ns, cfg.stream_replicas, adapters=SPECS)
+            await bus.ensure_adapter_consumers(js, self.ns, SPECS)
             metrics = self.metrics
             intake = SignalIntake(store, self.ns, self.catalogue, fault_point=cfg.fault_point,
                                   metrics=metrics)
@@ -187,7 +190,7 @@ async def register_city(engine: Engine, city: City, chunk: int = 500) -> int:
     A few hundred units a transaction: a city of 10,000 units registers in seconds,
     not in one transaction per unit. A chunk a second replica got to first (it started
     at the same moment) is done again one unit at a time, skipping the ones it has."""
-    known = {r["unit_id"] for r in await engine.store.pool.fetch("SELECT unit_id FROM units")}
+    known = await engine.store.unit_ids()
     todo = [c for c in city.registrations(datetime.now(UTC)) if c.unit_id not in known]
     meta = Meta(actor="city file")
     added = 0
