@@ -11,19 +11,8 @@ from command import bus
 from command.runtime import free_port
 from command.store import Store
 from command.subjects import Namespace
+from tests.faults import harness
 from tests.faults.cluster import Cluster
-from tests.faults.harness import (
-    Console,
-    History,
-    Publisher,
-    ServiceProcess,
-    check,
-    console_token,
-    fast_catalogue,
-    service_env,
-    settled,
-    tasks,
-)
 
 
 @pytest.mark.timeout(180)
@@ -40,15 +29,15 @@ async def test_a_node_and_a_service_killed_in_a_three_node_cluster_lose_nothing(
     every event once, in order."""
     cluster = Cluster(tmp_path / "cluster")
     await cluster.start()
-    token = await console_token(store)
-    catalogue = fast_catalogue(tmp_path)
+    token = await harness.console_token(store)
+    catalogue = harness.fast_catalogue(tmp_path)
     ports = [free_port(), free_port()]
     services = []
     for i, port in enumerate(ports):
-        env = service_env(cluster.url, database_url, ns, port, catalogue)
+        env = harness.service_env(cluster.url, database_url, ns, port, catalogue)
         env["ECC_STREAM_REPLICAS"] = "3"
-        services.append(ServiceProcess(env, port, tmp_path / f"ecc-{i + 1}.log"))
-    history = History()
+        services.append(harness.ServiceProcess(env, port, tmp_path / f"ecc-{i + 1}.log"))
+    history = harness.History()
     stop = asyncio.Event()
     nc = None
     try:
@@ -61,8 +50,9 @@ async def test_a_node_and_a_service_killed_in_a_three_node_cluster_lose_nothing(
         stream = await js.stream_info(ns.stream("SIGNALS"))
         assert stream.config.num_replicas == 3
         assert stream.cluster is not None and len(stream.cluster.replicas or []) == 2
-        console = Console("console", f"http://127.0.0.1:{ports[1]}/", token, history)
-        async with tasks(Publisher(js, ns, history, rate=20).run(stop), console.run()):
+        console = harness.Console("console", f"http://127.0.0.1:{ports[1]}/", token, history)
+        publisher = harness.Publisher(js, ns, history, rate=20)
+        async with harness.tasks(publisher.run(stop), console.run()):
             await asyncio.wait_for(console.connected.wait(), 10)
             await asyncio.sleep(3.0)
             leader = stream.cluster.leader
@@ -74,8 +64,8 @@ async def test_a_node_and_a_service_killed_in_a_three_node_cluster_lose_nothing(
             history.faults.append("ecc-1 kill -9")
             await asyncio.sleep(4.0)
             stop.set()
-            snapshot = await settled(database_url, history, [console], timeout=90)
-            counts = await check(database_url, history, snapshot)
+            snapshot = await harness.settled(database_url, history, [console], timeout=90)
+            counts = await harness.check(database_url, history, snapshot)
         after = await js.stream_info(ns.stream("SIGNALS"))
         assert after.cluster is not None and after.cluster.leader not in (None, leader)
         assert services[1].proc is not None and services[1].proc.poll() is None
