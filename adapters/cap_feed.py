@@ -145,7 +145,7 @@ class CapAdapter:
                 continue
             if alert.retraction is not None:
                 await self.publisher.retraction(alert.retraction)
-                log.info("cap.cancel", identifier=alert.identifier,
+                log.info("cap.retraction", identifier=alert.identifier, msg_type=alert.msg_type,
                          refers_to=list(alert.retraction.refers_to))
             if alert.outside:
                 log.warning("cap.out_of_area", identifier=alert.identifier,
