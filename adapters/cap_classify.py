@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from adapters.hotline import classify as hotline_classify
-from workflows.catalogue import Catalogue, CapMapping, HotlineRule
+from workflows.catalogue import CapMapping, Catalogue, HotlineRule
 
 Evidence = str  # "eventCode", "event", "hotline", "category" or "none"
 
