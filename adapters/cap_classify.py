@@ -60,7 +60,8 @@ class CapRules:
                  for scheme, values in m.codes.items() for v in values}
         words = sorted(((w, type_id) for type_id, m in mappings.items() for w in m.events),
                        key=lambda wt: -len(wt[0]))
-        categories = {c: type_id for type_id, m in mappings.items() for c in m.categories}
+        categories: dict[str, str] = {c: type_id for type_id, m in mappings.items()
+                                      for c in m.categories}
         return cls(codes, tuple((re.compile(r"(?<!\w)" + re.escape(w)), w, t)
                                 for w, t in words), categories, tuple(hotline))
 
