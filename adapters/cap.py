@@ -149,6 +149,12 @@ def _text(el: etree._Element | None) -> str:
     return (el.text or "").strip() if el is not None else ""
 
 
+def read_xml(data: bytes) -> etree._Element:
+    """The document's root, parsed once without entities, DTDs or network (CAP and the
+    index feeds that list it, :mod:`adapters.cap_poll`). Raises :class:`CapRejected`."""
+    return _read(data)
+
+
 def _read(data: bytes) -> etree._Element:
     """The document's root, parsed once without entities, DTDs or network."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
