@@ -40,6 +40,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.message import Message
+from http.client import HTTPMessage
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
@@ -190,7 +191,7 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follows a redirect only to http or https (urllib's own would follow ftp too)."""
 
     def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: Message, newurl: str) -> urllib.request.Request | None:
+                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
         if urlparse(newurl).scheme not in ("http", "https"):
             raise FeedError(f"{req.full_url[:200]}: refused a redirect to {newurl[:200]!r}")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
