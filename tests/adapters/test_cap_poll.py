@@ -22,7 +22,8 @@ from adapters.ingest import AdapterConfig
 from command.store import Store
 from command.subjects import Namespace
 from ecc.app import Service
-from tests.adapters.test_ingest import dead_letter, incidents, with_adapters  # noqa: F401
+from tests.adapters.test_ingest import dead_letter, incidents
+from tests.adapters.test_ingest import with_adapters as with_adapters  # the fixture
 from tests.helpers import eventually, shared_data
 
 pytestmark = pytest.mark.timeout(60)
@@ -115,7 +116,7 @@ def site() -> Iterator[Site]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
 
-        def do_GET(self) -> None:  # noqa: N802 # http.server's name
+        def do_GET(self) -> None:  # http.server names it so
             state.asked.append((self.path, dict(self.headers.items())))
             replies = state.routes.get(self.path) or [Reply(404, b"not here")]
             reply = replies.pop(0) if len(replies) > 1 else replies[0]
