@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,11 +35,11 @@ from typing import Any
 from lxml import etree
 
 from adapters.area import Area, AreaError, place, shape_of
+from adapters.cap_classify import classify, rules_of
 from adapters.cap_trust import Trust, Verdict, verify, violations
-from adapters.hotline import classify
 from command.model import Retraction, Signal
 from command.settings import builtin_catalogue
-from workflows.catalogue import HotlineRule
+from workflows.catalogue import Catalogue
 from workflows.geo import Location
 
 NAMESPACES = {
@@ -51,12 +50,39 @@ NAMESPACES = {
 # Real national alerts with warning polygons reach about 1 MB; 4 MiB leaves room for
 # the largest without letting one alert fill the broker (its max_payload is 5 MiB).
 MAX_ALERT_BYTES = 4 * 1024 * 1024
-# CAP <category> to ECC's, when the event text says nothing more specific.
-CATEGORY = {"Fire": "fire", "Health": "medical", "Transport": "traffic", "Infra": "utility_outage",
-            "CBRNE": "hazmat", "Env": "hazmat", "Security": "crime", "Safety": "crime",
-            "Geo": "structural", "Met": "flood", "Rescue": "other", "Other": "other"}
+# Which type an info block is: the catalogue's ``cap`` entries (adapters.cap_classify).
 CERTAINTY = {"Observed": 0.95, "Likely": 0.8, "Possible": 0.5, "Unlikely": 0.2,
              "Very Likely": 0.8, "Unknown": 0.4}
+# What the sender's own judgement does to the signals (docs/adapters.md, "msgType,
+# urgency and certainty"): an event that is over (urgency Past) or not expected
+# (certainty Unlikely) is never news to raise at the type's priority. Its signals
+# are lowered to this priority and at most this confidence, so they are on record
+# but neither verify nor dispatch on their own; an Update saying Unlikely takes the
+# alerts it updates back instead.
+LOWERED_PRIORITY = 4
+LOWERED_CONFIDENCE = 0.2
+
+
+def lowered(urgency: str, certainty: str) -> str | None:
+    """Why an info block's signals are lowered (None: they are not)."""
+    if urgency == "Past":
+        return "urgency Past: the event is over, no action is needed"
+    if certainty == "Unlikely":
+        return "certainty Unlikely: the event is not expected to occur"
+    return None
+
+
+def event_codes(info: etree._Element, ns: str) -> list[tuple[str, str]]:
+    """The info block's ``<eventCode>`` values as (scheme, value): CAP 1.1 and 1.2
+    ``<valueName>``/``<value>``, CAP 1.0 ``valueName=value`` text."""
+    codes: list[tuple[str, str]] = []
+    for el in info.findall(f"{ns}eventCode")[:50]:
+        name, value = _text(el.find(f"{ns}valueName")), _text(el.find(f"{ns}value"))
+        if not name and "=" in _text(el):
+            name, _, value = _text(el).partition("=")
+        if name and value:
+            codes.append((name[:100], value[:100]))
+    return codes
 
 
 class CapRejected(ValueError):
@@ -123,6 +149,12 @@ def _text(el: etree._Element | None) -> str:
     return (el.text or "").strip() if el is not None else ""
 
 
+def read_xml(data: bytes) -> etree._Element:
+    """The document's root, parsed once without entities, DTDs or network (CAP and the
+    index feeds that list it, :mod:`adapters.cap_poll`). Raises :class:`CapRejected`."""
+    return _read(data)
+
+
 def _read(data: bytes) -> etree._Element:
     """The document's root, parsed once without entities, DTDs or network."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
@@ -161,12 +193,12 @@ def _place(area: etree._Element, ns: str, city: Area | None) -> Location | bool 
 
 
 def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None, *,
-              now: datetime | None = None, rules: Sequence[HotlineRule] | None = None
+              now: datetime | None = None, catalogue: Catalogue | None = None
               ) -> Alert:
     """Parse one CAP alert, check it against ``trust`` (no rules: unsigned accepted and
     flagged, any signature must verify) and place it in ``area`` (None: anywhere).
-    ``now`` is when certificates must be valid (None: the clock's now). ``rules`` are
-    the hotline rules that read the event and headline (None: the built-in catalogue's).
+    ``now`` is when certificates must be valid (None: the clock's now). ``catalogue``
+    classifies each info block (:mod:`adapters.cap_classify`; None: the built-in one).
 
     Raises :class:`CapRejected` with the reason and the check's code.
     """
@@ -228,14 +260,30 @@ def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None,
         return alert  # a Cancel's info blocks (if any) describe what ends, not news
     if alert.msg_type in ("Ack", "Error"):
         return alert  # answers to alerts, not about the world
-    for i, info in enumerate(root.findall(f"{ns}info")):
+    rules = rules_of(catalogue or builtin_catalogue())
+    infos = root.findall(f"{ns}info")
+    judged = [lowered(_text(info.find(f"{ns}urgency")), _text(info.find(f"{ns}certainty")))
+              for info in infos]
+    if alert.msg_type == "Update" and refers_to and infos and all(
+            why is not None and why.startswith("certainty") for why in judged):
+        # the sender no longer expects what it warned of: take the warning back
+        alert.retraction = Retraction(
+            retraction_id=alert_key(alert.sender, alert.identifier), source="cap",
+            refers_to=refers_to[:16], at=alert.sent,
+            reason=f"CAP Update {alert.identifier[:200]} from {alert.sender[:200]}: "
+                   "certainty Unlikely")
+        return alert
+    for i, (info, why) in enumerate(zip(infos, judged, strict=True)):
         event = _text(info.find(f"{ns}event"))
         headline = _text(info.find(f"{ns}headline"))
         cap_category = _text(info.find(f"{ns}category"))
-        guess = classify(f"{event} {headline}",
-                         builtin_catalogue().hotline if rules is None else rules)
-        category = guess.category if guess.rule != "none" else CATEGORY.get(cap_category, "other")
+        guess = classify(rules, event=event, headline=headline, category=cap_category,
+                         codes=event_codes(info, ns))
+        category = guess.category
         confidence = CERTAINTY.get(_text(info.find(f"{ns}certainty")), 0.4)
+        priority = None
+        if why is not None:
+            confidence, priority = min(confidence, LOWERED_CONFIDENCE), LOWERED_PRIORITY
         for j, area_el in enumerate(info.findall(f"{ns}area")):
             desc = " ".join(_text(area_el.find(f"{ns}areaDesc")).split())[:500] or \
                 f"info {i} area {j}"
@@ -255,10 +303,12 @@ def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None,
                 origin=alert_key(alert.sender, alert.identifier),
                 category=category, refers_to=refers_to[:16],
                 location=where, observed_at=alert.sent, summary=(headline or event)[:2000],
-                confidence=confidence,
+                confidence=confidence, priority=priority,
                 details={"identifier": alert.identifier[:200], "sender": alert.sender[:200],
                          "msg_type": alert.msg_type, "cap_category": cap_category[:100],
-                         "event": event[:200], "rule": guess.rule, "cap": alert.trust}))
+                         "event": event[:200], "rule": guess.rule,
+                         "classified": guess.reason[:300], "lowered": why,
+                         "cap": alert.trust}))
     return alert
 
 
@@ -283,7 +333,10 @@ def understand(alert: Alert) -> list[str]:
         for sender, ident, _ in alert.foreign:
             lines.append(f"  ignored: {ident} from {sender} is another sender's alert (a "
                          f"{alert.msg_type} acts only on the sender's own alerts)")
-    if alert.retraction is not None:
+    if alert.retraction is not None and alert.msg_type == "Update":
+        lines.append("  certainty Unlikely: retracts the signals of those alerts rather than "
+                     "raising anything (each incident they are on loses them)")
+    elif alert.retraction is not None:
         lines.append("  retracts the signals of those alerts: each incident they are on loses "
                      "them (and is cancelled if nothing else reports it and no unit is sent)")
     elif alert.msg_type == "Cancel":
@@ -291,10 +344,15 @@ def understand(alert: Alert) -> list[str]:
     for s in alert.signals:
         lines.append(f"  signal {s.signal_id}: {s.category} at {s.location.lat:.4f}, "
                      f"{s.location.lon:.4f} ({s.summary[:60]})")
+        lines.append(f"    classified: {s.details.get('classified', '')}")
+        if s.details.get("lowered"):
+            lines.append(f"    lowered to priority {s.priority}, confidence "
+                         f"{s.confidence:.2f}: {s.details['lowered']}")
     for desc in alert.outside:
         lines.append(f"  outside the city's area, dropped: {desc[:80]}")
     for desc in alert.unplaced:
         lines.append(f"  area without coordinates, not placed: {desc[:80]}")
-    if alert.msg_type in ("Alert", "Update") and not alert.signals:
+    if alert.msg_type in ("Alert", "Update") and not alert.signals \
+            and alert.retraction is None:
         lines.append("  raises nothing: no area of the alert is placed in the city's area")
     return lines

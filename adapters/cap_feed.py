@@ -33,6 +33,7 @@ from adapters.cap_trust import SenderRule, Trust, policy_of
 from command.bus import ConsumerSpec, Undeliverable, dead_letter, feed_consumer
 from command.specs import AdapterSpec, Feed
 from command.subjects import Namespace
+from workflows.catalogue import Catalogue
 
 if TYPE_CHECKING:
     from adapters.ingest import Publisher
@@ -100,8 +101,10 @@ class CapAdapter:
 
     def __init__(self, ns: Namespace, publisher: Publisher, area: Area | None = None,
                  trust: Trust | None = None, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 catalogue: Catalogue | None = None) -> None:
         self.ns = ns
+        self.catalogue = catalogue  # classifies each alert (None: the built-in one)
         self.publisher = publisher
         self.area = area
         self.trust = trust
@@ -116,7 +119,8 @@ class CapAdapter:
 
     def decode(self, msg: Msg) -> CapIn:
         try:
-            return CapIn(msg, parse_cap(msg.data, self.trust, self.area, now=self.clock()))
+            return CapIn(msg, parse_cap(msg.data, self.trust, self.area, now=self.clock(),
+                                        catalogue=self.catalogue))
         except CapRejected as exc:
             raise Undeliverable(exc.code, exc.reason) from exc
 
@@ -145,7 +149,7 @@ class CapAdapter:
                 continue
             if alert.retraction is not None:
                 await self.publisher.retraction(alert.retraction)
-                log.info("cap.cancel", identifier=alert.identifier,
+                log.info("cap.retraction", identifier=alert.identifier, msg_type=alert.msg_type,
                          refers_to=list(alert.retraction.refers_to))
             if alert.outside:
                 log.warning("cap.out_of_area", identifier=alert.identifier,

@@ -430,7 +430,8 @@ async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfi
             hotline = HotlineAdapter(ns, publisher, config.catalogue)
             tg.create_task(consume(js, ns, hotline.spec(), hotline), name="adapter-hotline")
         if "cap" in config.kinds:
-            cap = CapAdapter(ns, publisher, config.area, config.cap_trust)
+            cap = CapAdapter(ns, publisher, config.area, config.cap_trust,
+                             catalogue=config.catalogue)
             tg.create_task(consume(js, ns, cap.spec(), cap), name="adapter-cap")
             out = CapOutAdapter(js, ns, config.cap_sender, config.catalogue)
             tg.create_task(consume(js, ns, out.spec(), out), name="adapter-cap-out")

@@ -83,11 +83,41 @@ class Keywords(_Frozen):
 
 
 class CapMapping(_Frozen):
-    """What a public warning of the type says in CAP 1.2: its ``<category>`` and the
-    ``<responseType>`` people inside the area act on (a Cancel is always AllClear)."""
+    """The type in CAP 1.2. Out: what a public warning of the type says, its
+    ``<category>`` and the ``<responseType>`` people inside the area act on (a Cancel is
+    always AllClear). In (docs/adapters.md, "Classification"): a received alert is of
+    this type by, strongest first, one of its ``<eventCode>`` values (``codes``, by
+    scheme, the code's ``<valueName>``: ``{ SAME = ["FFW", "TSW"] }``), a word of its
+    ``<event>`` text (``events``, lower case; the longest word found in any type wins),
+    or its ``<category>`` (``categories``), the weakest evidence."""
 
     category: CapCategory = "Other"
     response: CapResponse = "Monitor"
+    events: tuple[str, ...] = Field(default=(), max_length=500)
+    codes: dict[str, tuple[str, ...]] = Field(default_factory=dict, max_length=20)
+    categories: tuple[CapCategory, ...] = ()
+
+    @field_validator("events")
+    @classmethod
+    def _events_lower_case(cls, words: tuple[str, ...]) -> tuple[str, ...]:
+        for w in words:
+            if not w.strip() or len(w) > 100 or w != w.lower():
+                raise ValueError(f"event word {w!r} must be 1 to 100 lower-case characters "
+                                 "(the event text is lower-cased before matching)")
+        return words
+
+    @field_validator("codes")
+    @classmethod
+    def _codes_named(cls, codes: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for scheme, values in codes.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.\-]{0,39}", scheme):
+                raise ValueError(f"eventCode scheme {scheme!r} must be a <valueName> such as "
+                                 "SAME")
+            for v in values:
+                if not v.strip() or len(v) > 100:
+                    raise ValueError(f"eventCode {scheme} value {v!r} must be 1 to 100 "
+                                     "characters")
+        return codes
 
 
 class EidoMapping(_Frozen):
@@ -281,6 +311,24 @@ def _check_types(origin: str, types: dict[str, IncidentType], lines: list[int]) 
                 raise CatalogueError(origin, line, f"type {item.id!r}: hotline rule name "
                                      f"{k.rule!r} is used by type {names[k.rule]!r} too")
             orders[k.order], names[k.rule] = k.rule, item.id
+    _check_cap(origin, types, lines)
+
+
+def _check_cap(origin: str, types: dict[str, IncidentType], lines: list[int]) -> None:
+    """Each CAP eventCode, event word and category means at most one type."""
+    owners: dict[tuple[str, str], str] = {}
+    for i, item in enumerate(types.values()):
+        line = lines[i] if i < len(lines) else None
+        keys = [("eventCode", f"{scheme.casefold()} {v.casefold()}")
+                for scheme, values in item.cap.codes.items() for v in values]
+        keys += [("event word", w) for w in item.cap.events]
+        keys += [("category", c) for c in item.cap.categories]
+        for key in keys:
+            if owners.get(key, item.id) != item.id:
+                raise CatalogueError(origin, line, f"type {item.id!r}: CAP {key[0]} "
+                                     f"{key[1]!r} already means type {owners[key]!r}; each "
+                                     "means one type")
+            owners[key] = item.id
 
 
 def parse_catalogue(text: str, origin: str = "catalogue.toml") -> Catalogue:

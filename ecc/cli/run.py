@@ -230,8 +230,13 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 async def cmd_adapter(settings: Settings, args: argparse.Namespace) -> None:
     """One adapter as its own process (leave it out of ECC_ADAPTERS for `ecc up`)."""
-    from adapters.http import Ingress
+    from adapters.cap_poll import CapPoller
+    from adapters.http import Ingress, check_cap
     from adapters.ingest import run_adapters
+
+    feeds = getattr(args, "feed", None) or []
+    if feeds and args.kind != "cap":
+        raise CliError("--feed polls CAP index feeds: use it with `ecc adapter cap`")
 
     nats_url, database_url = server_urls(settings)
     user = natsauth.adapter_user(args.kind)
@@ -255,6 +260,15 @@ async def cmd_adapter(settings: Settings, args: argparse.Namespace) -> None:
                 tg.create_task(ingress.run())
                 await ingress.ready.wait()
                 print(f"ingress {ingress.url}", flush=True)
+            trust, area = config.cap_trust, config.area
+            for url in feeds:  # each through the door POST /v1/cap uses
+                try:
+                    poller = CapPoller(js, ns, url, lambda body: check_cap(body, trust, area),
+                                       every=args.every)
+                except ValueError as exc:
+                    raise CliError(str(exc)) from exc
+                tg.create_task(poller.run(), name=f"cap-poll-{url[:60]}")
+                print(f"polling {url} every {args.every:g} s", flush=True)
     finally:
         if store is not None:
             await store.close()
@@ -307,6 +321,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     adapter.add_argument("--http-port", type=int, default=None,
                          help="also serve the HTTP ingress on this port (needs the database "
                               "for tokens)")
+    adapter.add_argument("--feed", action="append", metavar="URL",
+                         help="cap only: poll this Atom or RSS index of CAP alerts (e.g. "
+                              "https://api.weather.gov/alerts/active.atom); may be repeated")
+    adapter.add_argument("--every", type=_positive, default=60.0, metavar="SECONDS",
+                         help="seconds between polls of each --feed (default 60; errors back "
+                              "off exponentially up to 15 minutes)")
 
 
 COMMANDS = {
