@@ -66,6 +66,9 @@ class ServiceConfig:
     ingress_port: int | None = None
     # copies of each JetStream stream: 1 on one nats-server, 3 on a three-node cluster
     stream_replicas: int = 1
+    # positions each console is sent at most per second; how long tracks are kept (s)
+    console_positions_hz: float = 1.0
+    track_retention: float = 7 * 86400.0
 
 
 class Service:
@@ -137,7 +140,8 @@ class Service:
                                         "task_pending_s": self.catalogue.sla.task_pending_s,
                                         "ack_s": self.catalogue.sla.ack_s},
                                    catalogue=self.catalogue,
-                                   metrics=metrics, readiness=self.readiness)
+                                   metrics=metrics, readiness=self.readiness,
+                                   positions_hz=cfg.console_positions_hz)
             self.health = Readiness(cfg.database_url, nc, loops=self._stopped_loops,
                                     metrics=metrics)
             sampler = Sampler(metrics, store, js, self.ns)
