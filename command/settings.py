@@ -64,6 +64,10 @@ class Settings(BaseModel):
     cap_sender: str = Field(default="ecc@localhost", pattern=r"^[^\s,<&]{1,200}$")
     # Copies of each JetStream stream: 1 on one nats-server, 3 on a three-node cluster.
     stream_replicas: int = Field(default=1, ge=1, le=5)
+    # Unit positions each console is sent at most this many times a second (coalesced).
+    console_positions_hz: float = Field(default=1.0, gt=0, le=20)
+    # How long units' tracks (stored positions) are kept, in seconds.
+    track_retention: float = Field(default=7 * 86400.0, gt=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +92,9 @@ class Settings(BaseModel):
             ingress_port=int(env.get("ECC_INGRESS_PORT", "8781")),
             cap_sender=env.get("ECC_CAP_SENDER", "ecc@localhost"),
             stream_replicas=int(env.get("ECC_STREAM_REPLICAS", "1")),
+            console_positions_hz=float(env.get("ECC_CONSOLE_POSITIONS_HZ", "1")),
+            track_retention=duration(env.get("ECC_TRACK_RETENTION", "7d"),
+                                     "ECC_TRACK_RETENTION"),
             adapters=tuple(a.strip() for a in env.get(
                 "ECC_ADAPTERS", "hotline,cap,sensor,video,eido").split(",") if a.strip()),
         )
@@ -114,6 +121,20 @@ class Settings(BaseModel):
     @property
     def external(self) -> bool:
         return self.nats_url is not None and self.database_url is not None
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str, name: str) -> float:
+    """Seconds of a duration setting: a number with an optional unit, ``s``, ``m``, ``h``
+    or ``d`` (``7d``, ``36h``, ``90``); raises ValueError naming the setting."""
+    found = _DURATION.match(text)
+    if found is None or float(found.group(1)) <= 0:
+        raise ValueError(f"{name}: {text[:50]!r} is not a duration; give e.g. 7d, 36h, "
+                         "30m or seconds")
+    return float(found.group(1)) * _UNIT_S[found.group(2)]
 
 
 def load_catalogue(path: Path | None = None) -> Catalogue:

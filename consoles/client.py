@@ -14,16 +14,31 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from consoles.protocol import Delta, Error, Result, Resync, Snapshot, Welcome, server_message
+from consoles.protocol import (
+    Delta,
+    Error,
+    Positions,
+    Result,
+    Resync,
+    Snapshot,
+    UnitPosition,
+    Welcome,
+    server_message,
+)
 
-ServerMsg = Welcome | Snapshot | Delta | Resync | Error | Result
+ServerMsg = Welcome | Snapshot | Delta | Positions | Resync | Error | Result
 
 
 class ConsoleClient:
     """A connected, authenticated console. Use :func:`open_console`."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, *, positions: bool = False) -> None:
         self.ws = ws
+        # ``positions`` messages: returned by receive() when ``positions``; otherwise
+        # folded here (latest per unit) and counted, so a reader of deltas never sees them
+        self.keep_positions = positions
+        self.positions: dict[str, UnitPosition] = {}
+        self.positions_received = 0
         self.backlog: deque[ServerMsg] = deque()  # what arrived while awaiting a result
         self._ids = itertools.count(1)
         # request ids are kept per token for a day (a repeat gets the first answer): each
@@ -36,8 +51,19 @@ class ConsoleClient:
     async def receive(self) -> ServerMsg:
         if self.backlog:
             return self.backlog.popleft()
-        raw = await self.ws.recv()
-        return server_message.validate_json(raw)
+        while True:
+            got = server_message.validate_json(await self.ws.recv())
+            if self.keep_positions or not self._folded(got):
+                return got
+
+    def _folded(self, got: ServerMsg) -> bool:
+        """Fold a ``positions`` message into :attr:`positions` (True), or leave it."""
+        if not isinstance(got, Positions):
+            return False
+        self.positions_received += 1
+        for unit in got.units:
+            self.positions[unit.unit_id] = unit
+        return True
 
     async def request(self, message: dict[str, Any]) -> Result:
         """Send a command or query and wait for its result; deltas meanwhile are kept."""
@@ -46,7 +72,8 @@ class ConsoleClient:
             got = server_message.validate_json(await self.ws.recv())
             if isinstance(got, Result) and got.request_id == message["request_id"]:
                 return got
-            self.backlog.append(got)
+            if self.keep_positions or not self._folded(got):
+                self.backlog.append(got)
 
     async def command(self, name: str, incident_id: str | None = None, *,
                       request_id: str | None = None, **args: Any) -> Result:
@@ -81,11 +108,14 @@ def ws_url(console_url: str) -> str:
 
 @asynccontextmanager
 async def open_console(
-    console_url: str, token: str, since: int | None = None, **kwargs: Any
+    console_url: str, token: str, since: int | None = None, *, positions: bool = False,
+    **kwargs: Any
 ) -> AsyncIterator[ConsoleClient]:
+    """A console on ``console_url``; ``positions``: receive() returns ``positions``
+    messages too (by default they are folded into ``client.positions``)."""
     async with connect(ws_url(console_url), **kwargs) as ws:
         await ws.send(json.dumps({"type": "hello", "token": token, "since": since}))
-        yield ConsoleClient(ws)
+        yield ConsoleClient(ws, positions=positions)
 
 
 async def stalled_console(port: int, token: str) -> asyncio.StreamWriter:

@@ -28,6 +28,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -41,7 +42,7 @@ from command.model import RecordedEvent, Reporter, Retraction, describe_errors
 from command.store import Principal, Tx
 from command.subjects import Namespace
 from consoles.authz import SEES_CALLERS, authorize, scope_of
-from consoles.playback import MAX_EVENTS, Period, period_events, picture_at, states_at
+from consoles.playback import MAX_EVENTS, MAX_SPAN, Period, period_events, picture_at, states_at
 from consoles.protocol import CommandRequest, QueryRequest, Result, in_timeline
 from consoles.registry import (
     ARGS,
@@ -96,6 +97,11 @@ SPECIAL_WORK: dict[str, str] = {
 # between them (which change the views it sends); past this, the period is truncated.
 _PERIOD_ROWS = 4 * MAX_EVENTS
 BEFORE_WORK = frozenset({"call.take", "alert.close"})
+# Units' tracks a query returns: at most this many points a unit (thinned evenly in time,
+# command/store/tracks.py), in a period of history.period or since a task's offer.
+TRACK_POINTS = 200
+# Task statuses whose unit is still on the task: its track runs up to now.
+_MANNED = frozenset({"offered", "accepted", "en_route", "on_scene"})
 
 
 class ConsoleCommands:
@@ -391,6 +397,7 @@ class ConsoleCommands:
                                     else None}
             signals.append(data)
         rows = await self.store.recommendations(req.incident_id)
+        tracks = await self._task_tracks(view, events)
         shown = sees and any(s.get("reporter") for s in signals)
         await self._audit(caller, CommandRequest(type="command", request_id=req.request_id,
                                                  name="incident.detail",
@@ -399,7 +406,32 @@ class ConsoleCommands:
         return Result(request_id=req.request_id, ok=True, data={
             "incident": console_view("incident", view), "timeline": timeline, "signals": signals,
             "recommendations": [{"task_id": task_id, "candidates": candidates}
-                                for task_id, candidates in rows]})
+                                for task_id, candidates in rows],
+            "tracks": tracks})
+
+    async def _task_tracks(self, view: dict[str, Any],
+                           events: list[RecordedEvent]) -> list[dict[str, Any]]:
+        """Each task's unit's track since the task was offered to it (at most a day, and
+        ``TRACK_POINTS`` points): up to now while the unit is on it, else to its end."""
+        offered: dict[tuple[Any, Any], datetime] = {}
+        for e in events:
+            if e.type == "task.offered":
+                offered[(e.data.get("task_id"), e.data.get("unit_id"))] = e.recorded_at
+        now = utc_now()
+        found = []
+        for task in view.get("tasks", []):
+            unit_id = task.get("unit_id")
+            since = offered.get((task.get("task_id"), unit_id))
+            if unit_id is None or since is None:
+                continue
+            until = now if task.get("status") in _MANNED else \
+                max(since, datetime.fromisoformat(str(task.get("updated_at"))))
+            since = max(since, until - MAX_SPAN)
+            points = (await self.store.tracks(since, until, TRACK_POINTS, [unit_id])) \
+                .get(unit_id, []) if until > since else []
+            found.append({"task_id": task["task_id"], "unit_id": unit_id,
+                          "from": since.isoformat(), "points": points})
+        return found
 
 
     async def _history(self, caller: Caller, req: QueryRequest) -> Result:
@@ -431,13 +463,15 @@ class ConsoleCommands:
         at_start = picture_at(start, period.start)
         events, truncated = period_events(during, MAX_EVENTS, start)
         truncated = truncated or len(during) > _PERIOD_ROWS
+        tracks = await self.store.tracks(period.start, period.end, TRACK_POINTS)
         await self._audit(caller, as_command, {**args_json, "events": len(events),
                                                "truncated": truncated}, "ok", "", [])
         log.info("console.query", actor=p.name, role=p.role, query=req.name,
                  outcome="ok", events=len(events), truncated=truncated)
         return Result(request_id=req.request_id, ok=True, data={
             "from": period.start.isoformat(), "to": period.end.isoformat(),
-            "at_start": at_start, "events": events, "truncated": truncated})
+            "at_start": at_start, "events": events, "truncated": truncated,
+            "tracks": tracks})
 
 
 async def audit_connection(store: Any, principal: Principal | None, peer: str | None,

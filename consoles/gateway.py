@@ -23,6 +23,12 @@ console that does not read its snapshot in time is aborted: it never holds a
 slot, and its client resumes later with its own ``since``. The snapshot frame is
 encoded once per seq and shared by every console that starts at that seq.
 
+Unit positions (``<ns>.unit.*.position``, the POSITIONS stream, read from the last of
+each unit) are coalesced by :class:`consoles.positions.PositionFeed`: each console gets
+at most one ``positions`` message per ``1 / positions_hz`` seconds with the units that
+moved since its last, sent by a task of its own (a stalled socket resyncs that console
+alone, as a stalled delta does). A snapshot carries every unit's last known position.
+
 The doors: ``Host`` must be one of the gateway's own names (consoles/hosts.py),
 ``Host`` and ``Origin`` appear once, and consoles are limited per token and per
 peer address. Refusals are logged, counted (``ecc_console_refusals_total``) and
@@ -41,6 +47,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -65,6 +72,7 @@ from command.tasks import check_cancelled
 from consoles.authz import CONSOLE_ROLES, allowed_commands
 from consoles.commands import Caller, ConsoleCommands, audit_connection
 from consoles.hosts import HostPolicy
+from consoles.positions import PositionFeed
 from consoles.protocol import (
     CLOSE_BAD_HELLO,
     CLOSE_BUSY,
@@ -128,6 +136,10 @@ class ConsoleSession:
         self.token = token
         self.principal = principal
         self.peer = peer
+        # the position tick this console last got (consoles/positions.py), and the flag
+        # the ticker raises when there is a newer one
+        self.cursor = 0
+        self.moved = asyncio.Event()
 
     def offer(self, seq: int, frame: str) -> None:
         """Queue a delta without waiting; on overflow, mark the session for resync."""
@@ -165,6 +177,8 @@ class Gateway:
         catalogue: Catalogue | None = None,
         metrics: Metrics | None = None,
         readiness: Callable[[], dict[str, Any]] | None = None,
+        positions_hz: float = 1.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.nc = nc
@@ -185,6 +199,7 @@ class Gateway:
         self.refusals = Fold(refusal_interval)
         # (seq, frame) of the last snapshot sent: consoles starting at one seq share it
         self._snapshot: tuple[int, str] | None = None
+        self._snapshot_tick = 0  # the position tick of that snapshot
         # A reconnect storm (a thousand consoles after a network cut) queues for a few
         # snapshot slots; past max_waiting, consoles are told to come back in a moment.
         self.starting = asyncio.Semaphore(max_starting)
@@ -202,6 +217,16 @@ class Gateway:
         self.metrics = metrics if metrics is not None else Metrics()
         self.metrics.console_connections.set_function(lambda: len(self.sessions))
         self.readiness = readiness
+        if not positions_hz > 0:
+            raise ValueError("positions_hz must be above 0")
+        self.positions_interval = 1.0 / positions_hz
+        self.positions = PositionFeed()
+        self.clock = clock
+        feed = self.positions
+        self.metrics.count_from("ecc_console_positions_refused",
+                                "Unit positions the gateway refused (invalid, subject "
+                                "mismatch, future, too many units)",
+                                lambda: float(sum(feed.refused.values())))
 
     @property
     def url(self) -> str:
@@ -216,6 +241,13 @@ class Gateway:
             ordered_consumer=True,
             deliver_policy=api.DeliverPolicy.NEW,
             cb=self._on_event,
+        )
+        positions = await js.subscribe(
+            self.ns.unit_positions,
+            stream=self.ns.stream("POSITIONS"),
+            ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+            cb=self._on_position,
         )
         try:
             async with serve(
@@ -235,9 +267,11 @@ class Gateway:
                     tg.create_task(server.serve_forever())
                     tg.create_task(self._watch_tokens())
                     tg.create_task(self._flush_refusals())
+                    tg.create_task(self._tick_positions())
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            for each in (sub, positions):
+                with contextlib.suppress(Exception):
+                    await each.unsubscribe()
 
     async def _watch_tokens(self) -> None:
         """Revoking a token, or its end (expiry, or a rotation's grace running out), closes
@@ -324,6 +358,25 @@ class Gateway:
         frame = delta_frame(event, view)
         for session in self.sessions:
             session.offer(event.seq, frame)
+
+    async def _on_position(self, msg: Msg) -> None:
+        """A unit's position: held (latest wins) for the next tick; a bad one logged."""
+        try:
+            outcome = self.positions.take(self.ns.unit_of(msg.subject), msg.data, self.clock())
+        except Exception as exc:  # never let one message stop the subscription
+            self.positions.refused["error"] += 1
+            log.error("gateway.position_failed", subject=msg.subject, error=repr(exc))
+            return
+        if outcome not in ("ok", "stale"):
+            log.warning("gateway.bad_position", subject=msg.subject[:200], reason=outcome)
+
+    async def _tick_positions(self) -> None:
+        """Once per interval: close the positions frame and wake the consoles' senders."""
+        while True:
+            await asyncio.sleep(self.positions_interval)
+            if self.positions.tick():
+                for session in self.sessions:
+                    session.moved.set()
 
     def _resync_all(self) -> None:
         """Every console resyncs (and reads what it missed from the store)."""
@@ -466,7 +519,7 @@ class Gateway:
             self.waiting += 1
             try:
                 async with self.starting:  # the store reads only; the send is below
-                    ordering, frames = await self._start(hello, principal)
+                    ordering, frames, session.cursor = await self._start(hello, principal)
             finally:
                 self.waiting -= 1
             try:
@@ -487,6 +540,7 @@ class Gateway:
             caller = Caller(principal, peer)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._send_live(ws, session, ordering))
+                tg.create_task(self._send_positions(ws, session))
                 tg.create_task(self._receive(ws, caller))
         except* (ConnectionClosed, _Gone):
             pass
@@ -499,10 +553,11 @@ class Gateway:
 
     async def _start(
         self, hello: Hello, principal: Principal
-    ) -> tuple[Ordering, list[str | Iterator[str]]]:
+    ) -> tuple[Ordering, list[str | Iterator[str]], int]:
         """What a new console is sent first (a fragmented frame is an iterator, cut from
         the shared snapshot as it is sent): the welcome and its snapshot, or the deltas
-        it missed; and the ordering they leave it at."""
+        it missed; the ordering they leave it at, and the position tick (0 on a resume:
+        its first ``positions`` then holds every unit)."""
         head = await self.store.head()
         since = hello.since
         if since is not None and since <= head and head - since <= RESUME_LIMIT:
@@ -516,18 +571,20 @@ class Gateway:
                     view = await views.after(event)
                     if console_visible(event):
                         frames.append(delta_frame(event, view))
-            return ordering, frames
+            return ordering, frames, 0
         cached = self._snapshot
-        if cached is None or cached[0] != head:
+        tick = self.positions.tick_no
+        if cached is None or cached[0] != head or self._snapshot_tick != tick:
             # Read after the session registered for live deltas, so the seq it is at
             # (head, or later) leaves no gap; a cached one at the current head neither.
             seq, incidents, units, alerts = await self.store.console_snapshot()
+            tick, positions = self.positions.snapshot()
             cached = (seq, Snapshot(seq=seq, incidents=snapshot_views(incidents), units=units,
-                                    alerts=alerts).model_dump_json())
-            self._snapshot = cached
+                                    alerts=alerts, positions=positions).model_dump_json())
+            self._snapshot, self._snapshot_tick = cached, tick
         seq, snapshot = cached
         return Ordering(seq), [_welcome(principal, "snapshot", self.sla, self.types, self.rules),
-                               _fragments(snapshot, SNAPSHOT_FRAGMENT)]
+                               _fragments(snapshot, SNAPSHOT_FRAGMENT)], self._snapshot_tick
 
     async def _send_live(
         self, ws: ServerConnection, session: ConsoleSession, ordering: Ordering
@@ -552,6 +609,23 @@ class Gateway:
             overflow.cancel()
             if get is not None:
                 get.cancel()
+
+    async def _send_positions(self, ws: ServerConnection, session: ConsoleSession) -> None:
+        """At most one ``positions`` message per tick, with what moved since the last one
+        this console got; a socket that does not take it in ``send_stall``: resync."""
+        if session.cursor < self.positions.tick_no:
+            session.moved.set()  # a resume, or ticks while the snapshot was sent
+        while True:
+            await session.moved.wait()
+            session.moved.clear()
+            session.cursor, frame = self.positions.since(session.cursor)
+            if frame is None:
+                continue
+            try:
+                async with asyncio.timeout(self.send_stall):
+                    await ws.send(frame)
+            except TimeoutError:
+                raise _Overflow from None
 
     async def _receive(self, ws: ServerConnection, caller: Caller) -> None:
         """Commands and queries, one at a time, each answered with a result."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter
@@ -124,6 +125,29 @@ class Snapshot(_Msg):
     units: list[dict[str, Any]] = Field(default_factory=list)
     # open desk alerts (workflows/alert.py), for the supervisors' banner
     alerts: list[dict[str, Any]] = Field(default_factory=list)
+    # each unit's last known position, as a ``positions`` message's entries (UnitPosition)
+    positions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class UnitPosition(_Msg):
+    """One unit's latest position in a :class:`Positions` message (command.model's
+    PositionReport, as the console needs it)."""
+
+    unit_id: str
+    lat: float
+    lon: float
+    heading: float | None = None
+    speed_mps: float | None = None
+    at: datetime
+
+
+class Positions(_Msg):
+    """Units that moved since this console's last ``positions`` (consoles/positions.py):
+    latest wins per unit, at most one message per interval (``ECC_CONSOLE_POSITIONS_HZ``).
+    Not ordered with the deltas and carries no seq: a console replaces what it holds."""
+
+    type: Literal["positions"] = "positions"
+    units: list[UnitPosition]
 
 
 class Delta(_Msg):
@@ -160,9 +184,9 @@ class Result(_Msg):
 
 
 ServerMessage = Annotated[
-    Welcome | Snapshot | Delta | Resync | Error | Result, Field(discriminator="type")
+    Welcome | Snapshot | Delta | Positions | Resync | Error | Result, Field(discriminator="type")
 ]
-server_message: TypeAdapter[Welcome | Snapshot | Delta | Resync | Error | Result] = \
+server_message: TypeAdapter[Welcome | Snapshot | Delta | Positions | Resync | Error | Result] = \
     TypeAdapter(ServerMessage)
 
 

@@ -34,6 +34,7 @@ from command.settings import load_catalogue
 from command.store import ConcurrencyError, Store
 from command.subjects import Namespace
 from command.timers import TimerScheduler
+from command.tracks import TrackWriter
 from consoles.commands import ConsoleCommands
 from consoles.gateway import Gateway
 from workflows.catalogue import Catalogue
@@ -66,6 +67,9 @@ class ServiceConfig:
     ingress_port: int | None = None
     # copies of each JetStream stream: 1 on one nats-server, 3 on a three-node cluster
     stream_replicas: int = 1
+    # positions each console is sent at most per second; how long tracks are kept (s)
+    console_positions_hz: float = 1.0
+    track_retention: float = 7 * 86400.0
 
 
 class Service:
@@ -81,6 +85,7 @@ class Service:
         self.engine: Engine | None = None
         self.timers: TimerScheduler | None = None
         self.dispatcher: Dispatcher | None = None
+        self.tracks: TrackWriter | None = None
         self.ingress: Ingress | None = None
         # this service's own registry: several services in one process never collide
         self.metrics = Metrics()
@@ -127,6 +132,9 @@ class Service:
             self.dispatcher = Dispatcher(self.engine, nc, self.ns,
                                          interval=cfg.dispatch_interval, roads=cfg.roads,
                                          metrics=metrics)
+            self.tracks = tracks = TrackWriter(store, self.ns, retention=cfg.track_retention)
+            metrics.count_from("ecc_track_positions_stored", "Unit positions stored as tracks",
+                               lambda: tracks.stored)
             self.relay = OutboxRelay(store, js, fault_point=cfg.fault_point, metrics=metrics)
             self.gateway = Gateway(store, nc, self.ns, host=cfg.console_host,
                                    port=cfg.console_port, origins=cfg.console_origins,
@@ -137,7 +145,8 @@ class Service:
                                         "task_pending_s": self.catalogue.sla.task_pending_s,
                                         "ack_s": self.catalogue.sla.ack_s},
                                    catalogue=self.catalogue,
-                                   metrics=metrics, readiness=self.readiness)
+                                   metrics=metrics, readiness=self.readiness,
+                                   positions_hz=cfg.console_positions_hz)
             self.health = Readiness(cfg.database_url, nc, loops=self._stopped_loops,
                                     metrics=metrics)
             sampler = Sampler(metrics, store, js, self.ns)
@@ -154,6 +163,8 @@ class Service:
                 desk_alerts = DeadLetterAlerts(self.engine, self.ns)
                 loop(bus.consume(js, self.ns, desk_alerts.spec(), desk_alerts), "alerts")
                 loop(self.dispatcher.run(), "dispatcher")
+                loop(bus.consume(js, self.ns, tracks.spec(), tracks), "tracks")
+                loop(tracks.run_pruner(), "tracks_pruner")
                 loop(self.gateway.run(), "gateway")
                 tg.create_task(sampler.run(), name="metrics")
                 tg.create_task(self.health.run(), name="readiness")

@@ -20,6 +20,7 @@ The package, one module per thing the database holds:
 - ``roles``: PostgreSQL's roles, their rights, and moving objects to the owner
 - ``audit``: the audit log's one writer
 - ``tokens``: bearer tokens and remembered command answers
+- ``tracks``: units' stored positions (AVL tracks), thinned reads, pruning
 - ``migrate``: migrations (``command/migrations``) and the service's grants
 - ``connection``: codecs and reset of pooled connections
 - ``errors``: the error tree below
@@ -56,6 +57,7 @@ from command.store.events import Append, NewEvent, event_subject, on_the_bus
 from command.store.figures import Sample
 from command.store.migrate import (
     APPEND_ONLY_TABLES,
+    PRUNED_TABLES,
     READ_ONLY_TABLES,
     grant_service,
     migrate,
@@ -65,10 +67,12 @@ from command.store.migrate import (
 from command.store.outbox import OUTBOX_CHANNEL
 from command.store.session import OutboxRow, Probe, Session
 from command.store.tokens import Principal, hash_token, remember_result
+from command.store.tracks import TrackPoint
 
 __all__ = [
     "APPEND_ONLY_TABLES",
     "OUTBOX_CHANNEL",
+    "PRUNED_TABLES",
     "READ_ONLY_TABLES",
     "Append",
     "ConcurrencyError",
@@ -84,6 +88,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "TrackPoint",
     "Tx",
     "event_subject",
     "grant_service",

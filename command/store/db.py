@@ -31,6 +31,7 @@ from command.store.projections import ProjectionReads, ProjectionsTx
 from command.store.session import SessionStore
 from command.store.timers import TimersTx
 from command.store.tokens import TokenStore, TokensTx
+from command.store.tracks import TrackStore
 from command.subjects import Namespace
 
 
@@ -45,7 +46,7 @@ class Tx(InboxTx, EventsTx, OutboxTx, ProjectionsTx, TimersTx, DispatchTx, Audit
 
 
 class Store(EventReads, ProjectionReads, DispatchReads, FigureReads, TokenStore, AuditStore,
-            SessionStore):
+            SessionStore, TrackStore):
     """The event store on a connection pool. Open with :meth:`connect`."""
 
     def __init__(self, pool: asyncpg.Pool, ns: Namespace, url: str) -> None:

@@ -33,9 +33,11 @@ def migrations() -> list[tuple[int, str, str]]:
 # The service role's grants, re-applied after every migration by :func:`migrate`: every
 # table of schema public gets SELECT, INSERT, UPDATE and DELETE (a new migration's table
 # too, with nothing to add) except the ones named here. An append-only table may only be
-# read and added to; the migrations' ledger may only be read.
+# read and added to; the migrations' ledger may only be read; a pruned table may be read,
+# added to and deleted from past its retention, never changed (units' tracks).
 APPEND_ONLY_TABLES = ("audit_log",)
 READ_ONLY_TABLES = ("schema_migrations",)
+PRUNED_TABLES = ("unit_positions",)
 
 
 
@@ -87,7 +89,8 @@ async def migrate(pool: asyncpg.Pool | Conn, *, service_role: str | None = None)
 async def grant_service(conn: Conn, role: str) -> None:
     """(Re)apply ``role``'s privileges on schema public, as its owner, atomically: it
     may use the schema but create nothing in it; every table is its to read and write
-    but ``APPEND_ONLY_TABLES`` (SELECT, INSERT) and ``READ_ONLY_TABLES`` (SELECT); it
+    but ``APPEND_ONLY_TABLES`` (SELECT, INSERT), ``READ_ONLY_TABLES`` (SELECT) and
+    ``PRUNED_TABLES`` (SELECT, INSERT, DELETE); it
     may use every sequence. Nothing else (no TRUNCATE, REFERENCES or TRIGGER)."""
     if role == await conn.fetchval("SELECT current_user"):
         raise ValueError(f"{role!r} runs the migrations: the service needs a role of its own")
@@ -107,6 +110,8 @@ async def grant_service(conn: Conn, role: str) -> None:
                 rights = "SELECT, INSERT"
             elif table in READ_ONLY_TABLES:
                 rights = "SELECT"
+            elif table in PRUNED_TABLES:
+                rights = "SELECT, INSERT, DELETE"
             else:
                 rights = "SELECT, INSERT, UPDATE, DELETE"
             await conn.execute(f"GRANT {rights} ON {table} TO {ident}")

@@ -113,6 +113,8 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             roads=files.roads(settings, city),
             adapters=adapters, ingress_port=ingress_port,
             stream_replicas=settings.stream_replicas,
+            console_positions_hz=settings.console_positions_hz,
+            track_retention=settings.track_retention,
         ))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run())
@@ -224,6 +226,8 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         city=city, roads=files.roads(settings, city),
         adapters=files.adapters(settings, catalogue, settings.adapters) if city else None,
         ingress_port=settings.ingress_port, stream_replicas=settings.stream_replicas,
+        console_positions_hz=settings.console_positions_hz,
+        track_retention=settings.track_retention,
     ))
     await service.run()
 

@@ -24,6 +24,7 @@ from command.runtime import EmbeddedPostgres, RuntimeStartError, free_port, read
 from command.settings import Settings
 from command.store import (
     APPEND_ONLY_TABLES,
+    PRUNED_TABLES,
     READ_ONLY_TABLES,
     MigrationRefused,
     Store,
@@ -189,6 +190,7 @@ async def test_every_table_is_the_services_to_use_with_the_grants_its_rule_says(
     for row in rows:
         expected = (["SELECT", "INSERT"] if row["name"] in APPEND_ONLY_TABLES
                     else ["SELECT"] if row["name"] in READ_ONLY_TABLES
+                    else ["SELECT", "INSERT", "DELETE"] if row["name"] in PRUNED_TABLES
                     else ["SELECT", "INSERT", "UPDATE", "DELETE"])
         assert list(row["rights"]) == expected, row["name"]
     unusable = await service_conn.fetch(

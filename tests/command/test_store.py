@@ -253,9 +253,9 @@ def test_the_store_package_public_names_are_pinned() -> None:
 
     assert sorted(command.store.__all__) == [
         "APPEND_ONLY_TABLES", "Append", "ConcurrencyError", "Conn", "DataRejected",
-        "MigrationRefused", "NewEvent", "OUTBOX_CHANNEL", "OutboxRow", "Principal", "Probe",
-        "READ_ONLY_TABLES", "Sample", "Session", "Store", "StoreError", "StoreUnavailable",
-        "Tx", "event_subject", "grant_service", "hash_token", "migrate", "migrate_at", "migrations",
-        "on_the_bus", "remember_result", "write_audit",
+        "MigrationRefused", "NewEvent", "OUTBOX_CHANNEL", "OutboxRow", "PRUNED_TABLES", "Principal",
+        "Probe", "READ_ONLY_TABLES", "Sample", "Session", "Store", "StoreError",
+        "StoreUnavailable", "TrackPoint", "Tx", "event_subject", "grant_service", "hash_token",
+        "migrate", "migrate_at", "migrations", "on_the_bus", "remember_result", "write_audit",
     ]
     assert all(hasattr(command.store, name) for name in command.store.__all__)
