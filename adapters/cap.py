@@ -192,6 +192,18 @@ def _place(area: etree._Element, ns: str, city: Area | None) -> Location | bool 
     return Location(lat=where[0], lon=where[1], accuracy_m=radius, address=desc)
 
 
+def _digest(root: etree._Element) -> str:
+    """The alert's content digest (copies of one alert are compared by it): of its
+    canonical form, or, for a tree canonicalisation refuses (a namespace C14N cannot
+    write, found by hypothesis), of its plain serialisation; either way the same bytes
+    give the same digest."""
+    try:
+        data = etree.tostring(root, method="c14n")
+    except etree.C14NError:
+        data = etree.tostring(root)
+    return hashlib.sha256(data).hexdigest()
+
+
 def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None, *,
               now: datetime | None = None, catalogue: Catalogue | None = None
               ) -> Alert:
@@ -240,7 +252,7 @@ def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None,
         status=_text(root.find(f"{ns}status")), msg_type=_text(root.find(f"{ns}msgType")),
         scope=_text(root.find(f"{ns}scope")), verdict=verdict, violation_count=count,
         violations=found,
-        digest=hashlib.sha256(etree.tostring(root, method="c14n")).hexdigest())
+        digest=_digest(root))
     for ref in _text(root.find(f"{ns}references")).split():
         parts = ref.split(",")
         if len(parts) != 3:
