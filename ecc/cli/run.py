@@ -110,6 +110,7 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
             console_hosts=settings.console_hosts,
             console_max_per_peer=settings.console_max_per_peer,
             ack_wait=settings.ack_wait, catalogue=catalogue, city=city,
+            map=files.map_of(settings, city),
             roads=files.roads(settings, city),
             adapters=adapters, ingress_port=ingress_port,
             stream_replicas=settings.stream_replicas,
@@ -221,7 +222,7 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         console_hosts=settings.console_hosts,
         console_max_per_peer=settings.console_max_per_peer,
         ack_wait=settings.ack_wait, catalogue=catalogue,
-        city=city, roads=files.roads(settings, city),
+        city=city, roads=files.roads(settings, city), map=files.map_of(settings, city),
         adapters=files.adapters(settings, catalogue, settings.adapters) if city else None,
         ingress_port=settings.ingress_port, stream_replicas=settings.stream_replicas,
     ))
