@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench soak lint typecheck clean chromium
+.PHONY: demo test bench soak lint typecheck clean chromium vendor
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,11 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) vendor
 	$(BIN)/ecc demo --speed 5
 
-test: $(STAMP) lint chromium
+test: $(STAMP) vendor lint chromium
 	$(BIN)/python -m pytest
+
+# The web console's map library (Leaflet), pinned and integrity-checked, vendored into
+# consoles/static/vendor/ (committed; fetched with npm only when missing or altered).
+vendor:
+	./tools/vendor-leaflet.sh
 
 # The web console's browser tests run in Debian's headless Chromium (no browser is
 # downloaded from anywhere else): installed here when it is missing.

@@ -4,6 +4,10 @@
 ``sim/data/zhengzhou.toml``) into :class:`City`, or raises :class:`CityError`
 naming the line of the station at fault. The shell registers the units it
 does not know yet (``ecc up`` and ``ecc serve`` do, at start).
+
+The ``[map]`` table is what the console's map shows (docs/maps.md): the extent,
+the base layers (the operator's tile servers, and the offline layer ``ecc map
+build`` makes from the road network) and the named districts.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from __future__ import annotations
 import re
 import tomllib
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from workflows.geo import Location
 from workflows.unit import RegisterUnit
@@ -56,11 +60,90 @@ class Station(_Frozen):
     units: tuple[UnitSpec, ...] = ()
 
 
+Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+_LAYER = r"^[A-Za-z0-9][A-Za-z0-9 _\-]{0,39}$"
+
+
+class Tiles(_Frozen):
+    """The operator's own tile server: an XYZ URL template and what to credit."""
+
+    name: str = Field(pattern=_LAYER)
+    url: str = Field(pattern=r"^https?://[^\s\"'<>]+$", max_length=500)
+    attribution: str = Field(min_length=1, max_length=300)
+    max_zoom: int = Field(default=19, ge=1, le=24)
+
+    @model_validator(mode="after")
+    def _template(self) -> Tiles:
+        if not all(part in self.url for part in ("{z}", "{x}", "{y}")):
+            raise ValueError("url must be a tile template with {z}, {x} and {y}")
+        return self
+
+
+class District(_Frozen):
+    """A named area drawn on the map: one ring of [lon, lat] points (GeoJSON's order)."""
+
+    name: str = Field(min_length=1, max_length=80)
+    polygon: tuple[tuple[Lon, Lat], ...] = Field(min_length=3, max_length=2000)
+
+
+class MapSpec(_Frozen):
+    """The ``[map]`` table: the extent the console opens on and its layers."""
+
+    south: Lat
+    west: Lon
+    north: Lat
+    east: Lon
+    # where the map opens (default: the middle of the extent), as [lat, lon]
+    centre: tuple[Lat, Lon] | None = None
+    # the offline base layer, a GeoJSON file relative to the city file (ecc map build)
+    offline: str | None = Field(default=None, min_length=1, max_length=300)
+    # what the offline layer says of itself in the layer control (and its credit)
+    offline_attribution: str = Field(default="", max_length=300)
+    tiles: tuple[Tiles, ...] = Field(default=(), max_length=10)
+    district: tuple[District, ...] = Field(default=(), max_length=500)
+    # the base layer shown first: a tile layer's name, or "offline" (the default when
+    # there is an offline layer)
+    default: str | None = Field(default=None, pattern=_LAYER)
+
+    @model_validator(mode="after")
+    def _extent(self) -> MapSpec:
+        if not (self.south < self.north and self.west < self.east):
+            raise ValueError("the extent needs south < north and west < east")
+        if self.centre is not None and not (self.south <= self.centre[0] <= self.north
+                                            and self.west <= self.centre[1] <= self.east):
+            raise ValueError("centre must lie inside the extent")
+        names = [t.name for t in self.tiles]
+        if len(set(names)) != len(names) or "offline" in names:
+            raise ValueError("tile layers need distinct names, none of them 'offline'")
+        if self.default is not None and self.default not in {*names, "offline"}:
+            raise ValueError(f"default {self.default!r} is not one of the layers {names}")
+        if self.default == "offline" and self.offline is None:
+            raise ValueError("default is 'offline' but no offline layer is named")
+        return self
+
+    @property
+    def middle(self) -> tuple[float, float]:
+        return self.centre or ((self.south + self.north) / 2, (self.west + self.east) / 2)
+
+
 class City(_Frozen):
     name: str
     stations: tuple[Station, ...]
     # an OpenStreetMap extract (.osm), relative to the city file: ETAs by shortest path
     road_network: str | None = None
+    map: MapSpec | None = None
+
+    def extent(self) -> tuple[float, float, float, float]:
+        """(south, west, north, east): the [map] table's, else the stations' with a margin."""
+        if self.map is not None:
+            return self.map.south, self.map.west, self.map.north, self.map.east
+        lats = [s.lat for s in self.stations]
+        lons = [s.lon for s in self.stations]
+        pad_lat = max(0.01, (max(lats) - min(lats)) * 0.1)
+        pad_lon = max(0.01, (max(lons) - min(lons)) * 0.1)
+        return (max(-90.0, min(lats) - pad_lat), max(-180.0, min(lons) - pad_lon),
+                min(90.0, max(lats) + pad_lat), min(180.0, max(lons) + pad_lon))
 
     def registrations(self, at: datetime) -> list[RegisterUnit]:
         """A RegisterUnit command for every unit of the city."""
@@ -81,10 +164,10 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
                         f"not valid TOML: {exc}") from exc
     lines = [n for n, line in enumerate(text.splitlines(), 1)
              if re.match(r"^\s*\[\[\s*station\s*\]\]", line)]
-    unknown = set(doc) - {"name", "station", "road_network", *ADAPTER_SECTIONS}
+    unknown = set(doc) - {"name", "station", "road_network", "map", *ADAPTER_SECTIONS}
     if unknown:
         raise CityError(origin, None, f"unknown keys {sorted(unknown)}; a city has name, "
-                                      "road_network, [[station]] entries and the adapters' "
+                                      "road_network, [map], [[station]] entries and the adapters' "
                                       f"sections {sorted(ADAPTER_SECTIONS)}")
     stations = []
     seen: set[str] = set()
@@ -110,4 +193,21 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
     roads = doc.get("road_network")
     if roads is not None and not isinstance(roads, str):
         raise CityError(origin, None, "road_network must be the path of an .osm file")
-    return City(name=str(doc.get("name", "city")), stations=tuple(stations), road_network=roads)
+    spec = _map(doc.get("map"), text, origin)
+    return City(name=str(doc.get("name", "city")), stations=tuple(stations), road_network=roads,
+                map=spec)
+
+
+def _map(raw: Any, text: str, origin: str) -> MapSpec | None:
+    if raw is None:
+        return None
+    found = re.search(r"^\s*\[\s*map\s*\]", text, re.MULTILINE)
+    line = text.count("\n", 0, found.start()) + 1 if found else None
+    if not isinstance(raw, dict):
+        raise CityError(origin, line, "map must be a table: [map] with south, west, north, east")
+    try:
+        return MapSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'map'}: {e['msg']}"
+                             for e in exc.errors(include_url=False)[:5])
+        raise CityError(origin, line, f"[map]: {problems}") from exc

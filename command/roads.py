@@ -109,22 +109,36 @@ def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
-def parse_osm(xml: bytes | str, *, speed_factor: float = 1.0) -> RoadNetwork:
-    """Build a network from OSM XML: drivable highway ways only."""
+OsmWay = tuple[dict[str, str], list[str]]  # a way's tags and its node ids, in order
+
+
+def read_osm(xml: bytes | str) -> tuple[dict[str, tuple[float, float]], list[OsmWay]]:
+    """OSM XML's nodes (id -> (lat, lon)) and ways (tags, node ids of known nodes).
+
+    The road network reads it here, and so does the offline map (command.basemap)."""
     root = ET.fromstring(xml)
     coords: dict[str, tuple[float, float]] = {}
     for node in root.iter("node"):
         coords[node.attrib["id"]] = (float(node.attrib["lat"]), float(node.attrib["lon"]))
-    index: dict[str, int] = {}
-    edges: list[tuple[int, int, float]] = []
+    ways: list[OsmWay] = []
     for way in root.iter("way"):
         tags = {t.attrib["k"]: t.attrib["v"] for t in way.iter("tag")}
+        refs = [nd.attrib["ref"] for nd in way.iter("nd") if nd.attrib["ref"] in coords]
+        ways.append((tags, refs))
+    return coords, ways
+
+
+def parse_osm(xml: bytes | str, *, speed_factor: float = 1.0) -> RoadNetwork:
+    """Build a network from OSM XML: drivable highway ways only."""
+    coords, ways = read_osm(xml)
+    index: dict[str, int] = {}
+    edges: list[tuple[int, int, float]] = []
+    for tags, refs in ways:
         kind = tags.get("highway")
         if kind not in DRIVABLE:
             continue
         kmh = parse_speed(tags.get("maxspeed")) or CLASS_SPEED_KMH[kind]
         oneway = tags.get("oneway") in ("yes", "true", "1") or kind == "motorway"
-        refs = [nd.attrib["ref"] for nd in way.iter("nd") if nd.attrib["ref"] in coords]
         for a, b in itertools.pairwise(refs):
             ia = index.setdefault(a, len(index))
             ib = index.setdefault(b, len(index))

@@ -8,6 +8,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,16 @@ def load_city_doc(path: Path | None = None) -> dict[str, Any]:
     if path is None:
         return tomllib.loads(resources.files("sim").joinpath("data/zhengzhou.toml").read_text())
     return tomllib.loads(path.read_text())
+
+
+def offline_map_path(city: City, city_path: Path | None) -> Traversable | None:
+    """Where the city file's offline map layer is (``[map] offline``, relative to the file;
+    the demo city's beside it in sim/data), or None when it names none."""
+    if city.map is None or city.map.offline is None:
+        return None
+    if city_path is None:
+        return resources.files("sim").joinpath("data", city.map.offline)
+    return (city_path.parent / city.map.offline).resolve()
 
 
 def load_roads(city: City, city_path: Path | None) -> RoadNetwork | None:

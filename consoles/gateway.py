@@ -62,6 +62,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from command.basemap import MapSite
 from command.metrics import Metrics
 from command.model import RecordedEvent
 from command.refusals import OVERFLOW, Fold, Folded
@@ -179,6 +180,7 @@ class Gateway:
         readiness: Callable[[], dict[str, Any]] | None = None,
         positions_hz: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        map_site: MapSite | None = None,
     ) -> None:
         self.store = store
         self.nc = nc
@@ -227,6 +229,10 @@ class Gateway:
                                 "Unit positions the gateway refused (invalid, subject "
                                 "mismatch, future, too many units)",
                                 lambda: float(sum(feed.refused.values())))
+        # the map's config and layers (/map.json, /map/<layer>.geojson: docs/maps.md), and
+        # the tile servers the page may load images from
+        self.map_site = map_site
+        self._page_csp = _csp(map_site.tile_sources if map_site else ())
 
     @property
     def url(self) -> str:
@@ -415,12 +421,26 @@ class Gateway:
                                           origin=request.headers.get("Origin", "")[:200])
             return None
         if path == "/":
-            return _response(http.HTTPStatus.OK, self._page, "text/html; charset=utf-8")
+            return _response(http.HTTPStatus.OK, self._page, "text/html; charset=utf-8",
+                             csp=self._page_csp)
+        if path == "/map.json" or path.startswith("/map/"):
+            found = self._map(path)
+            if found is not None:
+                return _response(http.HTTPStatus.OK, *found)
         if path.startswith("/static/"):
             found = _static(path.removeprefix("/static/"))
             if found is not None:
                 return _response(http.HTTPStatus.OK, *found)
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _map(self, path: str) -> tuple[bytes, str] | None:
+        """The map's config, or one of its GeoJSON layers (None: the city has no map)."""
+        if self.map_site is None:
+            return None
+        if path == "/map.json":
+            return json.dumps(self.map_site.config).encode(), "application/json"
+        layer = self.map_site.layers.get(path.removeprefix("/map/").removesuffix(".geojson"))
+        return (layer, "application/geo+json") if layer is not None else None
 
     def _http_refused(self, connection: ServerConnection, status: http.HTTPStatus,
                       reason: str, body: str, **facts: str) -> Response:
@@ -736,16 +756,23 @@ async def _refuse(ws: ServerConnection, code: int, error: str, message: str) -> 
         await ws.close(code, error)
 
 
-def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+def _csp(img_sources: tuple[str, ...] = ()) -> str:
+    """The pages' Content-Security-Policy: only this gateway, and for images the operator's
+    tile servers (the city file's [map] tiles) too."""
+    img = " ".join(("'self'", "data:", *img_sources))
+    return ("default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; "
+            f"script-src 'self' 'unsafe-inline'; img-src {img}")
+
+
+def _response(status: http.HTTPStatus, body: bytes, content_type: str, *,
+              csp: str | None = None) -> Response:
     headers = Headers(
         [
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
             ("X-Content-Type-Options", "nosniff"),
-            ("Content-Security-Policy",
-             "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; "
-             "script-src 'self' 'unsafe-inline'"),
+            ("Content-Security-Policy", csp or _csp()),
         ]
     )
     return Response(status.value, status.phrase, headers, body)
@@ -753,17 +780,23 @@ def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Respon
 
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".geojson": "application/geo+json", ".json": "application/json",
-                ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8"}
+                ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8",
+                ".png": "image/png"}
+# the vendored libraries' folders (consoles/static/vendor: make vendor)
+STATIC_FOLDERS = ("vendor/leaflet/", "vendor/leaflet/images/")
 
 
 def _static(name: str) -> tuple[bytes, str] | None:
-    """A file of consoles/static by its plain name (no folders, no dot files), or None."""
-    if "/" in name or "\\" in name or name.startswith(".") or ".." in name:
+    """A file of consoles/static by its plain name (no dot files), or of a vendored
+    library's folder; None for anything else."""
+    folder = max((f for f in STATIC_FOLDERS if name.startswith(f)), key=len, default="")
+    rest = name.removeprefix(folder)
+    if "/" in rest or "\\" in rest or rest.startswith(".") or ".." in rest:
         return None
     kind = STATIC_TYPES.get(name[name.rfind("."):] if "." in name else "")
     if kind is None:
         return None
-    item = resources.files("consoles").joinpath("static", name)
+    item = resources.files("consoles").joinpath("static", *folder.split("/")[:-1], rest)
     if not item.is_file():
         return None
     return item.read_bytes(), kind

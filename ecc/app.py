@@ -22,6 +22,7 @@ from adapters.http import Ingress
 from adapters.ingest import SPECS, AdapterConfig, run_adapters
 from command import bus
 from command.alerts import DeadLetterAlerts
+from command.basemap import MapSite, map_site
 from command.city import City
 from command.crews import CrewReports
 from command.dispatcher import Dispatcher
@@ -59,6 +60,9 @@ class ServiceConfig:
     catalogue: Catalogue | None = None
     # units to register at start (those not yet known); None registers nothing
     city: City | None = None
+    # the console's map (the city's [map] and its offline layer); None: the city's own,
+    # without an offline layer
+    map: MapSite | None = None
     dispatch_interval: float = 2.0
     roads: RoadNetwork | None = None
     # the adapters to run in this process (ecc up runs them all); None runs none
@@ -146,7 +150,8 @@ class Service:
                                         "ack_s": self.catalogue.sla.ack_s},
                                    catalogue=self.catalogue,
                                    metrics=metrics, readiness=self.readiness,
-                                   positions_hz=cfg.console_positions_hz)
+                                   positions_hz=cfg.console_positions_hz,
+                                   map_site=cfg.map or (map_site(cfg.city) if cfg.city else None))
             self.health = Readiness(cfg.database_url, nc, loops=self._stopped_loops,
                                     metrics=metrics)
             sampler = Sampler(metrics, store, js, self.ns)

@@ -504,7 +504,7 @@ const map = new CityMap($("map"), {
   onIncident: (id) => { select(id); if (!playback.active) detail.open(id); },
   onPick: (lat, lon) => calls.pick(lat, lon),
 });
-map.loadBase("/static/city.geojson").catch((err) => toast(`The map's base layer did not load (${err.message}); markers are still shown.`, "error"));
+map.load("/map.json").catch((err) => toast(`The map's base layer did not load (${err.message}); markers are still shown.`, "error"));
 $("zoom-in").onclick = () => map.zoom(1 / 1.4);
 $("zoom-out").onclick = () => map.zoom(1.4);
 $("zoom-reset").onclick = () => map.reset();
@@ -529,6 +529,10 @@ setInterval(tick, 1000);
 tick();
 // for an operator's devtools: the picture and the connection (seq, state)
 window.ecc = app;
+// unit positions (unit_id -> {lat, lon, heading, speed_mps, at}), filled by the `positions`
+// console message; whoever fills it calls app.map.positionsChanged()
+app.positions ??= new Map();
+app.map = map;
 
 function start(token) {
   $("login").hidden = true;

@@ -20,6 +20,7 @@
     ecc catalogue check    validate a catalogue file (types, plans, SLA rules)
     ecc report             response times of a period, beside the SF Fire Department's
     ecc audit export       who did what in a period, from the audit log, as CSV
+    ecc map build CITY     the console's offline street map from the city's OSM extract
 
 =====================  ==============================================================
 module                 commands
@@ -31,6 +32,7 @@ module                 commands
 :mod:`ecc.cli.tokens`   token create, rotate, revoke
 :mod:`ecc.cli.clients`  console watch, unit
 :mod:`ecc.cli.records`  catalogue check, report, audit export
+:mod:`ecc.cli.maps`     map build
 =====================  ==============================================================
 
 Where a command needs the servers, it takes ``NATS_URL`` / ``DATABASE_URL``
@@ -52,14 +54,14 @@ from pydantic import ValidationError
 
 from command import logs
 from command.settings import Settings
-from ecc.cli import borders, clients, database, records, run, tokens, users
+from ecc.cli import borders, clients, database, maps, records, run, tokens, users
 from ecc.cli.errors import CliError
 
 __all__ = ["CliError", "build_parser", "main"]
 
 log = structlog.get_logger("ecc.cli")
 
-GROUPS = (run, database, users, borders, tokens, clients, records)
+GROUPS = (run, database, users, borders, tokens, clients, records, maps)
 Handler = Callable[[Settings, argparse.Namespace], Awaitable[None]]
 _COMMANDS: dict[tuple[str, str | None], Handler] = {
     key: handler for group in GROUPS for key, handler in group.COMMANDS.items()}
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sub = (getattr(args, "signal_command", None) or getattr(args, "token_command", None)
            or getattr(args, "console_command", None) or getattr(args, "catalogue_command", None)
-           or getattr(args, "cap_command", None) or getattr(args, "audit_command", None))
+           or getattr(args, "cap_command", None) or getattr(args, "audit_command", None)
+           or getattr(args, "map_command", None))
     try:
         settings = Settings.from_env()
     except (ValidationError, ValueError) as exc:
