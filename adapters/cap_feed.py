@@ -30,6 +30,7 @@ from nats.js.errors import BadRequestError
 from adapters.area import Area, AreaError
 from adapters.cap import Alert, CapRejected, copy_key, parse_cap
 from adapters.cap_trust import SenderRule, Trust, policy_of
+from adapters.gazetteer import Gazetteer
 from command.bus import ConsumerSpec, Undeliverable, dead_letter, feed_consumer
 from command.specs import AdapterSpec, Feed
 from command.subjects import Namespace
@@ -100,8 +101,10 @@ class CapAdapter:
 
     def __init__(self, ns: Namespace, publisher: Publisher, area: Area | None = None,
                  trust: Trust | None = None, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 gazetteer: Gazetteer | None = None) -> None:
         self.ns = ns
+        self.gazetteer = gazetteer  # places areas given only by geocodes
         self.publisher = publisher
         self.area = area
         self.trust = trust
@@ -116,7 +119,8 @@ class CapAdapter:
 
     def decode(self, msg: Msg) -> CapIn:
         try:
-            return CapIn(msg, parse_cap(msg.data, self.trust, self.area, now=self.clock()))
+            return CapIn(msg, parse_cap(msg.data, self.trust, self.area, now=self.clock(),
+                                          gazetteer=self.gazetteer))
         except CapRejected as exc:
             raise Undeliverable(exc.code, exc.reason) from exc
 

@@ -374,8 +374,9 @@ class Gazetteer:
                         continue
                     point = Point((p.x + q.x) / 2, (p.y + q.y) / 2)
                 else:
+                    first = shapely.get_geometry(meet, 0)
                     point = meet if isinstance(meet, Point) else \
-                        shapely.get_geometry(meet, 0).representative_point()
+                        (first or meet).representative_point()
                 names = f"{self._streets[k1][0].name} & {self._streets[k2][0].name}"
                 out.append(Candidate(point.y, point.x, round(min(s1, s2) * 0.98, 3),
                                      "intersection", names, 30.0))

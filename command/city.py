@@ -56,11 +56,30 @@ class Station(_Frozen):
     units: tuple[UnitSpec, ...] = ()
 
 
+class GazetteerFiles(_Frozen):
+    """The city file's ``[gazetteer]``: where its places come from, relative to the file
+    (:mod:`adapters.gazetteer_data`). ``osm`` defaults to the road network."""
+
+    osm: str | None = Field(default=None, min_length=1, max_length=500)
+    codes: str | None = Field(default=None, min_length=1, max_length=500)
+
+
 class City(_Frozen):
     name: str
     stations: tuple[Station, ...]
     # an OpenStreetMap extract (.osm), relative to the city file: ETAs by shortest path
     road_network: str | None = None
+    gazetteer: GazetteerFiles = GazetteerFiles()
+
+    @property
+    def gazetteer_osm(self) -> str | None:
+        """The OSM extract the gazetteer reads: ``[gazetteer] osm``, else the road network."""
+        return self.gazetteer.osm or self.road_network
+
+    def centre(self) -> tuple[float, float]:
+        """The stations' mean point: where a signal of unknown place is shown."""
+        return (sum(s.lat for s in self.stations) / len(self.stations),
+                sum(s.lon for s in self.stations) / len(self.stations))
 
     def registrations(self, at: datetime) -> list[RegisterUnit]:
         """A RegisterUnit command for every unit of the city."""
@@ -81,10 +100,11 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
                         f"not valid TOML: {exc}") from exc
     lines = [n for n, line in enumerate(text.splitlines(), 1)
              if re.match(r"^\s*\[\[\s*station\s*\]\]", line)]
-    unknown = set(doc) - {"name", "station", "road_network", *ADAPTER_SECTIONS}
+    unknown = set(doc) - {"name", "station", "road_network", "gazetteer", *ADAPTER_SECTIONS}
     if unknown:
         raise CityError(origin, None, f"unknown keys {sorted(unknown)}; a city has name, "
-                                      "road_network, [[station]] entries and the adapters' "
+                                      "road_network, [gazetteer], [[station]] entries and "
+                                      "the adapters' "
                                       f"sections {sorted(ADAPTER_SECTIONS)}")
     stations = []
     seen: set[str] = set()
@@ -110,4 +130,10 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
     roads = doc.get("road_network")
     if roads is not None and not isinstance(roads, str):
         raise CityError(origin, None, "road_network must be the path of an .osm file")
-    return City(name=str(doc.get("name", "city")), stations=tuple(stations), road_network=roads)
+    try:
+        places = GazetteerFiles.model_validate(doc.get("gazetteer", {}))
+    except ValidationError as exc:
+        raise CityError(origin, None, f"[gazetteer]: {exc.errors(include_url=False)[0]['msg']}"
+                                      " (it has osm and codes: paths of files)") from exc
+    return City(name=str(doc.get("name", "city")), stations=tuple(stations), road_network=roads,
+                gazetteer=places)
