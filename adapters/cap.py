@@ -32,15 +32,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import shapely
 from lxml import etree
+from shapely.geometry import MultiPoint, Polygon
+from shapely.geometry.base import BaseGeometry
 
-from adapters.area import Area, AreaError, place, shape_of
+from adapters.area import Area, AreaError, place, polygon, shape_of
 from adapters.cap_classify import classify, rules_of
 from adapters.cap_trust import Trust, Verdict, verify, violations
+from adapters.gazetteer import Gazetteer, scheme_of
+from adapters.placement import outline
 from command.model import Retraction, Signal
 from command.settings import builtin_catalogue
 from workflows.catalogue import Catalogue
-from workflows.geo import Location
+from workflows.geo import Location, unknown_at
 
 NAMESPACES = {
     "urn:oasis:names:tc:emergency:cap:1.2": "1.2",
@@ -173,23 +178,76 @@ def _read(data: bytes) -> etree._Element:
     return root
 
 
-def _place(area: etree._Element, ns: str, city: Area | None) -> Location | bool | None:
-    """The area's location where it meets ``city``; None with no coordinates; False when
-    it does not meet the city's area."""
+def _place(area: etree._Element, ns: str, city: Area | None,
+           gazetteer: Gazetteer | None = None) -> tuple[Location | bool | None, dict[str, Any]]:
+    """The area's location where it meets ``city`` and what the signal's details keep of
+    it (``area``: its polygon for the map; ``placement``: the geocodes it was placed by).
+    None with no coordinates (and no geocode a ``gazetteer`` could read); False when it
+    does not meet the city's area. Geocodes none of which the city's code list holds give
+    a location unknown (at the gazetteer's centre, with the codes that failed)."""
     desc = _text(area.find(f"{ns}areaDesc"))[:500] or None
-    found = shape_of([_text(p) for p in area.findall(f"{ns}polygon")],
-                     [_text(c) for c in area.findall(f"{ns}circle")])
+    polygons = [_text(p) for p in area.findall(f"{ns}polygon")]
+    found = shape_of(polygons, [_text(c) for c in area.findall(f"{ns}circle")])
+    kept: dict[str, Any] = {}
+    if found is None and gazetteer is not None:
+        codes = _geocodes(area, ns)
+        if codes:
+            return _by_codes(codes, city, gazetteer, desc)
     if found is None:
-        return None
+        return None, kept
     shape, natural = found
     where = place(shape, natural, city)
     if where is None:
-        return False
+        return False, kept
+    if any(p.strip() for p in polygons) and isinstance(shape, Polygon):
+        kept["area"] = outline([(y, x) for x, y in shape.exterior.coords])
     radius = None
     circles = area.findall(f"{ns}circle")
     if circles and not area.findall(f"{ns}polygon"):
         radius = float(_text(circles[0]).partition(" ")[2] or 0) * 1000
-    return Location(lat=where[0], lon=where[1], accuracy_m=radius, address=desc)
+    return Location(lat=where[0], lon=where[1], accuracy_m=radius, address=desc), kept
+
+
+def _geocodes(area: etree._Element, ns: str) -> list[tuple[str, str]]:
+    """An area's ``<geocode>`` pairs (valueName, value); CAP 1.0's ``name=value`` too."""
+    out = []
+    for g in area.findall(f"{ns}geocode")[:100]:
+        name, value = _text(g.find(f"{ns}valueName")), _text(g.find(f"{ns}value"))
+        if not name and "=" in _text(g):
+            name, _, value = _text(g).partition("=")
+        if value:
+            out.append((name.strip()[:40], value.strip()[:40]))
+    return out
+
+
+def _by_codes(codes: list[tuple[str, str]], city: Area | None, gazetteer: Gazetteer,
+              desc: str | None) -> tuple[Location | bool, dict[str, Any]]:
+    """An area given only by geocodes, placed from the city's code list."""
+    known, missed = [], []
+    for name, value in codes:
+        scheme = scheme_of(name)
+        hit = gazetteer.code(scheme, value) if scheme else None
+        if hit is None:
+            missed.append(f"{name} {value}")
+        else:
+            known.append((f"{name} {value}", hit[0], hit[1]))
+    record: dict[str, Any] = {"geocodes": [
+        {"code": said, "area": a.name[:100], "found": how} for said, a, how in known[:20]],
+        "not_in_code_list": missed[:20]}
+    if not known:
+        reason = (f"no geocode of the area is in the city's code list "
+                  f"({', '.join(missed[:5])})")
+        return unknown_at(gazetteer.centre, reason, desc), {"placement": record}
+    rings = [a.polygon for _, a, _ in known if a.polygon]
+    shape: BaseGeometry = shapely.union_all([polygon(list(r)) for r in rings]) if rings \
+        else MultiPoint([(a.lon, a.lat) for _, a, _ in known])
+    where = place(shape, shape.centroid, city)
+    if where is None:
+        return False, {}
+    kept: dict[str, Any] = {"placement": record}
+    if rings:
+        kept["area"] = outline(list(rings[0]))
+    return Location(lat=where[0], lon=where[1], address=desc), kept
 
 
 def _digest(root: etree._Element) -> str:
@@ -205,12 +263,13 @@ def _digest(root: etree._Element) -> str:
 
 
 def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None, *,
-              now: datetime | None = None, catalogue: Catalogue | None = None
-              ) -> Alert:
+              now: datetime | None = None, catalogue: Catalogue | None = None,
+              gazetteer: Gazetteer | None = None) -> Alert:
     """Parse one CAP alert, check it against ``trust`` (no rules: unsigned accepted and
     flagged, any signature must verify) and place it in ``area`` (None: anywhere).
     ``now`` is when certificates must be valid (None: the clock's now). ``catalogue``
     classifies each info block (:mod:`adapters.cap_classify`; None: the built-in one).
+    ``gazetteer`` places areas given only by geocodes (the city's code list).
 
     Raises :class:`CapRejected` with the reason and the check's code.
     """
@@ -300,7 +359,7 @@ def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None,
             desc = " ".join(_text(area_el.find(f"{ns}areaDesc")).split())[:500] or \
                 f"info {i} area {j}"
             try:
-                where = _place(area_el, ns, area)
+                where, kept = _place(area_el, ns, area, gazetteer)
             except (AreaError, ValueError) as exc:
                 raise CapRejected(f"info {i} area {j}: {exc}"[:500]) from exc
             if where is None:
@@ -320,7 +379,7 @@ def parse_cap(data: bytes, trust: Trust | None = None, area: Area | None = None,
                          "msg_type": alert.msg_type, "cap_category": cap_category[:100],
                          "event": event[:200], "rule": guess.rule,
                          "classified": guess.reason[:300], "lowered": why,
-                         "cap": alert.trust}))
+                         "cap": alert.trust, **kept}))
     return alert
 
 
@@ -354,6 +413,10 @@ def understand(alert: Alert) -> list[str]:
     elif alert.msg_type == "Cancel":
         lines.append("  cancels nothing: none of its references is the sender's own alert")
     for s in alert.signals:
+        if s.location.unknown:
+            lines.append(f"  signal {s.signal_id}: {s.category}, location unknown "
+                         f"({s.location.unknown[:120]})")
+            continue
         lines.append(f"  signal {s.signal_id}: {s.category} at {s.location.lat:.4f}, "
                      f"{s.location.lon:.4f} ({s.summary[:60]})")
         lines.append(f"    classified: {s.details.get('classified', '')}")

@@ -30,6 +30,7 @@ from nats.js.errors import BadRequestError
 from adapters.area import Area, AreaError
 from adapters.cap import Alert, CapRejected, copy_key, parse_cap
 from adapters.cap_trust import SenderRule, Trust, policy_of
+from adapters.gazetteer import Gazetteer
 from command.bus import ConsumerSpec, Undeliverable, dead_letter, feed_consumer
 from command.specs import AdapterSpec, Feed
 from command.subjects import Namespace
@@ -102,9 +103,11 @@ class CapAdapter:
     def __init__(self, ns: Namespace, publisher: Publisher, area: Area | None = None,
                  trust: Trust | None = None, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 catalogue: Catalogue | None = None) -> None:
+                 catalogue: Catalogue | None = None,
+                 gazetteer: Gazetteer | None = None) -> None:
         self.ns = ns
         self.catalogue = catalogue  # classifies each alert (None: the built-in one)
+        self.gazetteer = gazetteer  # places areas given only by geocodes
         self.publisher = publisher
         self.area = area
         self.trust = trust
@@ -120,7 +123,8 @@ class CapAdapter:
     def decode(self, msg: Msg) -> CapIn:
         try:
             return CapIn(msg, parse_cap(msg.data, self.trust, self.area, now=self.clock(),
-                                        catalogue=self.catalogue))
+                                        catalogue=self.catalogue,
+                                        gazetteer=self.gazetteer))
         except CapRejected as exc:
             raise Undeliverable(exc.code, exc.reason) from exc
 

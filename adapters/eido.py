@@ -47,7 +47,9 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 from pydantic import AwareDatetime, ConfigDict, Field
 
+from adapters.gazetteer import Gazetteer
 from adapters.hotline import classify
+from adapters.placement import locate
 from command.model import Reporter, Signal
 from command.specs import AdapterSpec, Feed
 from workflows.catalogue import Catalogue
@@ -482,7 +484,8 @@ def _civic(root: Any) -> str | None:
     return ", ".join(w for w in words if w) or None
 
 
-def to_signal(h: Handoff, catalogue: Catalogue) -> Signal:
+def to_signal(h: Handoff, catalogue: Catalogue,
+              gazetteer: Gazetteer | None = None) -> Signal:
     """The signal a received handoff becomes (source ``eido``).
 
     Its id is ``<key>-<lastUpdateTimeStamp in Unix ms>``, where the key is
@@ -494,15 +497,23 @@ def to_signal(h: Handoff, catalogue: Catalogue) -> Signal:
     catalogue's order) with one of its ``eido.words`` in the common registry type;
     else ``other``.
 
-    Raises :class:`EidoRejected` when no location has coordinates: ECC has no
-    geocoder, and an incident needs a place on the map.
+    A location with only words (a civic address, a description) is placed by
+    ``gazetteer`` (:func:`adapters.placement.locate`; a location unknown when that
+    fails, still a signal). Raises :class:`EidoRejected` when no location has
+    coordinates and there is no gazetteer to place its words with.
     """
     where = h.location
+    placement: dict[str, Any] = {}
     if where.lat is None or where.lon is None:
-        words = f" (only {_short(where.address, 120)!r})" if where.address else ""
-        raise EidoRejected(f"$.locationComponent: no location with coordinates{words}; ECC "
-                           "has no geocoder: send a PIDF-LO point or circle in "
-                           "locationByValue")
+        if gazetteer is None:
+            words = f" (only {_short(where.address, 120)!r})" if where.address else ""
+            raise EidoRejected(f"$.locationComponent: no location with coordinates{words}; "
+                               "this ECC has no gazetteer: send a PIDF-LO point or circle in "
+                               "locationByValue")
+        located, placement = locate(gazetteer, where.address)
+    else:
+        located = Location(lat=where.lat, lon=where.lon, accuracy_m=where.accuracy_m,
+                           address=where.address[:500] if where.address else None)
     category, rule = _category(h, catalogue)
     key = "eido-" + hashlib.sha256(f"{h.agency}|{h.incident_uid}".encode()).hexdigest()[:24]
     caller = next((c.caller for c in h.calls if c.caller is not None), None)
@@ -511,8 +522,7 @@ def to_signal(h: Handoff, catalogue: Catalogue) -> Signal:
     return Signal(
         signal_id=f"{key}-{round(h.updated_at.timestamp() * 1000)}", source="eido",
         category=category, origin=key, refers_to=(key,),
-        location=Location(lat=where.lat, lon=where.lon, accuracy_m=where.accuracy_m,
-                          address=where.address[:500] if where.address else None),
+        location=located,
         observed_at=min((c.started_at for c in h.calls), default=h.updated_at),
         summary=summary[:2000], confidence=CONFIDENCE, priority=h.priority,
         reporter=Reporter(name=caller.name[:200] if caller.name else None,
@@ -524,7 +534,8 @@ def to_signal(h: Handoff, catalogue: Catalogue) -> Signal:
                  "status": (h.status or "")[:100], "updated_at": h.updated_at.isoformat(),
                  "calls": len(h.calls),
                  "units": [f"{u.unit_id} {u.status or ''}".strip()[:100] for u in h.units[:20]],
-                 "notes": [n.text[:300] for n in h.notes[-5:]]})
+                 "notes": [n.text[:300] for n in h.notes[-5:]],
+                 **({"placement": placement} if placement else {})})
 
 
 def _category(h: Handoff, catalogue: Catalogue) -> tuple[str, str]:

@@ -25,6 +25,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
+from adapters.gazetteer import Gazetteer
+from adapters.placement import locate
 from command.model import Reporter, Signal
 from command.specs import AdapterSpec, Feed
 from workflows.catalogue import HotlineRule
@@ -68,25 +70,45 @@ class CallRecord(Cleaned):
     platform: Annotated[str, Field(max_length=20)] = "hotline"
     received_at: AwareDatetime
     narrative: Annotated[str, Field(max_length=4000)]
-    location: Location
+    # where: coordinates (with the address as said, if any), or only the address as
+    # typed, which the city's gazetteer places (:func:`adapters.placement.locate`)
+    location: Location | None = None
+    address: Annotated[str, Field(max_length=500)] | None = None
     caller: Reporter | None = None
 
 
-def to_signal(record: CallRecord, rules: Sequence[Rule]) -> Signal:
-    """The signal a call raises, with its classification visible in the details."""
+def to_signal(record: CallRecord, rules: Sequence[Rule],
+              gazetteer: Gazetteer | None = None) -> Signal:
+    """The signal a call raises, with its classification visible in the details.
+
+    A call without coordinates is placed by ``gazetteer`` from its address (a location
+    unknown when that fails: still a signal). Raises :class:`Unplaceable` when it has no
+    coordinates and there is no gazetteer to place it with."""
     c = classify(record.narrative, rules)
+    details: dict[str, object] = {"platform": record.platform, "rule": c.rule,
+                                  "matched": c.matched, "confidence": c.confidence}
+    if record.location is not None:
+        location = record.location
+    elif gazetteer is None:
+        raise Unplaceable(f"call {record.call_id} has no coordinates and this ECC has no "
+                          "gazetteer to place its address with ([gazetteer] in the city file)")
+    else:
+        location, details["placement"] = locate(gazetteer, record.address)
     return Signal(
         signal_id=f"call-{record.call_id}",
         source="hotline",
         category=c.category,
-        location=record.location,
+        location=location,
         observed_at=record.received_at,
         summary=record.narrative[:2000],
         confidence=c.confidence, priority=c.priority,
-        details={"platform": record.platform, "rule": c.rule, "matched": c.matched,
-                 "confidence": c.confidence},
+        details=details,
         reporter=record.caller,
     )
+
+
+class Unplaceable(ValueError):
+    """A record with no coordinates and nothing to place its words with."""
 
 
 _MONTCO_TIME = "%Y-%m-%d %H:%M"

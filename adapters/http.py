@@ -7,6 +7,8 @@ uses and answers 202 only after the broker has stored it: an acknowledged
 record is never lost.
 
 * ``POST /v1/calls``: a hotline call record (JSON, :class:`adapters.hotline.CallRecord`);
+  one with an address and no coordinates is placed by the city's gazetteer;
+* ``GET /v1/places?q=<text>``: the gazetteer's candidates for an address as typed;
 * ``POST /v1/video/detections``: a detection from a video analytics platform
   (JSON, :class:`adapters.video.Webhook`);
 * ``POST /v1/cap``: a CAP 1.0-1.2 alert (XML);
@@ -51,7 +53,10 @@ from adapters.area import Area
 from adapters.cap import MAX_ALERT_BYTES, CapRejected, parse_cap, understand
 from adapters.cap_trust import Trust
 from adapters.eido import MAX_EIDO_BYTES
+from adapters.gazetteer import MAX_QUERY, Gazetteer
+from adapters.hotline import Unplaceable, to_signal
 from adapters.ingest import parse_call, parse_handoff
+from adapters.placement import candidate_json
 from command.bus import Undeliverable, dead_letter_bytes
 from command.metrics import Metrics
 from command.model import MAX_SIGNAL_BYTES
@@ -93,7 +98,8 @@ class Ingress:
     def __init__(self, store: Store, js: JetStreamContext, ns: Namespace, *,
                  host: str = "127.0.0.1", port: int = 0, metrics: Metrics | None = None,
                  readiness: Callable[[], dict[str, Any]] | None = None,
-                 cap_trust: Trust | None = None, area: Area | None = None) -> None:
+                 cap_trust: Trust | None = None, area: Area | None = None,
+                 gazetteer: Gazetteer | None = None) -> None:
         self.store = store
         self.js = js
         self.ns = ns
@@ -103,16 +109,20 @@ class Ingress:
         self.readiness = readiness
         self.ready = asyncio.Event()
         self.fold = Fold(AUDIT_FOLD_S)
+        self.gazetteer = gazetteer
         self.app = Starlette(routes=[
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.scrape, methods=["GET"]),
-            Route("/v1/calls", self._door("hotline", MAX_SIGNAL_BYTES, check_call),
+            Route("/v1/calls", self._door("hotline", MAX_SIGNAL_BYTES,
+                                          lambda body: check_call(body, gazetteer)),
                   methods=["POST"]),
+            Route("/v1/places", self.places, methods=["GET"]),
             Route("/v1/video/detections", self._door("video", MAX_SIGNAL_BYTES, check_video),
                   methods=["POST"]),
             Route("/v1/cap", self._door("cap", CAP_LIMIT,
-                                        lambda body: check_cap(body, cap_trust, area),
+                                        lambda body: check_cap(body, cap_trust, area,
+                                                               gazetteer),
                                         XML_TYPES),
                   methods=["POST"]),
             Route("/v1/eido", self._door("eido", MAX_EIDO_BYTES, check_eido),
@@ -132,6 +142,20 @@ class Ingress:
             "ready": False, "service": "this ingress runs without a service: nothing to "
                                        "report ready"}
         return JSONResponse(report, status_code=200 if report["ready"] else 503)
+
+    async def places(self, request: Request) -> Response:
+        """``GET /v1/places?q=<address>``: the gazetteer's candidates for typed text (what
+        the call taker picks from), for a token that may post calls."""
+        who = await self._principal(request, "hotline")
+        if isinstance(who, Response):
+            return who
+        if self.gazetteer is None:
+            return JSONResponse({"error": "this ECC has no gazetteer ([gazetteer] in the city "
+                                          "file)", "candidates": []}, status_code=404)
+        text = request.query_params.get("q", "")[:MAX_QUERY]
+        found = await asyncio.to_thread(self.gazetteer.lookup, text)
+        return JSONResponse({"text": found.text, "reason": found.reason,
+                             "candidates": [candidate_json(c) for c in found.candidates]})
 
     async def scrape(self, request: Request) -> Response:
         body, content_type = self.metrics.render()
@@ -294,9 +318,20 @@ async def _read(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def check_call(body: bytes) -> tuple[str, str]:
+def check_call(body: bytes, gazetteer: Gazetteer | None = None) -> tuple[str, str]:
+    """The call's message id and what ECC understood (where an address without
+    coordinates is placed, or why it is not); raises Undeliverable (a call with no
+    coordinates where there is no gazetteer: ``unplaceable``)."""
     record = parse_call(body)
-    return f"call-{record.call_id}", f"call {record.call_id} from {record.platform}"
+    said = f"call {record.call_id} from {record.platform}"
+    if record.location is None:
+        try:
+            where = to_signal(record, (), gazetteer).location
+        except Unplaceable as exc:
+            raise Undeliverable("unplaceable", str(exc)) from exc
+        said += (f": location unknown ({where.unknown})" if where.unknown else
+                 f": {record.address!r} placed at {where.lat:.5f}, {where.lon:.5f}")
+    return f"call-{record.call_id}", said[:2000]
 
 
 def check_video(body: bytes) -> tuple[str, str]:
@@ -309,15 +344,15 @@ def check_video(body: bytes) -> tuple[str, str]:
             f"{d.label} on camera {d.camera}")
 
 
-def check_cap(body: bytes, trust: Trust | None = None,
-              area: Area | None = None) -> tuple[str, str]:
+def check_cap(body: bytes, trust: Trust | None = None, area: Area | None = None,
+              gazetteer: Gazetteer | None = None) -> tuple[str, str]:
     """The alert's message id and what ECC will do with it (signature, schema, placement:
     "outside the city's area" when it will be dropped); raises Undeliverable with the
     check's code. The id carries the content digest, so a second copy with other content
     reaches the adapter (which dead-letters it as ``cap_conflict``) instead of being
     dropped by the broker as a duplicate."""
     try:
-        alert = parse_cap(body, trust, area)
+        alert = parse_cap(body, trust, area, gazetteer=gazetteer)
     except CapRejected as exc:
         raise Undeliverable(exc.code, exc.reason) from exc
     return (f"{alert.sender}-{alert.identifier}-{alert.digest[:16]}",

@@ -51,8 +51,10 @@ from adapters.cap_trust import Trust
 from adapters.eido import SPEC as EIDO
 from adapters.eido import EidoRejected, parse_eido
 from adapters.eido import to_signal as eido_signal
+from adapters.gazetteer import Gazetteer
+from adapters.gazetteer_load import gazetteer_of
 from adapters.hotline import SPEC as HOTLINE
-from adapters.hotline import CallRecord, to_signal
+from adapters.hotline import CallRecord, Unplaceable, to_signal
 from adapters.sensor import (
     SENSOR_ROOT,
     Devices,
@@ -146,10 +148,12 @@ class HotlineAdapter:
 
     source = "hotline"
 
-    def __init__(self, ns: Namespace, publisher: Publisher, catalogue: Catalogue) -> None:
+    def __init__(self, ns: Namespace, publisher: Publisher, catalogue: Catalogue,
+                 gazetteer: Gazetteer | None = None) -> None:
         self.ns = ns
         self.publisher = publisher
         self.rules = catalogue.hotline
+        self.gazetteer = gazetteer
 
     def spec(self) -> ConsumerSpec:
         return feed_consumer(HOTLINE.feed("adapter-hotline"), self.ns)
@@ -157,23 +161,29 @@ class HotlineAdapter:
     def source_of(self, msg: Msg) -> str:
         return self.source
 
-    def decode(self, msg: Msg) -> CallRecord:
-        return parse_call(msg.data)
+    def decode(self, msg: Msg) -> Signal:
+        record = parse_call(msg.data)
+        try:
+            return to_signal(record, self.rules, self.gazetteer)
+        except Unplaceable as exc:
+            raise Undeliverable("unplaceable", str(exc)) from exc
 
-    async def handle(self, records: list[CallRecord]) -> None:
-        signals = [to_signal(record, self.rules) for record in records]
-        for record, signal, fresh in zip(records, signals,
-                                         await self.publisher.signals(signals), strict=True):
-            log.info("hotline.call", call_id=record.call_id, signal_id=signal.signal_id,
+    async def handle(self, signals: list[Signal]) -> None:
+        for signal, fresh in zip(signals, await self.publisher.signals(signals), strict=True):
+            placement = signal.details.get("placement") or {}
+            log.info("hotline.call", signal_id=signal.signal_id,
                      category=signal.category, rule=signal.details.get("rule"),
+                     placed=placement.get("matched"), unknown=signal.location.unknown,
                      duplicate=not fresh)
 
 
-def parse_handoff(data: bytes, catalogue: Catalogue) -> Signal:
+def parse_handoff(data: bytes, catalogue: Catalogue,
+                  gazetteer: Gazetteer | None = None) -> Signal:
     """The signal an EIDO document becomes; raises Undeliverable with the reason (naming
-    the field) for a document ECC cannot take in or cannot place."""
+    the field) for a document ECC cannot take in or cannot place (one with only a civic
+    address is placed by ``gazetteer``; without one it is refused)."""
     try:
-        return eido_signal(parse_eido(data), catalogue)
+        return eido_signal(parse_eido(data), catalogue, gazetteer)
     except EidoRejected as exc:
         code = "oversized" if exc.reason.startswith("$: the document is") else "invalid"
         raise Undeliverable(code, exc.reason) from exc
@@ -185,10 +195,12 @@ class EidoAdapter:
 
     source = "eido"
 
-    def __init__(self, ns: Namespace, publisher: Publisher, catalogue: Catalogue) -> None:
+    def __init__(self, ns: Namespace, publisher: Publisher, catalogue: Catalogue,
+                 gazetteer: Gazetteer | None = None) -> None:
         self.ns = ns
         self.publisher = publisher
         self.catalogue = catalogue
+        self.gazetteer = gazetteer
 
     def spec(self) -> ConsumerSpec:
         return feed_consumer(EIDO.feed("adapter-eido"), self.ns)
@@ -197,7 +209,7 @@ class EidoAdapter:
         return self.source
 
     def decode(self, msg: Msg) -> Signal:
-        return parse_handoff(msg.data, self.catalogue)
+        return parse_handoff(msg.data, self.catalogue, self.gazetteer)
 
     async def handle(self, signals: list[Signal]) -> None:
         for signal, fresh in zip(signals, await self.publisher.signals(signals), strict=True):
@@ -395,6 +407,9 @@ class AdapterConfig:
     video: VideoConfig | None = None  # cameras: none registered, none placed
     area: Area | None = None
     cap_trust: Trust | None = None  # the [[cap_sender]] rules: none, the default for all
+    # the city's places ([gazetteer]): addresses without coordinates, CAP geocodes, EIDO
+    # civic addresses are placed with it; None: they are not (dead letters, unplaced areas)
+    gazetteer: Gazetteer | None = None
     heartbeat_check_s: float = 30.0
     cap_sender: str = "ecc@localhost"  # <sender> of the CAP alerts ECC emits
     # the incident types: labels, hotline rules, CAP and EIDO mappings (the built-in one
@@ -418,6 +433,8 @@ def config_from_city(doc: dict[str, Any], *, kinds: tuple[str, ...] = KINDS,
                          video=parse_video_config(doc, origin, categories=categories),
                          area=area_of(doc, origin),
                          cap_trust=trust_of(doc, origin, base if base is not None else Path(".")),
+                         gazetteer=gazetteer_of(doc, base if base is not None else Path("."),
+                                                origin),
                          cap_sender=sender, catalogue=catalogue or load_catalogue())
 
 
@@ -427,11 +444,12 @@ async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfi
     publisher = Publisher(js, ns)
     async with asyncio.TaskGroup() as tg:
         if "hotline" in config.kinds:
-            hotline = HotlineAdapter(ns, publisher, config.catalogue)
+            hotline = HotlineAdapter(ns, publisher, config.catalogue, config.gazetteer)
             tg.create_task(consume(js, ns, hotline.spec(), hotline), name="adapter-hotline")
         if "cap" in config.kinds:
             cap = CapAdapter(ns, publisher, config.area, config.cap_trust,
-                             catalogue=config.catalogue)
+                             catalogue=config.catalogue,
+                             gazetteer=config.gazetteer)
             tg.create_task(consume(js, ns, cap.spec(), cap), name="adapter-cap")
             out = CapOutAdapter(js, ns, config.cap_sender, config.catalogue)
             tg.create_task(consume(js, ns, out.spec(), out), name="adapter-cap-out")
@@ -445,7 +463,7 @@ async def run_adapters(js: JetStreamContext, ns: Namespace, config: AdapterConfi
             for spec in video.specs():
                 tg.create_task(consume(js, ns, spec, video), name=spec.durable)
         if "eido" in config.kinds:
-            handoffs = EidoAdapter(ns, publisher, config.catalogue)
+            handoffs = EidoAdapter(ns, publisher, config.catalogue, config.gazetteer)
             tg.create_task(consume(js, ns, handoffs.spec(), handoffs), name="adapter-eido")
         log.info("adapters.started", kinds=list(config.kinds), namespace=ns.prefix)
         if ready is not None:

@@ -39,7 +39,8 @@ from bench.metric import RESULTS, Metric, fmt, fmt_ratio
 from bench.servers import machine_busy_seconds
 
 # In order: the pure ones first, then those that start servers.
-BENCHES = ("workflow", "dispatch", "skeleton", "roundtrip", "fusion", "fanout", "stalled",
+BENCHES = ("workflow", "dispatch", "gazetteer", "skeleton", "roundtrip", "fusion", "fanout",
+           "stalled",
            "memory", "recovery")
 # The first word of a metric's name, for the benchmarks whose module is named otherwise.
 ALIASES = {"ingest": ("skeleton",), "latency": ("skeleton",), "consoles": ("fanout", "stalled"),

@@ -127,6 +127,14 @@ class MapSpec(_Frozen):
         return self.centre or ((self.south + self.north) / 2, (self.west + self.east) / 2)
 
 
+class GazetteerFiles(_Frozen):
+    """The city file's ``[gazetteer]``: where its places come from, relative to the file
+    (:mod:`adapters.gazetteer_data`). ``osm`` defaults to the road network."""
+
+    osm: str | None = Field(default=None, min_length=1, max_length=500)
+    codes: str | None = Field(default=None, min_length=1, max_length=500)
+
+
 class City(_Frozen):
     name: str
     stations: tuple[Station, ...]
@@ -144,6 +152,18 @@ class City(_Frozen):
         pad_lon = max(0.01, (max(lons) - min(lons)) * 0.1)
         return (max(-90.0, min(lats) - pad_lat), max(-180.0, min(lons) - pad_lon),
                 min(90.0, max(lats) + pad_lat), min(180.0, max(lons) + pad_lon))
+
+    gazetteer: GazetteerFiles = GazetteerFiles()
+
+    @property
+    def gazetteer_osm(self) -> str | None:
+        """The OSM extract the gazetteer reads: ``[gazetteer] osm``, else the road network."""
+        return self.gazetteer.osm or self.road_network
+
+    def centre(self) -> tuple[float, float]:
+        """The stations' mean point: where a signal of unknown place is shown."""
+        return (sum(s.lat for s in self.stations) / len(self.stations),
+                sum(s.lon for s in self.stations) / len(self.stations))
 
     def registrations(self, at: datetime) -> list[RegisterUnit]:
         """A RegisterUnit command for every unit of the city."""
@@ -164,10 +184,12 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
                         f"not valid TOML: {exc}") from exc
     lines = [n for n, line in enumerate(text.splitlines(), 1)
              if re.match(r"^\s*\[\[\s*station\s*\]\]", line)]
-    unknown = set(doc) - {"name", "station", "road_network", "map", *ADAPTER_SECTIONS}
+    unknown = set(doc) - {"name", "station", "road_network", "map", "gazetteer",
+                          *ADAPTER_SECTIONS}
     if unknown:
         raise CityError(origin, None, f"unknown keys {sorted(unknown)}; a city has name, "
-                                      "road_network, [map], [[station]] entries and the adapters' "
+                                      "road_network, [map], [gazetteer], [[station]] entries "
+                                      "and the adapters' "
                                       f"sections {sorted(ADAPTER_SECTIONS)}")
     stations = []
     seen: set[str] = set()
@@ -194,8 +216,13 @@ def parse_city(text: str, origin: str = "city.toml") -> City:
     if roads is not None and not isinstance(roads, str):
         raise CityError(origin, None, "road_network must be the path of an .osm file")
     spec = _map(doc.get("map"), text, origin)
+    try:
+        places = GazetteerFiles.model_validate(doc.get("gazetteer", {}))
+    except ValidationError as exc:
+        raise CityError(origin, None, f"[gazetteer]: {exc.errors(include_url=False)[0]['msg']}"
+                                      " (it has osm and codes: paths of files)") from exc
     return City(name=str(doc.get("name", "city")), stations=tuple(stations), road_network=roads,
-                map=spec)
+                map=spec, gazetteer=places)
 
 
 def _map(raw: Any, text: str, origin: str) -> MapSpec | None:

@@ -184,12 +184,16 @@ class SignalIntake:
                     log.info("intake.update_refused", incident_id=incident_id,
                              signal_id=signal.signal_id, reason=exc.reason)
         lat, lon = signal.location.lat, signal.location.lon
-        cells = cells_around(lat, lon, search_radius(signal.category,
-                                                    self.catalogue.fusion))
+        # a place not resolved is only a stand-in point: never fused on, either way (its
+        # incident has no fusion cell and is never one of ``raised``)
+        unknown = signal.location.unknown is not None
+        cells = [] if unknown else cells_around(lat, lon, search_radius(
+            signal.category, self.catalogue.fusion))
         candidates = [Candidate(r.incident_id, r.category, r.lat, r.lon, r.last_signal_at)
-                      for r in await uow.tx.open_incidents_in(cells) if r.last_signal_at]
-        match = choose(signal.category, lat, lon, seen, [*candidates, *raised],
-                       self.catalogue.fusion)
+                      for r in await uow.tx.open_incidents_in(cells) if r.last_signal_at] \
+            if cells else []
+        match = None if unknown else choose(signal.category, lat, lon, seen,
+                                            [*candidates, *raised], self.catalogue.fusion)
         if match is not None:
             try:
                 await uow.run(match.incident_id, AttachSignal(
@@ -212,7 +216,8 @@ class SignalIntake:
             log.warning("intake.rejected", signal_id=signal.signal_id, code=exc.code,
                         reason=exc.reason)
             return None, False
-        raised.append(Candidate(incident_id, signal.category, lat, lon, seen))
+        if not unknown:
+            raised.append(Candidate(incident_id, signal.category, lat, lon, seen))
         return incident_id, False
 
     async def retract(self, retraction: Retraction) -> list[str]:

@@ -184,6 +184,8 @@ class Service:
                                            cap_trust=cfg.adapters.cap_trust
                                            if cfg.adapters is not None else None,
                                            area=cfg.adapters.area
+                                           if cfg.adapters is not None else None,
+                                           gazetteer=cfg.adapters.gazetteer
                                            if cfg.adapters is not None else None)
                     loop(self.ingress.run(), "ingress")
                     await self.ingress.ready.wait()

@@ -127,13 +127,16 @@ class ProjectionsTx:
         for incident_id, is_open, version, last_seq, view in sorted(rows, key=lambda r: r[0]):
             loc = view.get("location") or {}
             lat, lon = loc.get("lat"), loc.get("lon")
+            # a location unknown (a stand-in point) has no fusion cell: nothing fuses on it
+            known = lat is not None and lon is not None and not loc.get("unknown")
             # fusion's clock: when the sources saw it (replays keep their own time), else
             # when ECC took it in; compared as instants, not as strings
             times = [datetime.fromisoformat(t) for s in view.get("signals", ())
                      if (t := s.get("observed_at") or s.get("at"))]
             for col, value in zip(cols, (
                     incident_id, is_open, version, last_seq, view, view.get("category"), lat,
-                    lon, cell_of(lat, lon) if lat is not None and lon is not None else None,
+                    lon, cell_of(lat, lon) if known and lat is not None and lon is not None
+                    else None,
                     max(times) if times else None), strict=True):
                 col.append(value)
         await self.conn.execute(

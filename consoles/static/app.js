@@ -227,6 +227,8 @@ function scheduleRender() {
 
 function place(view) {
   const l = view.location;
+  // a place the gazetteer could not resolve: its point is only the city's centre
+  if (l.unknown) return `location unknown (${l.unknown})`;
   return l.address || `${l.lat.toFixed(4)}, ${l.lon.toFixed(4)}`;
 }
 

@@ -261,7 +261,7 @@ async def cmd_adapter(settings: Settings, args: argparse.Namespace) -> None:
                 store = await Store.connect(database_url, ns, min_size=1, max_size=2)
                 ingress = Ingress(store, js, ns, host=settings.console_host,
                                   port=args.http_port, cap_trust=config.cap_trust,
-                                  area=config.area)
+                                  area=config.area, gazetteer=config.gazetteer)
                 tg.create_task(ingress.run())
                 await ingress.ready.wait()
                 print(f"ingress {ingress.url}", flush=True)
