@@ -56,8 +56,14 @@ async def test_positions_are_stored_as_tracks_and_garbage_is_not(
             await js.publish(ns.unit_position("U8"), report.model_dump_json().encode())
     await js.publish(ns.unit_position("U4"), report.model_dump_json().encode())  # a repeat
     assert service.tracks is not None
-    await eventually(lambda: _true(service.tracks is not None and service.tracks.stored >= 50
-                                   and sum(service.tracks.refused.values()) == 2))
+    last = now - timedelta(seconds=51)  # the last report's time (n = 49)
+    tracks = service.tracks
+
+    async def settled() -> bool:
+        return sum(tracks.refused.values()) == 2 and bool(await store.pool.fetchval(
+            "SELECT count(*) FROM unit_positions WHERE unit_id = 'U4' AND at = $1", last))
+
+    await eventually(settled, timeout=20)
     # POSITIONS keeps one message per unit: a consumer can skip one replaced before it read
     # it, so the stored count is at most 50 and at least each unit's last
     assert 5 <= await rows(store) <= 50
