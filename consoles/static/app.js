@@ -158,8 +158,19 @@ function onSnapshot(snapshot) {
   deskAlerts.reset(snapshot.alerts);
   app.incidents = new Map(snapshot.incidents.filter((i) => OPEN.has(i.status)).map((i) => [i.incident_id, i]));
   app.units = new Map((snapshot.units || []).map((u) => [u.unit_id, u]));
+  app.positions = new Map();
+  onPositions(snapshot.positions || []);
   detail.refresh();
   scheduleRender();
+}
+
+/** Units' reported positions (a snapshot's, then each `positions` message's): the map
+ * draws a unit there, with its heading, rather than at its station. */
+function onPositions(units) {
+  for (const p of units) {
+    if (p && typeof p.unit_id === "string") app.positions.set(p.unit_id, p);
+  }
+  if (units.length) app.map?.positionsChanged?.();
 }
 
 const skewSamples = [];
@@ -540,7 +551,7 @@ function start(token) {
   $("login").hidden = true;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   app.conn = new Connection(`${scheme}://${location.host}/ws`, token, {
-    onState, onWelcome, onSnapshot, onDelta,
+    onState, onWelcome, onSnapshot, onDelta, onPositions,
     onError: (msg) => toast(msg.message || msg.code, "error"),
   });
   app.conn.start();

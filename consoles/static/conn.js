@@ -99,6 +99,9 @@ export class Connection {
         this.seq = msg.seq;
         this.on.onDelta(msg.event, msg.view ?? null);
         break;
+      case "positions":  // units that moved since the last one: latest wins, no seq
+        this.on.onPositions?.(msg.units || []);
+        break;
       case "result": {
         const waiting = this.pending.get(msg.request_id);
         if (waiting) {

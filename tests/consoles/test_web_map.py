@@ -13,6 +13,7 @@ import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from playwright.async_api import Browser, Page, expect
 
 from command.basemap import MapSite, map_site
 from command.city import City
+from command.model import PositionReport
 from command.settings import load_city
 from command.store import Store
 from command.subjects import Namespace
@@ -78,6 +80,13 @@ async def _shows_the_city(page: Page, city: City, shot: Path) -> None:
     assert colours > 40, f"the map's screenshot {shot} has {colours} colours: blank?"
 
 
+async def _report(js: Any, ns: Namespace, unit_id: str, lat: float, lon: float, *,
+                  heading: float) -> None:
+    report = PositionReport(unit_id=unit_id, lat=lat, lon=lon, speed_mps=12.0,
+                            heading=heading, at=datetime.now(UTC))
+    await js.publish(ns.unit_position(unit_id), report.model_dump_json().encode())
+
+
 async def _service(servers: Servers, database_url: str, ns: Namespace, city: City,
                    site: MapSite) -> AsyncIterator[Service]:
     async with running(Service(ServiceConfig(
@@ -97,16 +106,21 @@ async def test_the_demo_city_opens_on_its_schematic_map(
         await expect(page.locator("#map .leaflet-control-attribution")).to_contain_text(
             "not to navigate by")
 
-        # a reported position (with heading) moves the unit off its station
+        # a unit's device reports where it is, on NATS as a crew's device does: the
+        # position reaches the page (a `positions` message) and the unit moves off its
+        # station, with its heading; a second report moves it on
         home = await page.locator('#map .unit[data-unit-id="E11"]').bounding_box()
-        await page.evaluate("""() => { window.ecc.positions.set("E11", {lat: 34.80, lon: 113.70,
-            heading: 90, speed_mps: 12, at: new Date().toISOString()});
-            window.ecc.map.positionsChanged(); }""")
+        await _report(js, ns, "E11", 34.80, 113.70, heading=90)
         moved = page.locator('#map .unit.live[data-unit-id="E11"]')
-        await expect(moved).to_have_count(1)
+        await expect(moved).to_have_count(1, timeout=LIVE)
         await expect(moved.locator("path.heading")).to_have_attribute("transform", "rotate(90)")
         there = await moved.bounding_box()
         assert home and there and (there["x"], there["y"]) != (home["x"], home["y"])
+        await _report(js, ns, "E11", 34.81, 113.72, heading=45)
+        await expect(moved.locator("path.heading")).to_have_attribute(
+            "transform", "rotate(45)", timeout=LIVE)
+        later = await moved.bounding_box()
+        assert later and (later["x"], later["y"]) != (there["x"], there["y"])
         assert not problems, problems
 
 
