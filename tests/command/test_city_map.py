@@ -97,9 +97,11 @@ def test_a_bad_map_table_is_a_city_error_naming_what_is_wrong(table: Any, says: 
         assert exc.value.line is not None  # the [map] table's line
 
 
-_scalars = (st.none() | st.booleans() | st.integers(-10**6, 10**6)
+# TOML has no null: scalars are drawn without None, not filtered (a filter starved the
+# generator and failed Hypothesis's health check)
+_scalars = (st.booleans() | st.integers(-10**6, 10**6)
             | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
-_values = st.recursive(_scalars.filter(lambda v: v is not None),
+_values = st.recursive(_scalars,
                        lambda inner: st.lists(inner, max_size=4)
                        | st.dictionaries(st.text(min_size=1, max_size=10), inner, max_size=4),
                        max_leaves=12)
