@@ -2,7 +2,8 @@
 
 :func:`build_basemap` turns a city's OpenStreetMap extract into a small GeoJSON
 base layer for the web console (``ecc map build``): roads grouped by class and
-simplified (Douglas-Peucker, in metres), water, administrative boundaries, and
+simplified (Douglas-Peucker, in metres), water (closed ways, and ``type=multipolygon``
+relations with their holes), administrative boundaries, and
 the city file's named districts. :func:`map_site` makes what the gateway serves:
 the map's config (``/map.json``: extent, centre, tile layers, districts) and its
 GeoJSON layers. No I/O here; the shell reads and writes the files.
@@ -10,6 +11,7 @@ GeoJSON layers. No I/O here; the shell reads and writes the files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from command.city import City, District
-from command.roads import read_osm
+from command.roads import OsmExtract, read_osm_extract
 
 # OSM highway class -> the class the map draws (and its simplification tolerance, m).
 ROAD_CLASS: dict[str, str] = {
@@ -92,15 +94,90 @@ def district_features(districts: tuple[District, ...]) -> list[dict[str, Any]]:
     return out
 
 
+def _is_water(tags: dict[str, str]) -> bool:
+    return any(tags.get(k) == v for k, v in _WATER_AREA)
+
+
+def stitch_rings(parts: list[list[str]]) -> list[list[str]]:
+    """Closed rings of node ids from ways that share their ends (either way round), as
+    OSM's multipolygon outers and inners are drawn; what cannot be closed is left out."""
+    rings = [p for p in parts if len(p) >= 4 and p[0] == p[-1]]
+    pending = [list(p) for p in parts if len(p) >= 2 and p[0] != p[-1]]
+    while pending:
+        ring = pending.pop(0)
+        while ring[0] != ring[-1]:
+            for i, part in enumerate(pending):
+                if part[0] == ring[-1]:
+                    ring += part[1:]
+                elif part[-1] == ring[-1]:
+                    ring += part[-2::-1]
+                else:
+                    continue
+                del pending[i]
+                break
+            else:
+                break  # an open end no other way continues: not a ring
+        if ring[0] == ring[-1] and len(ring) >= 4:
+            rings.append(ring)
+    return rings
+
+
+def _inside(point: Point, ring: list[Point]) -> bool:
+    """Whether a (lon, lat) point is inside a closed ring (even-odd rule)."""
+    x, y = point
+    inside = False
+    for (x1, y1), (x2, y2) in itertools.pairwise(ring):
+        if (y1 > y) != (y2 > y) and x < (x2 - x1) * (y - y1) / (y2 - y1) + x1:
+            inside = not inside
+    return inside
+
+
+def _water_relations(osm: OsmExtract) -> tuple[list[dict[str, Any]], set[str]]:
+    """The water of ``type=multipolygon`` relations: outer ways stitched into rings, each
+    with the inner rings inside it as holes; and the ids of the ways they used (so a way
+    tagged like its relation is not drawn twice)."""
+    by_id = dict(zip(osm.way_ids, (refs for _, refs in osm.ways), strict=True))
+    features: list[dict[str, Any]] = []
+    used: set[str] = set()
+    for tags, members in osm.relations:
+        if tags.get("type") != "multipolygon" or not (_is_water(tags) or "water" in tags):
+            continue
+        roles: dict[str, list[list[str]]] = {"outer": [], "inner": []}
+        for kind, ref, role in members:
+            if kind == "way" and ref in by_id:
+                roles["inner" if role == "inner" else "outer"].append(by_id[ref])
+                used.add(ref)
+
+        def rings(parts: list[list[str]]) -> list[list[Point]]:
+            return [[(osm.coords[r][1], osm.coords[r][0]) for r in ring]
+                    for ring in stitch_rings(parts)]
+
+        inners = rings(roles["inner"])
+        polygons = []
+        for outer in rings(roles["outer"]):
+            holes = [h for h in inners if _inside(h[0], outer)]
+            shape = [_rounded(simplify(r, TOLERANCE_M["water"])) for r in [outer, *holes]]
+            if len(shape[0]) >= 4:
+                polygons.append([r for r in shape if len(r) >= 4])
+        if len(polygons) == 1:
+            features.append(_feature("water", {"type": "Polygon", "coordinates": polygons[0]}))
+        elif polygons:
+            features.append(_feature("water", {"type": "MultiPolygon",
+                                               "coordinates": polygons}))
+    return features, used
+
+
 def build_basemap(xml: bytes | str, *, districts: tuple[District, ...] = (),
                   name: str = "") -> dict[str, Any]:
     """The offline base layer of an OSM extract, as a GeoJSON FeatureCollection."""
-    coords, ways = read_osm(xml)
+    osm = read_osm_extract(xml)
+    coords = osm.coords
+    relation_water, in_relations = _water_relations(osm)
     roads: dict[str, list[list[list[float]]]] = {c: [] for c in ROAD_ORDER}
     water_areas: list[list[list[float]]] = []
     waterways: list[list[list[float]]] = []
     boundaries: list[list[list[float]]] = []
-    for tags, refs in ways:
+    for way_id, (tags, refs) in zip(osm.way_ids, osm.ways, strict=True):
         if len(refs) < 2:
             continue
         line: list[Point] = [(coords[r][1], coords[r][0]) for r in refs]
@@ -108,7 +185,7 @@ def build_basemap(xml: bytes | str, *, districts: tuple[District, ...] = (),
         closed = refs[0] == refs[-1] and len(refs) >= 4
         if road is not None:
             roads[road].append(_rounded(simplify(line, TOLERANCE_M[road])))
-        elif closed and any(tags.get(k) == v for k, v in _WATER_AREA):
+        elif closed and _is_water(tags) and way_id not in in_relations:
             ring = _rounded(simplify(line, TOLERANCE_M["water"]))
             if len(ring) >= 4:
                 water_areas.append(ring)
@@ -119,6 +196,7 @@ def build_basemap(xml: bytes | str, *, districts: tuple[District, ...] = (),
     features = district_features(districts)
     features += [_feature("water", {"type": "Polygon", "coordinates": [ring]})
                  for ring in water_areas]
+    features += relation_water
     if waterways:
         features.append(_feature("waterway", {"type": "MultiLineString",
                                               "coordinates": waterways}))

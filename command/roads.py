@@ -19,6 +19,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -110,22 +111,51 @@ def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 OsmWay = tuple[dict[str, str], list[str]]  # a way's tags and its node ids, in order
+# a relation's tags and its members: (type, ref, role), in order
+OsmRelation = tuple[dict[str, str], list[tuple[str, str, str]]]
+
+
+@dataclass(frozen=True)
+class OsmExtract:
+    """An OSM XML extract: nodes (id -> (lat, lon)), ways (tags, node ids of known
+    nodes) and their ids by index, and relations (tags, members)."""
+
+    coords: dict[str, tuple[float, float]]
+    ways: list[OsmWay]
+    way_ids: list[str]
+    relations: list[OsmRelation]
+
+
+def read_osm_extract(xml: bytes | str) -> OsmExtract:
+    """The nodes, ways and relations of OSM XML (the offline map reads relations for
+    multipolygon water, command.basemap). Raises ET.ParseError (a SyntaxError) on bad
+    XML and KeyError on an element without its required attributes."""
+    root = ET.fromstring(xml)
+    coords: dict[str, tuple[float, float]] = {}
+    for node in root.iter("node"):
+        coords[node.attrib["id"]] = (float(node.attrib["lat"]), float(node.attrib["lon"]))
+    ways: list[OsmWay] = []
+    way_ids: list[str] = []
+    for way in root.iter("way"):
+        tags = {t.attrib["k"]: t.attrib["v"] for t in way.iter("tag")}
+        refs = [nd.attrib["ref"] for nd in way.iter("nd") if nd.attrib["ref"] in coords]
+        ways.append((tags, refs))
+        way_ids.append(way.attrib.get("id", ""))
+    relations: list[OsmRelation] = []
+    for rel in root.iter("relation"):
+        tags = {t.attrib["k"]: t.attrib["v"] for t in rel.iter("tag")}
+        members = [(m.attrib.get("type", ""), m.attrib.get("ref", ""), m.attrib.get("role", ""))
+                   for m in rel.iter("member")]
+        relations.append((tags, members))
+    return OsmExtract(coords, ways, way_ids, relations)
 
 
 def read_osm(xml: bytes | str) -> tuple[dict[str, tuple[float, float]], list[OsmWay]]:
     """OSM XML's nodes (id -> (lat, lon)) and ways (tags, node ids of known nodes).
 
     The road network reads it here, and so does the offline map (command.basemap)."""
-    root = ET.fromstring(xml)
-    coords: dict[str, tuple[float, float]] = {}
-    for node in root.iter("node"):
-        coords[node.attrib["id"]] = (float(node.attrib["lat"]), float(node.attrib["lon"]))
-    ways: list[OsmWay] = []
-    for way in root.iter("way"):
-        tags = {t.attrib["k"]: t.attrib["v"] for t in way.iter("tag")}
-        refs = [nd.attrib["ref"] for nd in way.iter("nd") if nd.attrib["ref"] in coords]
-        ways.append((tags, refs))
-    return coords, ways
+    extract = read_osm_extract(xml)
+    return extract.coords, extract.ways
 
 
 def parse_osm(xml: bytes | str, *, speed_factor: float = 1.0) -> RoadNetwork:
