@@ -83,15 +83,23 @@ def _feature(kind: str, geometry: dict[str, Any], **props: Any) -> dict[str, Any
     return {"type": "Feature", "properties": {"kind": kind, **props}, "geometry": geometry}
 
 
-def district_features(districts: tuple[District, ...]) -> list[dict[str, Any]]:
-    """The city file's districts as GeoJSON polygons (rings closed) with their names."""
-    out = []
-    for d in districts:
-        ring = [list(p) for p in d.polygon]
-        if ring[0] != ring[-1]:
-            ring.append(ring[0])
-        out.append(_feature("district", {"type": "Polygon", "coordinates": [ring]}, name=d.name))
+def _closed(ring: tuple[tuple[float, float], ...]) -> list[list[float]]:
+    out = [list(p) for p in ring]
+    if out[0] != out[-1]:
+        out.append(out[0])
     return out
+
+
+def district_features(districts: tuple[District, ...]) -> list[dict[str, Any]]:
+    """The city's districts as GeoJSON polygons (rings closed, holes after their outer
+    ring) with their names; the parts of a district of several are one MultiPolygon."""
+    parts: dict[str, list[list[list[list[float]]]]] = {}
+    for d in districts:
+        parts.setdefault(d.name, []).append([_closed(r) for r in (d.polygon, *d.holes)])
+    return [_feature("district", {"type": "Polygon", "coordinates": polygons[0]}, name=name)
+            if len(polygons) == 1 else
+            _feature("district", {"type": "MultiPolygon", "coordinates": polygons}, name=name)
+            for name, polygons in parts.items()]
 
 
 def _is_water(tags: dict[str, str]) -> bool:

@@ -12,6 +12,7 @@ build`` makes from the road network) and the named districts.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from datetime import datetime
@@ -80,11 +81,18 @@ class Tiles(_Frozen):
         return self
 
 
+Ring = tuple[tuple[Lon, Lat], ...]
+
+
 class District(_Frozen):
-    """A named area drawn on the map: one ring of [lon, lat] points (GeoJSON's order)."""
+    """A named area drawn on the map: one ring of [lon, lat] points (GeoJSON's order),
+    with holes when it has some. A district of several parts (a GeoJSON MultiPolygon) is
+    several entries of one name, drawn as one feature."""
 
     name: str = Field(min_length=1, max_length=80)
-    polygon: tuple[tuple[Lon, Lat], ...] = Field(min_length=3, max_length=2000)
+    polygon: Ring = Field(min_length=3, max_length=2000)
+    holes: tuple[Annotated[Ring, Field(min_length=3, max_length=2000)], ...] = Field(
+        default=(), max_length=50)
 
 
 class MapSpec(_Frozen):
@@ -102,6 +110,9 @@ class MapSpec(_Frozen):
     offline_attribution: str = Field(default="", max_length=300)
     tiles: tuple[Tiles, ...] = Field(default=(), max_length=10)
     district: tuple[District, ...] = Field(default=(), max_length=500)
+    # more districts, from a GeoJSON FeatureCollection relative to the city file (the
+    # shell reads it: command.settings.load_city, then parse_districts and with_districts)
+    districts: str | None = Field(default=None, min_length=1, max_length=300)
     # the base layer shown first: a tile layer's name, or "offline" (the default when
     # there is an offline layer)
     default: str | None = Field(default=None, pattern=_LAYER)
@@ -238,3 +249,110 @@ def _map(raw: Any, text: str, origin: str) -> MapSpec | None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'map'}: {e['msg']}"
                              for e in exc.errors(include_url=False)[:5])
         raise CityError(origin, line, f"[map]: {problems}") from exc
+
+
+DISTRICTS_MAX_BYTES = 5_000_000
+DISTRICTS_MAX_FEATURES = 500
+_PARTS_MAX = 50
+
+
+def parse_districts(data: bytes, origin: str) -> tuple[District, ...]:
+    """The districts of a GeoJSON FeatureCollection (the city file's ``[map] districts``):
+    each feature a Polygon or MultiPolygon with a ``name`` property, held to the limits
+    of ``[[map.district]]``. Raises :class:`CityError` naming ``origin`` and the feature
+    (its index and name) at fault."""
+    if len(data) > DISTRICTS_MAX_BYTES:
+        raise CityError(origin, None, f"{len(data)} bytes, more than the "
+                                      f"{DISTRICTS_MAX_BYTES} a districts file may hold: "
+                                      "simplify the polygons")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CityError(origin, None, f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" \
+            or not isinstance(doc.get("features"), list):
+        raise CityError(origin, None, "not a GeoJSON FeatureCollection (an object with "
+                                      '"type": "FeatureCollection" and "features")')
+    features = doc["features"]
+    if len(features) > DISTRICTS_MAX_FEATURES:
+        raise CityError(origin, None, f"{len(features)} features, more than "
+                                      f"{DISTRICTS_MAX_FEATURES} districts")
+    out: list[District] = []
+    names: set[str] = set()
+    for i, feature in enumerate(features):
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        name = props.get("name") if isinstance(props, dict) else None
+        where = f"feature {i}" + (f" ({name!r})" if isinstance(name, str) else "")
+        try:
+            parts = _district_parts(feature, name)
+            if name in names:
+                raise ValueError(f"the name {name!r} is another feature's too")
+            out += [District.model_validate({"name": name, "polygon": outer, "holes": holes})
+                    for outer, *holes in parts]
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'district'}: {e['msg']}"
+                                 for e in exc.errors(include_url=False)[:3])
+            raise CityError(origin, None, f"{where}: {problems}") from exc
+        except ValueError as exc:
+            raise CityError(origin, None, f"{where}: {exc}") from exc
+        names.add(name)  # type: ignore[arg-type]  # _district_parts checked it is a str
+    return tuple(out)
+
+
+def _district_parts(feature: Any, name: Any) -> list[list[list[tuple[Any, Any]]]]:
+    """A feature's polygons, each [outer ring, *holes], rings open (GeoJSON closes them),
+    or ValueError saying what is wrong."""
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise ValueError('not a GeoJSON Feature (an object with "type": "Feature")')
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError('needs a "name" property (a string)')
+    geometry = feature.get("geometry")
+    kind = geometry.get("type") if isinstance(geometry, dict) else None
+    coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    if kind == "Polygon":
+        polygons = [coordinates]
+    elif kind == "MultiPolygon" and isinstance(coordinates, list):
+        polygons = coordinates
+        if not 1 <= len(polygons) <= _PARTS_MAX:
+            raise ValueError(f"a MultiPolygon of 1 to {_PARTS_MAX} polygons, not "
+                             f"{len(polygons)}")
+    else:
+        raise ValueError("its geometry must be a Polygon or a MultiPolygon")
+    parts = []
+    for polygon in polygons:
+        if not isinstance(polygon, list) or not 1 <= len(polygon) <= _PARTS_MAX + 1:
+            raise ValueError("a polygon is a list of rings: the outer one, then its holes")
+        parts.append([_ring(ring) for ring in polygon])
+    return parts
+
+
+def _ring(ring: Any) -> list[tuple[Any, Any]]:
+    if not isinstance(ring, list):
+        raise ValueError("a ring is a list of [lon, lat] positions")
+    points = []
+    for p in ring:
+        if not (isinstance(p, list) and 2 <= len(p) <= 3
+                and all(isinstance(x, int | float) and not isinstance(x, bool) for x in p)):
+            raise ValueError(f"a position is [lon, lat] (or [lon, lat, height]), not {p!r:.60}")
+        points.append((p[0], p[1]))
+    if len(points) > 1 and points[0] == points[-1]:
+        points.pop()  # GeoJSON closes its rings; a district's ring is closed when drawn
+    return points
+
+
+def with_districts(city: City, more: tuple[District, ...], origin: str) -> City:
+    """The city with ``more`` districts (a districts file's) after its inline ones; a name
+    in both, or too many in all, is a :class:`CityError` naming ``origin``."""
+    if city.map is None:
+        return city
+    inline = {d.name for d in city.map.district}
+    clash = sorted({d.name for d in more} & inline)
+    if clash:
+        raise CityError(origin, None, f"districts {clash} are in the city file's "
+                                      "[[map.district]] too: name each once")
+    names = inline | {d.name for d in more}
+    if len(names) > DISTRICTS_MAX_FEATURES:
+        raise CityError(origin, None, f"{len(names)} districts in all, more than "
+                                      f"{DISTRICTS_MAX_FEATURES}")
+    spec = city.map.model_copy(update={"district": (*city.map.district, *more)})
+    return city.model_copy(update={"map": spec})

@@ -14,7 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from command.city import City, parse_city
+from command.city import (
+    DISTRICTS_MAX_BYTES,
+    City,
+    CityError,
+    parse_city,
+    parse_districts,
+    with_districts,
+)
 from command.roads import RoadNetwork, parse_osm
 from workflows.catalogue import Catalogue, parse_catalogue
 
@@ -160,8 +167,21 @@ def load_city(path: Path | None = None) -> City:
     """Read and validate a city file; the demo city (Zhengzhou) when ``path`` is None."""
     if path is None:
         text = resources.files("sim").joinpath("data/zhengzhou.toml").read_text()
-        return parse_city(text, "sim/data/zhengzhou.toml")
-    return parse_city(path.read_text(), str(path))
+        city = parse_city(text, "sim/data/zhengzhou.toml")
+        base: Traversable | Path = resources.files("sim").joinpath("data")
+    else:
+        city = parse_city(path.read_text(), str(path))
+        base = path.parent
+    if city.map is None or city.map.districts is None:
+        return city
+    where = base / city.map.districts
+    origin = f"{where} ([map] districts of {path or 'sim/data/zhengzhou.toml'})"
+    try:
+        with where.open("rb") as file:  # read one byte past the limit, not the whole file
+            data = file.read(DISTRICTS_MAX_BYTES + 1)
+    except OSError as exc:
+        raise CityError(origin, None, f"cannot read it: {exc.strerror or exc}") from exc
+    return with_districts(city, parse_districts(data, origin), origin)
 
 
 def load_city_doc(path: Path | None = None) -> dict[str, Any]:
