@@ -86,6 +86,12 @@ class Child:
         result: dict[str, Any] = json.loads(raw)
         return result
 
+    async def send(self, line: str) -> None:
+        """One line to the child's stdin (bench.lean's position client takes commands)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+
     @property
     def pid(self) -> int:
         return self.proc.pid
