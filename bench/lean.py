@@ -84,6 +84,7 @@ class LeanConsole(asyncio.Protocol):
         self.joined: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.in_feed = False
+        self.partial = bytearray()  # the frames so far of a fragmented message
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -101,8 +102,12 @@ class LeanConsole(asyncio.Protocol):
                 else:
                     self.ws.send_text(json.dumps({"type": "hello", "token": self.token})
                                       .encode())
-            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                self._text(bytes(event.data), now)
+            elif isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.CONT):
+                # a message the gateway fragments (a large snapshot) is reassembled
+                self.partial += event.data
+                if event.fin:
+                    data, self.partial = bytes(self.partial), bytearray()
+                    self._text(data, now)
         self._flush()
 
     def _text(self, data: bytes, now: float) -> None:

@@ -128,7 +128,9 @@ async def run(units: int, consoles: int, procs: int, hz: float, window: float, i
             tokens += [token] * PER_TOKEN
         await store.close()
         service = Serve(serve_env(srv.nats_url, database_url, ns.prefix,
-                                  ECC_CONSOLE_POSITIONS_HZ=str(hz)))
+                                  ECC_CONSOLE_POSITIONS_HZ=str(hz),
+                                  # every console comes from 127.0.0.1
+                                  ECC_CONSOLE_MAX_PER_PEER=str(consoles + 8)))
         await service.start()
         nc = await bus.connect(srv.nats_url, "ecc-bench")
         children: list[Child] = []
