@@ -86,6 +86,12 @@ class Child:
         result: dict[str, Any] = json.loads(raw)
         return result
 
+    async def send(self, line: str) -> None:
+        """One line to the child's stdin (bench.lean's position client takes commands)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+
     @property
     def pid(self) -> int:
         return self.proc.pid
@@ -179,7 +185,9 @@ async def run(consoles: int, procs: int, burst: int, rate: float, seconds: float
                                      agency=None)
             tokens += [token] * PER_TOKEN
         await store.close()
-        service = Serve(serve_env(srv.nats_url, database_url, ns.prefix))
+        # every console comes from 127.0.0.1: past the gateway's per-peer limit (32)
+        service = Serve(serve_env(srv.nats_url, database_url, ns.prefix,
+                                  ECC_CONSOLE_MAX_PER_PEER=str(consoles + 8)))
         await service.start()
         nc = await bus.connect(srv.nats_url, "ecc-bench")
         js = nc.jetstream()

@@ -1,4 +1,5 @@
-"""The console side of bench.fanout: lean websocket consoles, and a bare broadcast server.
+"""The console side of bench.fanout and bench.positions: lean websocket consoles, and a
+bare broadcast server.
 
 A :class:`LeanConsole` is websockets' sans-I/O client protocol on an asyncio
 Protocol: the handshake, ``hello``, then counting the deltas whose summary
@@ -6,9 +7,11 @@ carries the benchmark's marker (``fanout <phase> <monotonic publish time>``),
 with no task or future per message, so a client process costs as little as a
 websocket client can. One process runs many (:func:`client`); :func:`raw_server`
 is the baseline's server. Both are children of bench.fanout, configured by one
-JSON line on stdin and reporting JSON lines on stdout:
+JSON line on stdin and reporting JSON lines on stdout. :class:`PositionConsole` (run
+by :func:`position_client`, a child of bench.positions) counts the unit entries of
+``positions`` messages instead, between a ``start`` and a ``stop`` line on stdin:
 
-    python -m bench.lean --client | --raw-server
+    python -m bench.lean --client | --raw-server | --positions
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import json
 import random
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from websockets.client import ClientProtocol
@@ -66,7 +71,10 @@ class Tally:
 class LeanConsole(asyncio.Protocol):
     """One console: the websocket handshake, ``hello``, then counting marked deltas."""
 
-    def __init__(self, url: str, token: str, tally: Tally, deflate: bool) -> None:
+    # the arrival clock: monotonic, as the fanout marker's publish time is
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, url: str, token: str, tally: Any, deflate: bool) -> None:
         self.ws = ClientProtocol(parse_uri(ws_url(url)), max_size=None,
                                  extensions=enable_client_permessage_deflate(None)
                                  if deflate else None)
@@ -76,6 +84,7 @@ class LeanConsole(asyncio.Protocol):
         self.joined: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.in_feed = False
+        self.partial = bytearray()  # the frames so far of a fragmented message
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -84,7 +93,7 @@ class LeanConsole(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        now = time.monotonic()
+        now = self.clock()
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if isinstance(event, Response):
@@ -93,8 +102,12 @@ class LeanConsole(asyncio.Protocol):
                 else:
                     self.ws.send_text(json.dumps({"type": "hello", "token": self.token})
                                       .encode())
-            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                self._text(bytes(event.data), now)
+            elif isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.CONT):
+                # a message the gateway fragments (a large snapshot) is reassembled
+                self.partial += event.data
+                if event.fin:
+                    data, self.partial = bytes(self.partial), bytearray()
+                    self._text(data, now)
         self._flush()
 
     def _text(self, data: bytes, now: float) -> None:
@@ -144,15 +157,15 @@ class LeanConsole(asyncio.Protocol):
             self.transport.abort()
 
 
-async def _open(url: str, token: str, tally: Tally, deflate: bool,
-                gate: asyncio.Semaphore) -> LeanConsole:
+async def _open(url: str, token: str, tally: Any, deflate: bool,
+                gate: asyncio.Semaphore, kind: type[LeanConsole] = LeanConsole) -> LeanConsole:
     """Connect one console, retrying while the gateway says it is busy."""
     host, port = url.split("//", 1)[1].rstrip("/").split(":")
     loop = asyncio.get_running_loop()
     for _ in range(60):
         async with gate:
             _, console = await loop.create_connection(
-                lambda: LeanConsole(url, token, tally, deflate), host, int(port))
+                lambda: kind(url, token, tally, deflate), host, int(port))
             outcome = await asyncio.wait_for(console.joined, 60)
         if outcome == "ok":
             return console
@@ -187,6 +200,97 @@ async def client(cfg: dict[str, Any]) -> None:
         console.close()
 
 
+@dataclass
+class PositionTally:
+    """What one client process saw of ``positions`` messages while measuring: each unit
+    entry's latency from its ``at`` to its arrival (wall clock), in 0.1 ms bins."""
+
+    consoles: int
+    measuring: bool = False
+    updates: int = 0
+    messages: int = 0
+    max_units: int = 0  # the most unit entries in one message
+    bins: Counter[int] = field(default_factory=Counter)  # latency in 0.1 ms -> entries
+    first: float | None = None
+    last: float | None = None
+    frames: int = 0
+    resyncs: int = 0
+    closed: int = 0
+    # ``at`` text -> its POSIX time: every console gets the same entries, so each is
+    # parsed about once, not once per console
+    _at: dict[str, float] = field(default_factory=dict)
+
+    def positions(self, data: bytes, now: float) -> None:
+        if not self.measuring:
+            return
+        units = json.loads(data)["units"]
+        self.messages += 1
+        self.updates += len(units)
+        self.max_units = max(self.max_units, len(units))
+        if self.first is None:
+            self.first = now
+        self.last = now
+        cache, bins = self._at, self.bins
+        if len(cache) > 50_000:
+            cache.clear()
+        for unit in units:
+            text = unit["at"]
+            at = cache.get(text)
+            if at is None:
+                at = cache[text] = datetime.fromisoformat(text).timestamp()
+            bins[round((now - at) * 10_000)] += 1
+
+    def reset(self) -> None:
+        self.updates = self.messages = self.max_units = 0
+        self.bins.clear()
+        self.first = self.last = None
+        self.measuring = True
+
+    def report(self) -> dict[str, Any]:
+        return {"consoles": self.consoles, "updates": self.updates, "messages": self.messages,
+                "max_units_per_message": self.max_units, "first": self.first,
+                "last": self.last, "bins": dict(self.bins), "frames": self.frames,
+                "resyncs": self.resyncs, "closed": self.closed}
+
+
+class PositionConsole(LeanConsole):
+    """One console counting the unit entries of the ``positions`` messages it gets."""
+
+    clock = staticmethod(time.time)  # a report's ``at`` is wall-clock UTC
+
+    def _text(self, data: bytes, now: float) -> None:
+        if not self.in_feed:
+            super()._text(data, now)
+            return
+        self.tally.frames += 1
+        if data.startswith(b'{"type":"positions"'):
+            self.tally.positions(data, now)
+        elif data.startswith(b'{"type":"resync"'):
+            self.tally.resyncs += 1
+
+
+async def position_client(cfg: dict[str, Any]) -> None:
+    """One process of position consoles: join (report a line), then on each ``start``
+    line on stdin start counting afresh, on each ``stop`` report what was counted."""
+    tally = PositionTally(consoles=len(cfg["tokens"]))
+    gate = asyncio.Semaphore(cfg.get("concurrency", 8))
+    start = time.monotonic()
+    consoles = await asyncio.gather(*(
+        _open(cfg["url"], token, tally, cfg["deflate"], gate, PositionConsole)
+        for token in cfg["tokens"]))
+    print(json.dumps({"joined": len(consoles), "seconds": round(time.monotonic() - start, 2)}),
+          flush=True)
+    while line := (await asyncio.to_thread(sys.stdin.readline)).strip():
+        if line == "start":
+            tally.reset()
+            print(json.dumps({"started": time.time()}), flush=True)
+        elif line == "stop":
+            tally.measuring = False
+            print(json.dumps(tally.report()), flush=True)
+    for console in consoles:
+        console.close()
+
+
 async def raw_server(cfg: dict[str, Any]) -> None:
     """Take ``cfg["consoles"]`` consoles, then broadcast ``cfg["burst"]`` frames shaped
     like ``cfg["sample"]`` to all of them, as fast as websockets can; then wait for EOF."""
@@ -217,10 +321,11 @@ async def raw_server(cfg: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) != 2 or sys.argv[1] not in ("--client", "--raw-server"):
+    roles = {"--client": client, "--raw-server": raw_server, "--positions": position_client}
+    if len(sys.argv) != 2 or sys.argv[1] not in roles:
         sys.exit(__doc__)
     cfg = json.loads(sys.stdin.readline())
-    asyncio.run(client(cfg) if sys.argv[1] == "--client" else raw_server(cfg))
+    asyncio.run(roles[sys.argv[1]](cfg))
 
 
 if __name__ == "__main__":

@@ -40,11 +40,11 @@ from bench.servers import machine_busy_seconds
 
 # In order: the pure ones first, then those that start servers.
 BENCHES = ("workflow", "dispatch", "gazetteer", "skeleton", "roundtrip", "fusion", "fanout",
-           "stalled",
+           "positions", "stalled",
            "memory", "recovery")
 # The first word of a metric's name, for the benchmarks whose module is named otherwise.
-ALIASES = {"ingest": ("skeleton",), "latency": ("skeleton",), "consoles": ("fanout", "stalled"),
-           "startup": ("memory",)}
+ALIASES = {"ingest": ("skeleton",), "latency": ("skeleton",),
+           "consoles": ("fanout", "positions", "stalled"), "startup": ("memory",)}
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 3600.0  # seconds for one benchmark
 
